@@ -1,0 +1,3 @@
+from conntel.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The HTTP API, wire-compatible with the Cloudflare v4 API."""

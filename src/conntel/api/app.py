@@ -1,0 +1,66 @@
+"""The ASGI application: routes, error rendering, store lifetime."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from conntel.api.auth import Authenticator
+from conntel.api.envelope import error_response
+from conntel.api.errors import INTERNAL_ERROR, METHOD_NOT_ALLOWED, ApiError, no_route
+from conntel.api.events import EventRoutes
+from conntel.api.routing import CONNECTOR, api_path
+from conntel.config import Settings
+from conntel.store.base import Store
+
+log = logging.getLogger("conntel")
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(no_route(api_path(request)))
+    if exc.status_code == 405:
+        return error_response(
+            ApiError(405, METHOD_NOT_ALLOWED, f"Method {request.method} not allowed on {api_path(request)}",
+                     headers=exc.headers)
+        )
+    return error_response(ApiError(exc.status_code, INTERNAL_ERROR, exc.detail))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, api_path(request))
+    return error_response(ApiError(500, INTERNAL_ERROR, "Internal server error"))
+
+
+def create_app(store: Store, settings: Settings) -> Starlette:
+    auth = Authenticator(store, settings.credential_ttl_seconds)
+    events = EventRoutes(store, auth, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await store.close()
+
+    routes = [
+        # Get Event first: it is the hot path.
+        Route(CONNECTOR + "/telemetry/events/{event_ref}", events.get_event, methods=["GET"]),
+        Route(CONNECTOR + "/telemetry/events", events.ingest, methods=["POST"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected_error},
+    )

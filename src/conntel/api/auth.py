@@ -1,0 +1,115 @@
+"""Who is calling, and may they do this on that account.
+
+The error for each malformed or wrong credential is the one the public API
+gives (CONTRACT §5, §7). Looked-up credentials are cached for at most
+`credential_ttl_seconds`, so a revocation takes effect within that time on
+every process.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Generic, Mapping, TypeVar
+
+from conntel.api.errors import (
+    AUTHENTICATION_ERROR,
+    INVALID_AUTHORIZATION_HEADER,
+    INVALID_EMAIL_HEADER,
+    INVALID_KEY_HEADER,
+    INVALID_REQUEST_HEADERS,
+    MISSING_CREDENTIALS,
+    UNKNOWN_GLOBAL_KEY,
+    ApiError,
+)
+from conntel.credentials import API_KEY_FORMAT, GLOBAL_KEY_PERMISSIONS, TOKEN_FORMAT, is_valid_email, secret_hash
+from conntel.store.base import Store, TokenRecord, UserRecord
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller and what it may do, per account."""
+
+    grants: Mapping[str, frozenset[str]]  # account_id -> permission names
+    token: TokenRecord | None = None
+
+    def may(self, account_id: str, accepts: frozenset[str]) -> bool:
+        held = self.grants.get(account_id)
+        return held is not None and not held.isdisjoint(accepts)
+
+
+class TtlCache(Generic[K, V]):
+    """A small time-bounded cache of lookups, misses included."""
+
+    def __init__(self, ttl: float, max_entries: int = 10_000):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[K, tuple[float, V]] = {}
+
+    async def get(self, key: K, load: Callable[[K], Awaitable[V]]) -> V:
+        now = time.monotonic()
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = await load(key)
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (now + self.ttl, value)
+        return value
+
+
+def token_is_current(token: TokenRecord, now: float) -> bool:
+    if token.revoked:
+        return False
+    if token.not_before is not None and now < token.not_before:
+        return False
+    return token.expires_on is None or now < token.expires_on
+
+
+class Authenticator:
+    def __init__(self, store: Store, ttl: float):
+        self._store = store
+        self._tokens: TtlCache[bytes, TokenRecord | None] = TtlCache(ttl)
+        self._users: TtlCache[str, UserRecord | None] = TtlCache(ttl)
+
+    async def find_token(self, authorization: str) -> TokenRecord | None:
+        """The token named by a well-formed `Bearer` header, current or not; raises when malformed."""
+        scheme, _, secret = authorization.partition(" ")
+        if scheme != "Bearer" or not TOKEN_FORMAT.fullmatch(secret):
+            raise ApiError.of(400, INVALID_REQUEST_HEADERS, chain=(INVALID_AUTHORIZATION_HEADER,))
+        digest = secret_hash(secret)
+        token = await self._tokens.get(digest, self._store.find_token)
+        # Found by its hash; still compare in constant time, as for global keys.
+        return token if token is not None and hmac.compare_digest(token.secret_hash, digest) else None
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        authorization = headers.get("authorization")
+        if authorization is not None:
+            token = await self.find_token(authorization)
+            if token is None or not token_is_current(token, time.time()):
+                raise ApiError.of(401, AUTHENTICATION_ERROR)
+            return Principal({token.account_id: token.permissions}, token)
+        email, key = headers.get("x-auth-email"), headers.get("x-auth-key")
+        if email is None and key is None:
+            raise ApiError.of(400, MISSING_CREDENTIALS)
+        chain = ()
+        if email is None or not is_valid_email(email):
+            chain += (INVALID_EMAIL_HEADER,)
+        if key is None or not API_KEY_FORMAT.fullmatch(key):
+            chain += (INVALID_KEY_HEADER,)
+        if chain:
+            raise ApiError.of(400, INVALID_REQUEST_HEADERS, chain=chain)
+        user = await self._users.get(email.lower(), self._store.find_user)
+        if user is None or not hmac.compare_digest(user.api_key_hash, secret_hash(key)):
+            raise ApiError.of(403, UNKNOWN_GLOBAL_KEY)
+        return Principal(dict.fromkeys(user.accounts, GLOBAL_KEY_PERMISSIONS))
+
+    async def authorize(self, headers: Mapping[str, str], account_id: str, accepts: frozenset[str]) -> Principal:
+        principal = await self.authenticate(headers)
+        if not principal.may(account_id, accepts):
+            raise ApiError.of(403, AUTHENTICATION_ERROR)
+        return principal

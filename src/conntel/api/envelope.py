@@ -1,0 +1,45 @@
+"""The v4 envelope: every JSON response has result, success, errors and messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, Struct, UnsetType
+from starlette.responses import Response
+
+from conntel.api.errors import ApiError, ErrorItem
+
+
+class WireError(Struct, omit_defaults=True):
+    code: int
+    message: str
+    error_chain: list[WireError] | UnsetType = UNSET
+
+
+class Envelope(Struct):
+    result: Any
+    success: bool
+    errors: list[WireError]
+    messages: list[Any]
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _wire(item: ErrorItem, chain: tuple[ErrorItem, ...] = ()) -> WireError:
+    return WireError(item.code, item.message, [_wire(link) for link in chain] if chain else UNSET)
+
+
+class JsonResponse(Response):
+    media_type = "application/json"
+
+
+def ok(result: Any, messages: list[Any] | None = None, status: int = 200) -> Response:
+    return JsonResponse(_encode(Envelope(result, True, [], messages or [])), status_code=status)
+
+
+def error_response(error: ApiError) -> Response:
+    errors = [_wire(error.item, error.chain), *(_wire(item) for item in error.also)]
+    body = _encode(Envelope(None, False, errors, []))
+    return JsonResponse(body, status_code=error.status, headers=error.headers)

@@ -1,0 +1,212 @@
+"""The operator command line: thin wrappers over conntel.admin and the server."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import time
+from dataclasses import asdict, is_dataclass
+from typing import Any, Awaitable, Callable
+
+import click
+
+from conntel import admin
+from conntel.config import DEFAULT_DB, Settings
+from conntel.credentials import PERMISSIONS
+from conntel.store import UnsupportedDatabase, open_store
+from conntel.store.base import Store, StoreError
+
+
+def store_options(command: Callable) -> Callable:
+    """--db / --database-url, accepted after every subcommand that touches the store."""
+    command = click.option(
+        "--database-url",
+        envvar="CONNTEL_DATABASE_URL",
+        help="Database URL (sqlite:///PATH). Overrides --db. [env: CONNTEL_DATABASE_URL]",
+    )(command)
+    command = click.option(
+        "--db",
+        envvar="CONNTEL_DB",
+        default=DEFAULT_DB,
+        show_default=True,
+        type=click.Path(dir_okay=False),
+        help="SQLite database file. [env: CONNTEL_DB]",
+    )(command)
+    return command
+
+
+def json_option(command: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")(command)
+
+
+def _database(db: str, database_url: str | None) -> str:
+    return database_url or db
+
+
+def _run_admin(db: str, database_url: str | None, operation: Callable[[Store], Awaitable[Any]]) -> Any:
+    async def run() -> Any:
+        store = open_store(_database(db, database_url))
+        try:
+            return await operation(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except (admin.AdminError, StoreError, UnsupportedDatabase) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _emit(result: Any, as_json: bool, title: str) -> None:
+    data = asdict(result) if is_dataclass(result) else result
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    click.echo(title)
+    for key, value in data.items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        click.echo(f"  {key}: {shown if shown is not None else '-'}")
+
+
+def admin_command(group: click.Group, name: str, title: str):
+    """Register an admin subcommand: store options, --json, and uniform output and errors."""
+
+    def register(operation: Callable[..., Awaitable[Any]]) -> Callable:
+        @group.command(name, help=operation.__doc__)
+        @store_options
+        @json_option
+        @functools.wraps(operation)
+        def command(db: str, database_url: str | None, as_json: bool, **kwargs: Any) -> None:
+            result = _run_admin(db, database_url, lambda store: operation(store, **kwargs))
+            _emit(result, as_json, title)
+
+        return command
+
+    return register
+
+
+@click.group()
+@click.version_option(package_name="conntel")
+def main() -> None:
+    """conntel: Magic WAN Connector telemetry events, served over the Cloudflare v4 API."""
+
+
+@main.group()
+def accounts() -> None:
+    """Manage accounts."""
+
+
+@main.group()
+def tokens() -> None:
+    """Manage API tokens."""
+
+
+@main.group()
+def users() -> None:
+    """Manage users (email + global API key)."""
+
+
+@main.group()
+def connectors() -> None:
+    """Manage connectors."""
+
+
+@click.option("--id", "account_id", help="Account id (default: a new random 32-hex id).")
+@click.option("--name", help="Display name (default: the id).")
+@admin_command(accounts, "create", "Created account")
+async def accounts_create(store: Store, account_id: str | None, name: str | None) -> dict:
+    """Create an account."""
+    return await admin.create_account(store, account_id, name)
+
+
+@click.option("--account", "account_id", required=True, help="Account the token acts on.")
+@click.option(
+    "--permission",
+    "permissions",
+    multiple=True,
+    required=True,
+    type=click.Choice(PERMISSIONS),
+    help="Permission group; repeat for several.",
+)
+@click.option("--name", help="A name to recognise the token by.")
+@click.option("--expires-on", help="ISO 8601 expiry, e.g. 2027-01-01T00:00:00Z (UTC when no offset).")
+@admin_command(tokens, "create", "Created API token (the value is shown only once)")
+async def tokens_create(
+    store: Store, account_id: str, permissions: tuple[str, ...], name: str | None, expires_on: str | None
+) -> admin.NewToken:
+    """Create an API token for one account."""
+    token = await admin.create_token(store, account_id, list(permissions), name, expires_on)
+    if expires_on and admin.parse_expiry(expires_on) <= time.time():
+        click.echo("warning: this token has already expired", err=True)
+    return token
+
+
+@click.argument("token_id")
+@admin_command(tokens, "revoke", "Revoked API token")
+async def tokens_revoke(store: Store, token_id: str) -> dict:
+    """Revoke an API token: it stops working at once."""
+    return await admin.revoke_token(store, token_id)
+
+
+@click.option("--email", required=True)
+@click.option("--account", "account_id", required=True, help="Account the user is a member of.")
+@admin_command(users, "create", "Created user (the API key is shown only once)")
+async def users_create(store: Store, email: str, account_id: str) -> dict:
+    """Create a user with a global API key."""
+    return await admin.create_user(store, email, account_id)
+
+
+@click.option("--account", "account_id", required=True)
+@click.option("--id", "connector_id", help="Connector id (default: a new random 32-hex id).")
+@admin_command(connectors, "create", "Created connector")
+async def connectors_create(store: Store, account_id: str, connector_id: str | None) -> dict:
+    """Create a connector in an account."""
+    return await admin.create_connector(store, account_id, connector_id)
+
+
+def serve_options(command: Callable) -> Callable:
+    command = click.option("--port", envvar="CONNTEL_PORT", default=8787, show_default=True, type=int)(command)
+    command = click.option("--host", envvar="CONNTEL_HOST", default="127.0.0.1", show_default=True)(command)
+    command = click.option(
+        "--max-batch-events",
+        envvar="CONNTEL_MAX_BATCH_EVENTS",
+        default=Settings.max_batch_events,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Most events accepted in one ingestion request.",
+    )(command)
+    command = click.option(
+        "--max-body-bytes",
+        envvar="CONNTEL_MAX_BODY_BYTES",
+        default=Settings.max_body_bytes,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Largest request body accepted.",
+    )(command)
+    return command
+
+
+@main.command()
+@store_options
+@serve_options
+def serve(db: str, database_url: str | None, **options: Any) -> None:
+    """Run the HTTP API server."""
+    from conntel.server import run
+
+    settings = Settings(database=_database(db, database_url), **options)
+    try:
+        run(settings)
+    except UnsupportedDatabase as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("--db", default="demo.db", show_default=True, help="Demo database; recreated on every run.")
+@click.option("--seed", default=7, show_default=True, type=int, help="Seed of the simulated fleet.")
+@serve_options
+def demo(db: str, seed: int, **options: Any) -> None:
+    """Create a demo account and fleet with realistic events, print a token and a curl, then serve."""
+    from conntel.demo import run_demo
+
+    run_demo(db, seed, Settings(database=db, **options))

@@ -1,0 +1,19 @@
+"""Server settings: read once at start from flags, with CONNTEL_* environment fallbacks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_DB = "./conntel.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: str = DEFAULT_DB  # an SQLite path or a database URL
+    host: str = "127.0.0.1"
+    port: int = 8787
+    max_batch_events: int = 5_000
+    max_body_bytes: int = 8 * 1024 * 1024
+    # How long a looked-up credential is trusted before it is read again: the
+    # upper bound on how late a revocation or expiry takes effect.
+    credential_ttl_seconds: float = 1.0

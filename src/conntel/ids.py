@@ -1,0 +1,62 @@
+"""Identifier rules: what an account, connector or event reference may look like."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from decimal import Decimal, InvalidOperation
+
+# The reference page gives account_id `maxLength 32`; Cloudflare's own ids are
+# 32 hex characters. Connector ids follow the same rule.
+ID_PATTERN = r"[A-Za-z0-9_-]{1,32}"
+_ID = re.compile(ID_PATTERN)
+
+# `t` and `n` must be exact in every client: JavaScript numbers are exact up to 2**53 - 1.
+MAX_SEQUENCE = 2**53 - 1
+
+# One side of `{event_t}.{event_n}`: an integer, or a number that a client
+# formatted from a float (`1700000000.0`, `1.7e+09`).
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]{1,3})?")
+_MAX_REF_LENGTH = 80
+
+
+def is_valid_id(value: str) -> bool:
+    return _ID.fullmatch(value) is not None
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def parse_event_ref(ref: str) -> tuple[int, int] | None:
+    """Read `{event_t}.{event_n}` into (t, n), or None when it has no single reading.
+
+    The official Python SDK given floats sends `1700000000.0.3.0`; given ints,
+    `1700000000.3`. Every way of splitting the dotted parts into two numbers is
+    tried; the reference is valid when all integer-valued readings agree.
+    """
+    parts = ref.split(".")
+    if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and parts[0].isascii() and parts[1].isascii():
+        t, n = int(parts[0]), int(parts[1])  # the common case, no search needed
+        return (t, n) if t <= MAX_SEQUENCE and n <= MAX_SEQUENCE else None
+    if len(ref) > _MAX_REF_LENGTH:
+        return None
+    readings = set()
+    for split in range(1, len(parts)):
+        t = _integral(".".join(parts[:split]))
+        n = _integral(".".join(parts[split:]))
+        if t is not None and n is not None:
+            readings.add((t, n))
+    return readings.pop() if len(readings) == 1 else None
+
+
+def _integral(text: str) -> int | None:
+    if not _NUMBER.fullmatch(text):
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    if value != value.to_integral_value() or value > MAX_SEQUENCE:
+        return None
+    return int(value)

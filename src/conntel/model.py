@@ -1,0 +1,103 @@
+"""Wire types (msgspec Structs) and the validation of ingested batches."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+import msgspec
+from msgspec import UNSET, Meta, Raw, Struct, UnsetType
+
+from conntel.ids import MAX_SEQUENCE
+from conntel.kinds import KINDS
+
+Sequence = Annotated[int, Meta(ge=0, le=MAX_SEQUENCE)]
+Version = Annotated[str, Meta(max_length=128)]
+
+
+# --- Event payloads: one Struct per kind, generated from the kinds table. -----
+# They validate `e` (a known `k`, the kind's required fields); the payload
+# itself is stored as the client sent it, extra fields included.
+def _payload_struct(kind) -> type[Struct]:
+    fields = [(name, str) for name in kind.required]
+    return msgspec.defstruct(kind.name, fields, tag_field="k", tag=kind.name, kw_only=True)
+
+
+PAYLOAD_TYPES: tuple[type[Struct], ...] = tuple(_payload_struct(kind) for kind in KINDS)
+EventPayload = Union[PAYLOAD_TYPES]  # type: ignore[valid-type]
+
+
+class NewEvent(Struct, forbid_unknown_fields=True):
+    """One event as a connector posts it."""
+
+    t: Sequence
+    n: Sequence
+    e: dict[str, Any]
+    v: Version | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.e["k"]
+
+
+class Event(Struct, omit_defaults=True):
+    """A recorded event as Get Event returns it (`v` omitted when unknown)."""
+
+    e: Raw
+    n: int
+    t: int
+    v: str | UnsetType = UNSET
+
+    @classmethod
+    def from_stored(cls, stored) -> "Event":
+        return cls(Raw(stored.e_json), stored.n, stored.t, UNSET if stored.v is None else stored.v)
+
+
+class AppendResult(Struct):
+    accepted: int
+    duplicates: int
+
+
+class InvalidBatch(ValueError):
+    """The body is not a valid batch of events; the message says where."""
+
+
+_batch_decoder = msgspec.json.Decoder(list[NewEvent])
+
+
+def decode_batch(body: bytes, max_events: int) -> list[NewEvent]:
+    """Decode and validate a posted batch; raise InvalidBatch naming the item and field."""
+    try:
+        events = _batch_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise InvalidBatch(str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise MalformedJson(f"Malformed JSON body: {exc}") from None
+    if len(events) > max_events:
+        raise BatchTooLarge(f"A batch holds at most {max_events} events; this one has {len(events)}")
+    for index, event in enumerate(events):
+        try:
+            msgspec.convert(event.e, EventPayload)
+        except msgspec.ValidationError as exc:
+            raise InvalidBatch(_rebase(str(exc), f"$[{index}].e")) from None
+    return events
+
+
+class BatchTooLarge(ValueError):
+    """More events in one batch than the server accepts."""
+
+
+class MalformedJson(ValueError):
+    """The body is not JSON at all."""
+
+
+def _rebase(message: str, prefix: str) -> str:
+    # msgspec names the field relative to the value it checked (`$.k`); name it
+    # relative to the whole body instead (`$[3].e.k`).
+    if "`$" in message:
+        return message.replace("`$", f"`{prefix}", 1)
+    return f"{message} - at `{prefix}`"
+
+
+def canonical(payload: dict[str, Any], version: str | None) -> bytes:
+    """Order-insensitive, type-exact form used to tell a retry from a conflict."""
+    return msgspec.json.encode([payload, version], order="sorted")

@@ -1,0 +1,285 @@
+"""The embedded store: one SQLite file in WAL mode.
+
+Reads run inline on the calling thread (a primary-key lookup costs
+microseconds, less than a hop to a thread). Writes go to one writer thread so
+that fsync never blocks the event loop and writers never contend with each
+other. Commits use synchronous=FULL: an acknowledged write survives a crash
+of the process and of the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Sequence, TypeVar
+
+import msgspec
+
+from conntel.model import AppendResult, NewEvent, canonical
+from conntel.store.base import (
+    AlreadyExists,
+    EventConflict,
+    NotFound,
+    StoredEvent,
+    TokenRecord,
+    UserRecord,
+    unique_events,
+)
+
+T = TypeVar("T")
+
+_BUSY_TIMEOUT_MS = 10_000
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def _migrations() -> list[tuple[int, str]]:
+    folder = resources.files("conntel.store.migrations") / "sqlite"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
+    return sorted(found)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply missing migrations; safe when several processes start at once."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_on INTEGER)")
+    applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+    for version, sql in _migrations():
+        if version in applied:
+            continue
+        try:
+            # One script, one transaction: recording the version first makes a
+            # concurrent starter's copy fail on the primary key and roll back.
+            conn.executescript(
+                "BEGIN IMMEDIATE;"
+                f"INSERT INTO schema_migrations VALUES ({version}, unixepoch());"
+                f"{sql};COMMIT;"
+            )
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK")
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path):
+        self.path = str(path)
+        conn = _connect(self.path)
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+        self._readers = threading.local()
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._writer_conn: sqlite3.Connection | None = None
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conntel-sqlite-writer")
+
+    # -- plumbing --
+    def _read(self) -> sqlite3.Connection:
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = self._readers.conn = _connect(self.path)
+            self._reader_conns.append(conn)
+        return conn
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` in one IMMEDIATE transaction on the writer thread."""
+
+        def run() -> T:
+            if self._writer_conn is None:
+                self._writer_conn = _connect(self.path)
+            conn = self._writer_conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+
+    async def close(self) -> None:
+        self._writer.shutdown(wait=True)  # pending writes finish first
+        if self._writer_conn is not None:
+            self._writer_conn.close()
+        for conn in self._reader_conns:
+            conn.close()
+        self._reader_conns.clear()
+
+    # -- telemetry events --
+    async def get_event(self, account_id: str, connector_id: str, t: int, n: int) -> StoredEvent | None:
+        row = (
+            self._read()
+            .execute(
+                "SELECT a, v, e FROM events WHERE account_id = ? AND connector_id = ? AND t = ? AND n = ?",
+                (account_id, connector_id, t, n),
+            )
+            .fetchone()
+        )
+        return None if row is None else StoredEvent(t, n, row[0], row[1], row[2])
+
+    async def connector_exists(self, account_id: str, connector_id: str) -> bool:
+        row = (
+            self._read()
+            .execute(
+                "SELECT 1 FROM connectors WHERE account_id = ? AND connector_id = ?",
+                (account_id, connector_id),
+            )
+            .fetchone()
+        )
+        return row is not None
+
+    async def append_events(
+        self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+    ) -> AppendResult:
+        unique = unique_events(events)
+        rows = [
+            (account_id, connector_id, ev.t, ev.n, received_at, ev.kind, ev.v, msgspec.json.encode(ev.e))
+            for ev in unique
+        ]
+
+        def work(conn: sqlite3.Connection) -> AppendResult:
+            if not _connector_row(conn, account_id, connector_id):
+                raise NotFound(f"No connector {connector_id} in account {account_id}")
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO events (account_id, connector_id, t, n, a, k, v, e) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                rows,
+            )
+            inserted = conn.total_changes - before
+            if inserted < len(rows):
+                # Some keys were already recorded: each must be an identical retry.
+                for ev in unique:
+                    stored_e, stored_v = conn.execute(
+                        "SELECT e, v FROM events WHERE account_id = ? AND connector_id = ? AND t = ? AND n = ?",
+                        (account_id, connector_id, ev.t, ev.n),
+                    ).fetchone()
+                    if canonical(msgspec.json.decode(stored_e), stored_v) != canonical(ev.e, ev.v):
+                        raise EventConflict(ev.t, ev.n)
+            return AppendResult(accepted=inserted, duplicates=len(events) - inserted)
+
+        return await self._write(work)
+
+    # -- credentials --
+    async def find_token(self, secret_hash: bytes) -> TokenRecord | None:
+        row = (
+            self._read()
+            .execute(
+                "SELECT token_id, account_id, permissions, revoked_on, not_before, expires_on"
+                " FROM tokens WHERE secret_hash = ?",
+                (secret_hash,),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        token_id, account_id, permissions, revoked_on, not_before, expires_on = row
+        return TokenRecord(
+            token_id,
+            secret_hash,
+            account_id,
+            frozenset(json.loads(permissions)),
+            revoked_on is not None,
+            not_before,
+            expires_on,
+        )
+
+    async def find_user(self, email: str) -> UserRecord | None:
+        conn = self._read()
+        row = conn.execute("SELECT api_key_hash FROM users WHERE email = ?", (email,)).fetchone()
+        if row is None:
+            return None
+        accounts = conn.execute("SELECT account_id FROM memberships WHERE email = ?", (email,)).fetchall()
+        return UserRecord(email, row[0], frozenset(account for (account,) in accounts))
+
+    # -- administration --
+    async def create_account(self, account_id: str, name: str, created_on: int) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            _insert_new(conn, "INSERT INTO accounts VALUES (?, ?, ?)", (account_id, name, created_on), f"Account {account_id}")
+
+        await self._write(work)
+
+    async def create_connector(self, account_id: str, connector_id: str, created_on: int) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            _require_account(conn, account_id)
+            _insert_new(
+                conn,
+                "INSERT INTO connectors VALUES (?, ?, ?)",
+                (account_id, connector_id, created_on),
+                f"Connector {connector_id}",
+            )
+
+        await self._write(work)
+
+    async def create_user(self, email: str, api_key_hash: bytes, account_id: str, created_on: int) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            _require_account(conn, account_id)
+            _insert_new(conn, "INSERT INTO users VALUES (?, ?, ?)", (email, api_key_hash, created_on), f"User {email}")
+            conn.execute("INSERT INTO memberships VALUES (?, ?)", (email, account_id))
+
+        await self._write(work)
+
+    async def create_token(
+        self,
+        token_id: str,
+        secret_hash: bytes,
+        account_id: str,
+        name: str,
+        permissions: Sequence[str],
+        expires_on: int | None,
+        created_on: int,
+    ) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            _require_account(conn, account_id)
+            conn.execute(
+                "INSERT INTO tokens (token_id, secret_hash, account_id, name, permissions, expires_on, created_on)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (token_id, secret_hash, account_id, name, json.dumps(sorted(permissions)), expires_on, created_on),
+            )
+
+        await self._write(work)
+
+    async def revoke_token(self, token_id: str, revoked_on: int) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute(
+                "UPDATE tokens SET revoked_on = coalesce(revoked_on, ?) WHERE token_id = ?", (revoked_on, token_id)
+            )
+            if cursor.rowcount == 0:
+                raise NotFound(f"No token {token_id}")
+
+        await self._write(work)
+
+
+def _connector_row(conn: sqlite3.Connection, account_id: str, connector_id: str) -> bool:
+    return (
+        conn.execute(
+            "SELECT 1 FROM connectors WHERE account_id = ? AND connector_id = ?", (account_id, connector_id)
+        ).fetchone()
+        is not None
+    )
+
+
+def _require_account(conn: sqlite3.Connection, account_id: str) -> None:
+    if conn.execute("SELECT 1 FROM accounts WHERE account_id = ?", (account_id,)).fetchone() is None:
+        raise NotFound(f"No account {account_id}")
+
+
+def _insert_new(conn: sqlite3.Connection, sql: str, params: tuple, what: str) -> None:
+    try:
+        conn.execute(sql, params)
+    except sqlite3.IntegrityError:
+        raise AlreadyExists(f"{what} already exists") from None
