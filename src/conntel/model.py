@@ -68,10 +68,14 @@ def decode_batch(body: bytes, max_events: int) -> list[NewEvent]:
     """Decode and validate a posted batch; raise InvalidBatch naming the item and field."""
     try:
         events = _batch_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise InvalidBatch(str(exc)) from None
     except msgspec.DecodeError as exc:
-        raise MalformedJson(f"Malformed JSON body: {exc}") from None
+        # The typed decoder stops at the first problem, shape or syntax; only
+        # on this error path, tell them apart with an untyped parse.
+        try:
+            msgspec.json.decode(body)
+        except msgspec.DecodeError as syntax:
+            raise MalformedJson(f"Malformed JSON body: {syntax}") from None
+        raise InvalidBatch(str(exc)) from None
     if len(events) > max_events:
         raise BatchTooLarge(f"A batch holds at most {max_events} events; this one has {len(events)}")
     for index, event in enumerate(events):

@@ -59,8 +59,10 @@ def create_app(store: Store, settings: Settings) -> Starlette:
         Route(CONNECTOR + "/telemetry/events/{event_ref}", events.get_event, methods=["GET"]),
         Route(CONNECTOR + "/telemetry/events", events.ingest, methods=["POST"]),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected_error},
     )
+    app.router.redirect_slashes = False  # a trailing slash is another (unknown) route, not a redirect
+    return app

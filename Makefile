@@ -1,0 +1,35 @@
+# conntel — the two commands (README): `make demo` and `make test`; plus `make bench`.
+# Every target sets up what it needs on a fresh machine: its own virtualenv
+# (pinned by constraints.txt) and, for the SDK conformance tests, npm packages.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY_STAMP := $(VENV)/.installed
+NODE_DIR := tests/conformance
+NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+
+.PHONY: demo test bench setup clean
+
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $@
+
+$(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
+	npm ci --prefix $(NODE_DIR) --no-audit --no-fund
+	touch $@
+
+demo: $(PY_STAMP)
+	$(BIN)/conntel demo
+
+test: $(PY_STAMP) $(NODE_STAMP)
+	$(BIN)/pytest
+
+bench: $(PY_STAMP)
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) $(NODE_DIR)/node_modules demo.db demo.db-wal demo.db-shm
