@@ -16,6 +16,7 @@ from conntel.api.auth import Authenticator
 from conntel.api.envelope import error_response
 from conntel.api.errors import INTERNAL_ERROR, METHOD_NOT_ALLOWED, ApiError, no_route
 from conntel.api.events import EventRoutes
+from conntel.api.hotpath import ASGIApp, GetEventEndpoint, Shortcut
 from conntel.api.routing import CONNECTOR, api_path
 from conntel.config import Settings
 from conntel.store.base import Store
@@ -31,23 +32,27 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        return error_response(no_route(api_path(request)))
+        return error_response(no_route(api_path(request.url.path)))
     if exc.status_code == 405:
         return error_response(
-            ApiError(405, METHOD_NOT_ALLOWED, f"Method {request.method} not allowed on {api_path(request)}",
+            ApiError(405, METHOD_NOT_ALLOWED, f"Method {request.method} not allowed on {api_path(request.url.path)}",
                      headers=exc.headers)
         )
     return error_response(ApiError(exc.status_code, INTERNAL_ERROR, exc.detail))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, api_path(request))
+    log.exception("unexpected error on %s %s", request.method, api_path(request.url.path))
     return error_response(ApiError(500, INTERNAL_ERROR, "Internal server error"))
 
 
-def create_app(store: Store, settings: Settings) -> Starlette:
+GET_EVENT = CONNECTOR + "/telemetry/events/{event_ref}"
+
+
+def create_app(store: Store, settings: Settings) -> ASGIApp:
     auth = Authenticator(store, settings.credential_ttl_seconds)
     events = EventRoutes(store, auth, settings)
+    get_event = GetEventEndpoint(events)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -55,8 +60,7 @@ def create_app(store: Store, settings: Settings) -> Starlette:
         await store.close()
 
     routes = [
-        # Get Event first: it is the hot path.
-        Route(CONNECTOR + "/telemetry/events/{event_ref}", events.get_event, methods=["GET"]),
+        Route(GET_EVENT, get_event, methods=["GET"]),
         Route(CONNECTOR + "/telemetry/events", events.ingest, methods=["POST"]),
     ]
     app = Starlette(
@@ -65,4 +69,4 @@ def create_app(store: Store, settings: Settings) -> Starlette:
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected_error},
     )
     app.router.redirect_slashes = False  # a trailing slash is another (unknown) route, not a redirect
-    return app
+    return Shortcut(app, GET_EVENT, get_event)

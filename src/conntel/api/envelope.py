@@ -35,11 +35,18 @@ class JsonResponse(Response):
     media_type = "application/json"
 
 
+def ok_body(result: Any, messages: list[Any] | None = None) -> bytes:
+    return _encode(Envelope(result, True, [], messages or []))
+
+
+def error_body(error: ApiError) -> bytes:
+    errors = [_wire(error.item, error.chain), *(_wire(item) for item in error.also)]
+    return _encode(Envelope(None, False, errors, []))
+
+
 def ok(result: Any, messages: list[Any] | None = None, status: int = 200) -> Response:
-    return JsonResponse(_encode(Envelope(result, True, [], messages or [])), status_code=status)
+    return JsonResponse(ok_body(result, messages), status_code=status)
 
 
 def error_response(error: ApiError) -> Response:
-    errors = [_wire(error.item, error.chain), *(_wire(item) for item in error.also)]
-    body = _encode(Envelope(None, False, errors, []))
-    return JsonResponse(body, status_code=error.status, headers=error.headers)
+    return JsonResponse(error_body(error), status_code=error.status, headers=error.headers)

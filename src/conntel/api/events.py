@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from conntel import ids
 from conntel.api.auth import Authenticator
-from conntel.api.envelope import ok
+from conntel.api.envelope import ok, ok_body
 from conntel.api.errors import (
     BATCH_TOO_LARGE,
     BODY_TOO_LARGE,
@@ -34,21 +35,22 @@ class EventRoutes:
         self.auth = auth
         self.settings = settings
 
-    async def get_event(self, request: Request) -> Response:
-        account_id, connector_id = connector_scope(request)
-        ref = ids.parse_event_ref(request.path_params["event_ref"])
+    async def get_event(self, params: Mapping[str, str], headers: Mapping[str, str], path: str) -> bytes:
+        """The Get Event response body; called by the hot-path endpoint (api/hotpath.py)."""
+        account_id, connector_id = connector_scope(params, path)
+        ref = ids.parse_event_ref(params["event_ref"])
         if ref is None:
-            raise no_route(api_path(request))
-        await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
+            raise no_route(api_path(path))
+        await self.auth.authorize(headers, account_id, READ_ACCEPTS)
         t, n = ref
         stored = await self.store.get_event(account_id, connector_id, t, n)
         if stored is None:
             await self._require_connector(account_id, connector_id)
             raise ApiError(404, EVENT_NOT_FOUND, f"No event {t}.{n} on connector {connector_id}")
-        return ok(Event.from_stored(stored))
+        return ok_body(Event.from_stored(stored))
 
     async def ingest(self, request: Request) -> Response:
-        account_id, connector_id = connector_scope(request)
+        account_id, connector_id = connector_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
         body = await read_body(request, self.settings.max_body_bytes)
         try:

@@ -1,0 +1,69 @@
+"""The hot path: Get Event served as a plain ASGI app, ahead of the framework.
+
+Get Event is most of the traffic. Starlette's routing, middleware and
+Request/Response objects cost more than the work itself, so GETs on the Get
+Event path go straight to this endpoint; everything else (other methods
+there included, for their 405) goes through Starlette as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Awaitable, Callable
+
+from starlette.routing import compile_path
+
+from conntel.api.envelope import error_body
+from conntel.api.errors import INTERNAL_ERROR, ApiError
+from conntel.api.events import EventRoutes
+from conntel.api.routing import api_path
+
+log = logging.getLogger("conntel")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_JSON = (b"content-type", b"application/json")
+
+
+async def send_json(send: Send, status: int, body: bytes) -> None:
+    headers = [_JSON, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class GetEventEndpoint:
+    def __init__(self, events: EventRoutes):
+        self.events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        try:
+            status, body = 200, await self.events.get_event(scope["path_params"], headers, path)
+        except ApiError as error:
+            status, body = error.status, error_body(error)
+        except Exception:
+            log.exception("unexpected error on GET %s", api_path(path))
+            status, body = 500, error_body(ApiError(500, INTERNAL_ERROR, "Internal server error"))
+        await send_json(send, status, body)
+
+
+class Shortcut:
+    """Send GETs on one route's path straight to its endpoint; the rest to `app`."""
+
+    def __init__(self, app: ASGIApp, path: str, endpoint: ASGIApp):
+        self.app = app
+        self.pattern: re.Pattern[str] = compile_path(path)[0]
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            match = self.pattern.match(scope["path"])
+            if match is not None:
+                scope["path_params"] = match.groupdict()
+                return await self.endpoint(scope, receive, send)
+        await self.app(scope, receive, send)
