@@ -29,7 +29,7 @@ test: $(PY_STAMP) $(NODE_STAMP)
 	$(BIN)/pytest
 
 bench: $(PY_STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --rounds 3
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules demo.db demo.db-wal demo.db-shm
