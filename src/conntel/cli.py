@@ -165,6 +165,17 @@ async def connectors_create(store: Store, account_id: str, connector_id: str | N
     return await admin.create_connector(store, account_id, connector_id)
 
 
+def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from conntel.api.ratelimit import parse_rate_limit
+
+    if value is not None:
+        try:
+            parse_rate_limit(value)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not a rate such as 1200/5minutes or 10/second") from None
+    return value
+
+
 def serve_options(command: Callable) -> Callable:
     command = click.option("--port", envvar="CONNTEL_PORT", default=8787, show_default=True, type=int)(command)
     command = click.option("--host", envvar="CONNTEL_HOST", default="127.0.0.1", show_default=True)(command)
@@ -175,6 +186,12 @@ def serve_options(command: Callable) -> Callable:
         show_default=True,
         type=click.IntRange(1),
         help="Most events accepted in one ingestion request.",
+    )(command)
+    command = click.option(
+        "--rate-limit",
+        envvar="CONNTEL_RATE_LIMIT",
+        callback=_check_rate_limit,
+        help="Requests per credential, e.g. 1200/5minutes (the public API's limit). Default: unlimited.",
     )(command)
     command = click.option(
         "--max-body-bytes",

@@ -10,7 +10,7 @@ from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 from conntel.ids import MAX_SEQUENCE
 from conntel.kinds import KINDS
 
-Sequence = Annotated[int, Meta(ge=0, le=MAX_SEQUENCE)]
+SequenceNumber = Annotated[int, Meta(ge=0, le=MAX_SEQUENCE)]
 Version = Annotated[str, Meta(max_length=128)]
 
 
@@ -29,8 +29,8 @@ EventPayload = Union[PAYLOAD_TYPES]  # type: ignore[valid-type]
 class NewEvent(Struct, forbid_unknown_fields=True):
     """One event as a connector posts it."""
 
-    t: Sequence
-    n: Sequence
+    t: SequenceNumber
+    n: SequenceNumber
     e: dict[str, Any]
     v: Version | None = None
 
@@ -48,7 +48,7 @@ class Event(Struct, omit_defaults=True):
     v: str | UnsetType = UNSET
 
     @classmethod
-    def from_stored(cls, stored) -> "Event":
+    def from_stored(cls, stored: Any) -> Event:
         return cls(Raw(stored.e_json), stored.n, stored.t, UNSET if stored.v is None else stored.v)
 
 
@@ -57,8 +57,16 @@ class AppendResult(Struct):
     duplicates: int
 
 
+class MalformedJson(ValueError):
+    """The body is not JSON at all."""
+
+
 class InvalidBatch(ValueError):
     """The body is not a valid batch of events; the message says where."""
+
+
+class BatchTooLarge(ValueError):
+    """More events in one batch than the server accepts."""
 
 
 _batch_decoder = msgspec.json.Decoder(list[NewEvent])
@@ -84,14 +92,6 @@ def decode_batch(body: bytes, max_events: int) -> list[NewEvent]:
         except msgspec.ValidationError as exc:
             raise InvalidBatch(_rebase(str(exc), f"$[{index}].e")) from None
     return events
-
-
-class BatchTooLarge(ValueError):
-    """More events in one batch than the server accepts."""
-
-
-class MalformedJson(ValueError):
-    """The body is not JSON at all."""
 
 
 def _rebase(message: str, prefix: str) -> str:

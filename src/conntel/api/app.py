@@ -16,6 +16,7 @@ from conntel.api.auth import Authenticator
 from conntel.api.envelope import error_response
 from conntel.api.errors import INTERNAL_ERROR, METHOD_NOT_ALLOWED, ApiError, no_route
 from conntel.api.events import EventRoutes
+from conntel.api.ratelimit import RateLimiter, parse_rate_limit
 from conntel.api.hotpath import ASGIApp, GetEventEndpoint, Shortcut
 from conntel.api.routing import CONNECTOR, api_path
 from conntel.config import Settings
@@ -50,7 +51,8 @@ GET_EVENT = CONNECTOR + "/telemetry/events/{event_ref}"
 
 
 def create_app(store: Store, settings: Settings) -> ASGIApp:
-    auth = Authenticator(store, settings.credential_ttl_seconds)
+    limiter = RateLimiter(parse_rate_limit(settings.rate_limit)) if settings.rate_limit else None
+    auth = Authenticator(store, settings.credential_ttl_seconds, limiter)
     events = EventRoutes(store, auth, settings)
     get_event = GetEventEndpoint(events)
 

@@ -23,6 +23,7 @@ from conntel.api.errors import (
     UNKNOWN_GLOBAL_KEY,
     ApiError,
 )
+from conntel.api.ratelimit import RateLimiter
 from conntel.credentials import API_KEY_FORMAT, GLOBAL_KEY_PERMISSIONS, TOKEN_FORMAT, is_valid_email, secret_hash
 from conntel.store.base import Store, TokenRecord, UserRecord
 
@@ -34,6 +35,7 @@ V = TypeVar("V")
 class Principal:
     """An authenticated caller and what it may do, per account."""
 
+    subject: str  # who, for rate limiting: a token id or a user's email
     grants: Mapping[str, frozenset[str]]  # account_id -> permission names
     token: TokenRecord | None = None
 
@@ -71,8 +73,9 @@ def token_is_current(token: TokenRecord, now: float) -> bool:
 
 
 class Authenticator:
-    def __init__(self, store: Store, ttl: float):
+    def __init__(self, store: Store, ttl: float, rate_limiter: RateLimiter | None = None):
         self._store = store
+        self._rate_limiter = rate_limiter
         self._tokens: TtlCache[bytes, TokenRecord | None] = TtlCache(ttl)
         self._users: TtlCache[str, UserRecord | None] = TtlCache(ttl)
 
@@ -92,7 +95,7 @@ class Authenticator:
             token = await self.find_token(authorization)
             if token is None or not token_is_current(token, time.time()):
                 raise ApiError.of(401, AUTHENTICATION_ERROR)
-            return Principal({token.account_id: token.permissions}, token)
+            return Principal(f"token:{token.token_id}", {token.account_id: token.permissions}, token)
         email, key = headers.get("x-auth-email"), headers.get("x-auth-key")
         if email is None and key is None:
             raise ApiError.of(400, MISSING_CREDENTIALS)
@@ -106,10 +109,12 @@ class Authenticator:
         user = await self._users.get(email.lower(), self._store.find_user)
         if user is None or not hmac.compare_digest(user.api_key_hash, secret_hash(key)):
             raise ApiError.of(403, UNKNOWN_GLOBAL_KEY)
-        return Principal(dict.fromkeys(user.accounts, GLOBAL_KEY_PERMISSIONS))
+        return Principal(f"user:{user.email}", dict.fromkeys(user.accounts, GLOBAL_KEY_PERMISSIONS))
 
     async def authorize(self, headers: Mapping[str, str], account_id: str, accepts: frozenset[str]) -> Principal:
         principal = await self.authenticate(headers)
+        if self._rate_limiter is not None:
+            self._rate_limiter.check(principal.subject)
         if not principal.may(account_id, accepts):
             raise ApiError.of(403, AUTHENTICATION_ERROR)
         return principal

@@ -24,6 +24,7 @@ INVALID_EMAIL_HEADER = ErrorItem(6102, "Invalid format for X-Auth-Email header")
 INVALID_KEY_HEADER = ErrorItem(6103, "Invalid format for X-Auth-Key header")
 INVALID_AUTHORIZATION_HEADER = ErrorItem(6111, "Invalid format for Authorization header")
 NO_ROUTE = ErrorItem(7000, "No route for that URI")
+RATE_LIMITED = ErrorItem(971, "Please wait and consider throttling your request speed")
 UNKNOWN_GLOBAL_KEY = ErrorItem(9103, "Unknown X-Auth-Key or X-Auth-Email")
 MISSING_CREDENTIALS = ErrorItem(9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
 AUTHENTICATION_ERROR = ErrorItem(10000, "Authentication error")
@@ -62,8 +63,15 @@ class ApiError(Exception):
         self.headers = headers
 
     @classmethod
-    def of(cls, status: int, item: ErrorItem, *, chain: tuple[ErrorItem, ...] = ()) -> ApiError:
-        return cls(status, item.code, item.message, chain=chain)
+    def of(
+        cls,
+        status: int,
+        item: ErrorItem,
+        *,
+        chain: tuple[ErrorItem, ...] = (),
+        headers: dict[str, str] | None = None,
+    ) -> ApiError:
+        return cls(status, item.code, item.message, chain=chain, headers=headers)
 
 
 def no_route(path: str) -> ApiError:

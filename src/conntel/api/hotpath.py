@@ -29,8 +29,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _JSON = (b"content-type", b"application/json")
 
 
-async def send_json(send: Send, status: int, body: bytes) -> None:
+async def send_json(send: Send, status: int, body: bytes, extra_headers: dict[str, str] | None = None) -> None:
     headers = [_JSON, (b"content-length", str(len(body)).encode())]
+    if extra_headers:
+        headers += [(name.lower().encode(), value.encode()) for name, value in extra_headers.items()]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -42,14 +44,15 @@ class GetEventEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        extra_headers = None
         try:
             status, body = 200, await self.events.get_event(scope["path_params"], headers, path)
         except ApiError as error:
-            status, body = error.status, error_body(error)
+            status, body, extra_headers = error.status, error_body(error), error.headers
         except Exception:
             log.exception("unexpected error on GET %s", api_path(path))
             status, body = 500, error_body(ApiError(500, INTERNAL_ERROR, "Internal server error"))
-        await send_json(send, status, body)
+        await send_json(send, status, body, extra_headers)
 
 
 class Shortcut:
