@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from conntel import ids
+from conntel import connector_ops, ids
+from conntel.connectors import ConnectorSettings
 from conntel.credentials import PERMISSIONS, is_valid_email, new_api_key, new_token_secret, secret_hash
 from conntel.store.base import Store
 
@@ -44,7 +45,7 @@ async def create_account(store: Store, account_id: str | None = None, name: str 
 
 async def create_connector(store: Store, account_id: str, connector_id: str | None = None) -> dict:
     connector_id = _check_id(connector_id or ids.new_id(), "A connector id")
-    await store.create_connector(account_id, connector_id, int(time.time()))
+    await connector_ops.create(store, account_id, ConnectorSettings(), connector_id=connector_id)
     return {"id": connector_id, "account_id": account_id}
 
 

@@ -43,14 +43,15 @@ def parse_event_ref(ref: str) -> tuple[int, int] | None:
         return None
     readings = set()
     for split in range(1, len(parts)):
-        t = _integral(".".join(parts[:split]))
-        n = _integral(".".join(parts[split:]))
+        t = integral(".".join(parts[:split]))
+        n = integral(".".join(parts[split:]))
         if t is not None and n is not None:
             readings.add((t, n))
     return readings.pop() if len(readings) == 1 else None
 
 
-def _integral(text: str) -> int | None:
+def integral(text: str) -> int | None:
+    """The integer a number written as text stands for, when it is one from 0 to MAX_SEQUENCE."""
     if not _NUMBER.fullmatch(text):
         return None
     try:

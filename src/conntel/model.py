@@ -52,6 +52,15 @@ class Event(Struct, omit_defaults=True):
         return cls(Raw(stored.e_json), stored.n, stored.t, UNSET if stored.v is None else stored.v)
 
 
+class EventListItem(Struct):
+    """An event as List Events summarises it: collected at `a`, kind `k`."""
+
+    a: int
+    k: str
+    n: int
+    t: int
+
+
 class AppendResult(Struct):
     accepted: int
     duplicates: int
@@ -62,20 +71,30 @@ class MalformedJson(ValueError):
 
 
 class InvalidBatch(ValueError):
-    """The body is not a valid batch of events; the message says where."""
+    """The body is JSON of the wrong shape; the message says where."""
 
 
 class BatchTooLarge(ValueError):
     """More events in one batch than the server accepts."""
 
 
-_batch_decoder = msgspec.json.Decoder(list[NewEvent])
+class EventList(Struct, omit_defaults=True):
+    """A page of List Events; `cursor` only when more events follow."""
+
+    count: int
+    items: list[EventListItem]
+    cursor: str | UnsetType = UNSET
 
 
-def decode_batch(body: bytes, max_events: int) -> list[NewEvent]:
-    """Decode and validate a posted batch; raise InvalidBatch naming the item and field."""
+class LatestEvents(Struct):
+    count: int
+    items: list[Event]
+
+
+def decode_json(body: bytes, decoder: msgspec.json.Decoder) -> Any:
+    """Decode a request body; MalformedJson when it is not JSON, InvalidBatch when JSON of the wrong shape."""
     try:
-        events = _batch_decoder.decode(body)
+        return decoder.decode(body)
     except msgspec.DecodeError as exc:
         # The typed decoder stops at the first problem, shape or syntax; only
         # on this error path, tell them apart with an untyped parse.
@@ -84,6 +103,14 @@ def decode_batch(body: bytes, max_events: int) -> list[NewEvent]:
         except msgspec.DecodeError as syntax:
             raise MalformedJson(f"Malformed JSON body: {syntax}") from None
         raise InvalidBatch(str(exc)) from None
+
+
+_batch_decoder = msgspec.json.Decoder(list[NewEvent])
+
+
+def decode_batch(body: bytes, max_events: int) -> list[NewEvent]:
+    """Decode and validate a posted batch; raise InvalidBatch naming the item and field."""
+    events = decode_json(body, _batch_decoder)
     if len(events) > max_events:
         raise BatchTooLarge(f"A batch holds at most {max_events} events; this one has {len(events)}")
     for index, event in enumerate(events):

@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.convertors import register_url_convertor
 from starlette.routing import Route
 
 from conntel.api.auth import Authenticator
@@ -18,7 +19,9 @@ from conntel.api.errors import INTERNAL_ERROR, METHOD_NOT_ALLOWED, ApiError, no_
 from conntel.api.events import EventRoutes
 from conntel.api.ratelimit import RateLimiter, parse_rate_limit
 from conntel.api.hotpath import ASGIApp, GetEventEndpoint, Shortcut
-from conntel.api.routing import CONNECTOR, api_path
+from conntel.api.connectors import ConnectorRoutes
+from conntel.api.routing import CONNECTOR, CONNECTORS, PREFIX, EventRefConvertor, api_path
+from conntel.api.tokens import TokenRoutes
 from conntel.config import Settings
 from conntel.store.base import Store
 
@@ -47,13 +50,17 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
     return error_response(ApiError(500, INTERNAL_ERROR, "Internal server error"))
 
 
-GET_EVENT = CONNECTOR + "/telemetry/events/{event_ref}"
+# `event_ref` starts with a digit, so `.../events/latest` is not taken for an event.
+register_url_convertor("event_ref", EventRefConvertor())
+GET_EVENT = CONNECTOR + "/telemetry/events/{event_ref:event_ref}"
 
 
 def create_app(store: Store, settings: Settings) -> ASGIApp:
     limiter = RateLimiter(parse_rate_limit(settings.rate_limit)) if settings.rate_limit else None
     auth = Authenticator(store, settings.credential_ttl_seconds, limiter)
     events = EventRoutes(store, auth, settings)
+    connectors = ConnectorRoutes(store, auth, settings)
+    tokens = TokenRoutes(auth)
     get_event = GetEventEndpoint(events)
 
     @contextlib.asynccontextmanager
@@ -63,7 +70,16 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
 
     routes = [
         Route(GET_EVENT, get_event, methods=["GET"]),
+        Route(CONNECTOR + "/telemetry/events/latest", events.latest_events, methods=["GET"]),
+        Route(CONNECTOR + "/telemetry/events", events.list_events, methods=["GET"]),
         Route(CONNECTOR + "/telemetry/events", events.ingest, methods=["POST"]),
+        Route(CONNECTORS, connectors.list, methods=["GET"]),
+        Route(CONNECTORS, connectors.create, methods=["POST"]),
+        Route(CONNECTOR, connectors.get, methods=["GET"]),
+        Route(CONNECTOR, connectors.update, methods=["PUT"]),
+        Route(CONNECTOR, connectors.edit, methods=["PATCH"]),
+        Route(CONNECTOR, connectors.delete, methods=["DELETE"]),
+        Route(PREFIX + "/user/tokens/verify", tokens.verify, methods=["GET"]),
     ]
     app = Starlette(
         routes=routes,

@@ -5,28 +5,46 @@ from __future__ import annotations
 import time
 from typing import Mapping
 
+from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
 
 from conntel import ids
 from conntel.api.auth import Authenticator
+from conntel.api.bodies import malformed_json, read_body
 from conntel.api.envelope import ok, ok_body
 from conntel.api.errors import (
     BATCH_TOO_LARGE,
-    BODY_TOO_LARGE,
     CONNECTOR_NOT_FOUND,
     EVENT_CONFLICT,
     EVENT_NOT_FOUND,
+    INVALID_CURSOR,
     INVALID_EVENT,
-    MALFORMED_JSON,
     ApiError,
     no_route,
 )
 from conntel.api.routing import api_path, connector_scope
 from conntel.config import Settings
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
-from conntel.model import BatchTooLarge, Event, InvalidBatch, MalformedJson, decode_batch
-from conntel.store.base import EventConflict, NotFound, Store
+from conntel.api.cursor import CursorError, CursorSigner
+from conntel.api.params import Query, invalid
+from conntel.kinds import BY_NAME
+from conntel.model import (
+    BatchTooLarge,
+    Event,
+    EventList,
+    EventListItem,
+    InvalidBatch,
+    LatestEvents,
+    MalformedJson,
+    decode_batch,
+)
+from conntel.store.base import EventConflict, EventQuery, NotFound, Store
+
+
+LIST_PARAMS = frozenset({"from", "to", "limit", "k", "cursor"})
+DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+LATEST_LIMIT = 100
 
 
 class EventRoutes:
@@ -34,6 +52,7 @@ class EventRoutes:
         self.store = store
         self.auth = auth
         self.settings = settings
+        self._signer: CursorSigner | None = None
 
     async def get_event(self, params: Mapping[str, str], headers: Mapping[str, str], path: str) -> bytes:
         """The Get Event response body; called by the hot-path endpoint (api/hotpath.py)."""
@@ -49,6 +68,47 @@ class EventRoutes:
             raise ApiError(404, EVENT_NOT_FOUND, f"No event {t}.{n} on connector {connector_id}")
         return ok_body(Event.from_stored(stored))
 
+    async def list_events(self, request: Request) -> Response:
+        account_id, connector_id = connector_scope(request.path_params, request.url.path)
+        await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
+        query = Query(request.query_params.multi_items(), LIST_PARAMS)
+        from_t, to_t = query.integer("from"), query.integer("to")
+        limit = query.integer("limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+        kind = query.text("k")
+        if from_t > to_t:
+            raise invalid(f"`from` ({from_t}) is after `to` ({to_t})")
+        if kind is not None and kind not in BY_NAME:
+            raise invalid(f"Unknown event kind `k={kind}`")
+        await self._require_connector(account_id, connector_id)
+        signer = await self._cursor_signer()
+        scope = "\0".join((account_id, connector_id, str(from_t), str(to_t), kind or ""))
+        after = None
+        if (cursor := query.text("cursor")) is not None:
+            try:
+                after = signer.decode(scope, cursor)
+            except CursorError as exc:
+                raise ApiError(400, INVALID_CURSOR, f"Invalid cursor: {exc}") from None
+        rows = await self.store.list_events(
+            account_id, connector_id, EventQuery(from_t, to_t, kind, after, limit + 1)
+        )
+        page = [EventListItem(row.a, row.k, row.n, row.t) for row in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = signer.encode(scope, page[-1].t, page[-1].n) if more else UNSET
+        return ok(EventList(len(page), page, next_cursor))
+
+    async def latest_events(self, request: Request) -> Response:
+        account_id, connector_id = connector_scope(request.path_params, request.url.path)
+        await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
+        Query(request.query_params.multi_items(), frozenset())
+        await self._require_connector(account_id, connector_id)
+        rows = await self.store.latest_events(account_id, connector_id, LATEST_LIMIT)
+        return ok(LatestEvents(len(rows), [Event.from_stored(row) for row in rows]))
+
+    async def _cursor_signer(self) -> CursorSigner:
+        if self._signer is None:
+            self._signer = CursorSigner(await self.store.server_secret("cursor"))
+        return self._signer
+
     async def ingest(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
@@ -56,7 +116,7 @@ class EventRoutes:
         try:
             events = decode_batch(body, self.settings.max_batch_events)
         except MalformedJson as exc:
-            raise ApiError(400, MALFORMED_JSON, str(exc)) from None
+            raise malformed_json(exc) from None
         except BatchTooLarge as exc:
             raise ApiError(413, BATCH_TOO_LARGE, str(exc)) from None
         except InvalidBatch as exc:
@@ -76,17 +136,3 @@ class EventRoutes:
 
 def connector_not_found(connector_id: str) -> ApiError:
     return ApiError(404, CONNECTOR_NOT_FOUND, f"No connector {connector_id}")
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    too_large = ApiError(413, BODY_TOO_LARGE, f"Request body exceeds {limit} bytes")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -7,8 +7,9 @@ above this module speaks SQL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
+from conntel.connectors import ConnectorSettings
 from conntel.model import AppendResult, NewEvent, canonical
 
 
@@ -19,6 +20,40 @@ class StoredEvent:
     a: int
     v: str | None
     e_json: bytes  # the payload as recorded, JSON-encoded
+
+
+@dataclass(frozen=True, slots=True)
+class EventSummary:
+    t: int
+    n: int
+    a: int
+    k: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """List Events: `from_t`..`to_t` inclusive, optionally one kind, after a (t, n) position."""
+
+    from_t: int
+    to_t: int
+    kind: str | None
+    after: tuple[int, int] | None
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorRecord:
+    account_id: str
+    connector_id: str
+    settings: ConnectorSettings
+    created_on: int
+    last_updated: int
+    device_id: str | None = None
+    device_serial_number: str | None = None
+    device_type: str | None = None
+    license_key_hash: bytes | None = None
+    last_heartbeat: int | None = None  # when the connector last pushed events
+    last_seen_version: str | None = None  # `v` of its newest event that carried one
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +102,38 @@ class Store(Protocol):
         """All or nothing. Raises NotFound (no such connector) or EventConflict."""
         ...
 
+    async def list_events(self, account_id: str, connector_id: str, query: EventQuery) -> list[EventSummary]:
+        """At most query.limit events in (t, n) order."""
+        ...
+
+    async def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[StoredEvent]:
+        """The newest events, newest first."""
+        ...
+
     async def connector_exists(self, account_id: str, connector_id: str) -> bool: ...
+
+    # -- connectors --
+    async def create_connector(self, record: ConnectorRecord) -> None:
+        """Raises NotFound (no such account) or AlreadyExists."""
+        ...
+
+    async def get_connector(self, account_id: str, connector_id: str) -> ConnectorRecord | None: ...
+
+    async def list_connectors(self, account_id: str, device_type: str | None) -> list[ConnectorRecord]: ...
+
+    async def update_connector(
+        self, account_id: str, connector_id: str, change: Callable[[ConnectorRecord], ConnectorRecord]
+    ) -> ConnectorRecord:
+        """Apply `change` to the stored record atomically; raises NotFound."""
+        ...
+
+    async def delete_connector(self, account_id: str, connector_id: str) -> ConnectorRecord:
+        """Delete the connector and all its events; raises NotFound."""
+        ...
+
+    async def server_secret(self, name: str) -> bytes:
+        """A random secret shared by every process on this store, made on first use."""
+        ...
 
     # -- credentials --
     async def find_token(self, secret_hash: bytes) -> TokenRecord | None: ...
@@ -76,8 +142,6 @@ class Store(Protocol):
 
     # -- administration (raise AlreadyExists / NotFound) --
     async def create_account(self, account_id: str, name: str, created_on: int) -> None: ...
-
-    async def create_connector(self, account_id: str, connector_id: str, created_on: int) -> None: ...
 
     async def create_user(self, email: str, api_key_hash: bytes, account_id: str, created_on: int) -> None: ...
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -20,10 +21,14 @@ from typing import Callable, Sequence, TypeVar
 
 import msgspec
 
+from conntel.connectors import ConnectorSettings
 from conntel.model import AppendResult, NewEvent, canonical
 from conntel.store.base import (
     AlreadyExists,
+    ConnectorRecord,
     EventConflict,
+    EventQuery,
+    EventSummary,
     NotFound,
     StoredEvent,
     TokenRecord,
@@ -152,7 +157,7 @@ class SqliteStore:
         ]
 
         def work(conn: sqlite3.Connection) -> AppendResult:
-            if not _connector_row(conn, account_id, connector_id):
+            if not _connector_exists(conn, account_id, connector_id):
                 raise NotFound(f"No connector {connector_id} in account {account_id}")
             before = conn.total_changes
             conn.executemany(
@@ -170,9 +175,31 @@ class SqliteStore:
                     ).fetchone()
                     if canonical(msgspec.json.decode(stored_e), stored_v) != canonical(ev.e, ev.v):
                         raise EventConflict(ev.t, ev.n)
+            _note_activity(conn, account_id, connector_id, unique, received_at)
             return AppendResult(accepted=inserted, duplicates=len(events) - inserted)
 
         return await self._write(work)
+
+    async def list_events(self, account_id: str, connector_id: str, query: EventQuery) -> list[EventSummary]:
+        after_t, after_n = query.after or (query.from_t, -1)
+        kind_clause = "AND k = ? " if query.kind else ""
+        params: list = [account_id, connector_id]
+        params += [query.kind] if query.kind else []
+        params += [after_t, after_n, query.to_t, query.limit]
+        rows = self._read().execute(
+            "SELECT t, n, a, k FROM events WHERE account_id = ? AND connector_id = ? "
+            f"{kind_clause}AND (t, n) > (?, ?) AND t <= ? ORDER BY t, n LIMIT ?",
+            params,
+        )
+        return [EventSummary(*row) for row in rows]
+
+    async def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[StoredEvent]:
+        rows = self._read().execute(
+            "SELECT t, n, a, v, e FROM events WHERE account_id = ? AND connector_id = ?"
+            " ORDER BY t DESC, n DESC LIMIT ?",
+            (account_id, connector_id, limit),
+        )
+        return [StoredEvent(*row) for row in rows]
 
     # -- credentials --
     async def find_token(self, secret_hash: bytes) -> TokenRecord | None:
@@ -213,17 +240,66 @@ class SqliteStore:
 
         await self._write(work)
 
-    async def create_connector(self, account_id: str, connector_id: str, created_on: int) -> None:
+    async def create_connector(self, record: ConnectorRecord) -> None:
         def work(conn: sqlite3.Connection) -> None:
-            _require_account(conn, account_id)
+            _require_account(conn, record.account_id)
             _insert_new(
                 conn,
-                "INSERT INTO connectors VALUES (?, ?, ?)",
-                (account_id, connector_id, created_on),
-                f"Connector {connector_id}",
+                f"INSERT INTO connectors ({', '.join(_CONNECTOR_COLUMNS)}) VALUES ({', '.join('?' * len(_CONNECTOR_COLUMNS))})",
+                _connector_row(record),
+                f"Connector {record.connector_id}",
             )
 
         await self._write(work)
+
+    async def get_connector(self, account_id: str, connector_id: str) -> ConnectorRecord | None:
+        return _load_connector(self._read(), account_id, connector_id)
+
+    async def list_connectors(self, account_id: str, device_type: str | None) -> list[ConnectorRecord]:
+        sql = f"SELECT {', '.join(_CONNECTOR_COLUMNS)} FROM connectors WHERE account_id = ?"
+        params: tuple = (account_id,)
+        if device_type is not None:
+            sql, params = sql + " AND device_type = ?", (account_id, device_type)
+        return [_connector_record(row) for row in self._read().execute(sql + " ORDER BY connector_id", params)]
+
+    async def update_connector(
+        self, account_id: str, connector_id: str, change: Callable[[ConnectorRecord], ConnectorRecord]
+    ) -> ConnectorRecord:
+        def work(conn: sqlite3.Connection) -> ConnectorRecord:
+            current = _load_connector(conn, account_id, connector_id)
+            if current is None:
+                raise NotFound(f"No connector {connector_id}")
+            changed = change(current)
+            assignments = ", ".join(f"{column} = ?" for column in _CONNECTOR_COLUMNS[2:])
+            conn.execute(
+                f"UPDATE connectors SET {assignments} WHERE account_id = ? AND connector_id = ?",
+                (*_connector_row(changed)[2:], account_id, connector_id),
+            )
+            return changed
+
+        return await self._write(work)
+
+    async def delete_connector(self, account_id: str, connector_id: str) -> ConnectorRecord:
+        def work(conn: sqlite3.Connection) -> ConnectorRecord:
+            current = _load_connector(conn, account_id, connector_id)
+            if current is None:
+                raise NotFound(f"No connector {connector_id}")
+            conn.execute("DELETE FROM events WHERE account_id = ? AND connector_id = ?", (account_id, connector_id))
+            conn.execute(
+                "DELETE FROM connectors WHERE account_id = ? AND connector_id = ?", (account_id, connector_id)
+            )
+            return current
+
+        return await self._write(work)
+
+    async def server_secret(self, name: str) -> bytes:
+        def work(conn: sqlite3.Connection) -> bytes:
+            conn.execute(
+                "INSERT INTO server_secrets VALUES (?, ?) ON CONFLICT DO NOTHING", (name, secrets.token_bytes(32))
+            )
+            return conn.execute("SELECT secret FROM server_secrets WHERE name = ?", (name,)).fetchone()[0]
+
+        return await self._write(work)
 
     async def create_user(self, email: str, api_key_hash: bytes, account_id: str, created_on: int) -> None:
         def work(conn: sqlite3.Connection) -> None:
@@ -264,13 +340,67 @@ class SqliteStore:
         await self._write(work)
 
 
-def _connector_row(conn: sqlite3.Connection, account_id: str, connector_id: str) -> bool:
+def _connector_exists(conn: sqlite3.Connection, account_id: str, connector_id: str) -> bool:
     return (
         conn.execute(
             "SELECT 1 FROM connectors WHERE account_id = ? AND connector_id = ?", (account_id, connector_id)
         ).fetchone()
         is not None
     )
+
+
+# ConnectorRecord fields, in column order (the first two are the key).
+_CONNECTOR_COLUMNS = (
+    "account_id",
+    "connector_id",
+    "settings",
+    "created_on",
+    "last_updated",
+    "device_id",
+    "device_serial_number",
+    "device_type",
+    "license_key_hash",
+    "last_heartbeat",
+    "last_seen_version",
+)
+
+
+def _connector_row(record: ConnectorRecord) -> tuple:
+    values = {column: getattr(record, column) for column in _CONNECTOR_COLUMNS}
+    values["settings"] = msgspec.json.encode(record.settings)
+    return tuple(values.values())
+
+
+def _connector_record(row: tuple) -> ConnectorRecord:
+    values = dict(zip(_CONNECTOR_COLUMNS, row))
+    values["settings"] = msgspec.json.decode(values["settings"], type=ConnectorSettings)
+    return ConnectorRecord(**values)
+
+
+def _load_connector(conn: sqlite3.Connection, account_id: str, connector_id: str) -> ConnectorRecord | None:
+    row = conn.execute(
+        f"SELECT {', '.join(_CONNECTOR_COLUMNS)} FROM connectors WHERE account_id = ? AND connector_id = ?",
+        (account_id, connector_id),
+    ).fetchone()
+    return None if row is None else _connector_record(row)
+
+
+def _note_activity(
+    conn: sqlite3.Connection, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+) -> None:
+    """Keep the connector's heartbeat and last seen version true as its events arrive."""
+    versioned = [ev for ev in events if ev.v is not None]
+    newest = max(versioned, key=lambda ev: (ev.t, ev.n), default=None)
+    conn.execute(
+        "UPDATE connectors SET last_heartbeat = ?1, last_updated = ?1 WHERE account_id = ?2 AND connector_id = ?3",
+        (received_at, account_id, connector_id),
+    )
+    if newest is not None:
+        conn.execute(
+            "UPDATE connectors SET last_seen_version = ?, version_t = ?, version_n = ?"
+            " WHERE account_id = ? AND connector_id = ? AND (coalesce(version_t, -1), coalesce(version_n, -1)) < (?, ?)",
+            (newest.v, newest.t, newest.n, account_id, connector_id, newest.t, newest.n),
+        )
 
 
 def _require_account(conn: sqlite3.Connection, account_id: str) -> None:

@@ -1,0 +1,88 @@
+"""Connector routes: create, list, get, update (PUT), edit (PATCH), delete."""
+
+from __future__ import annotations
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from conntel import connector_ops
+from conntel.api.auth import Authenticator
+from conntel.api.bodies import decode_body
+from conntel.api.envelope import ok
+from conntel.api.events import connector_not_found
+from conntel.api.params import Query, invalid
+from conntel.api.routing import account_scope, connector_scope
+from conntel.config import Settings
+from conntel.connectors import ConnectorCreate, ConnectorEdit, ConnectorSettings, ConnectorUpdate
+from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
+from conntel.store.base import NotFound, Store
+
+_create = msgspec.json.Decoder(ConnectorCreate)
+_update = msgspec.json.Decoder(ConnectorUpdate)
+_edit = msgspec.json.Decoder(ConnectorEdit)
+DEVICE_TYPES = frozenset({"MANAGED", "LICENSED"})
+
+
+class ConnectorRoutes:
+    def __init__(self, store: Store, auth: Authenticator, settings: Settings):
+        self.store = store
+        self.auth = auth
+        self.settings = settings
+
+    async def create(self, request: Request) -> Response:
+        account_id = account_scope(request.path_params, request.url.path)
+        await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
+        body: ConnectorCreate = await decode_body(request, _create, self.settings.max_body_bytes)
+        settings = ConnectorSettings(**connector_ops.settings_of(body))
+        made = await connector_ops.create(self.store, account_id, settings, body.device)
+        return ok(connector_ops.to_wire(made.record, made.license_key))
+
+    async def list(self, request: Request) -> Response:
+        account_id = account_scope(request.path_params, request.url.path)
+        await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
+        device_type = Query(request.query_params.multi_items(), frozenset({"device_type"})).text("device_type")
+        if device_type is not None and device_type not in DEVICE_TYPES:
+            raise invalid(f"`device_type` must be MANAGED or LICENSED, not {device_type!r}")
+        records = await self.store.list_connectors(account_id, device_type)
+        return ok([connector_ops.to_wire(record) for record in records])
+
+    async def get(self, request: Request) -> Response:
+        account_id, connector_id = connector_scope(request.path_params, request.url.path)
+        await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
+        record = await self.store.get_connector(account_id, connector_id)
+        if record is None:
+            raise connector_not_found(connector_id)
+        return ok(connector_ops.to_wire(record))
+
+    async def update(self, request: Request) -> Response:
+        account_id, connector_id = connector_scope(request.path_params, request.url.path)
+        await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
+        body: ConnectorUpdate = await decode_body(request, _update, self.settings.max_body_bytes)
+        return await self._change(account_id, connector_id, connector_ops.settings_of(body), body.provision_license)
+
+    async def edit(self, request: Request) -> Response:
+        account_id, connector_id = connector_scope(request.path_params, request.url.path)
+        await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
+        body = await decode_body(request, _edit, self.settings.max_body_bytes)
+        return await self._change(account_id, connector_id, connector_ops.given_settings(body), body.provision_license)
+
+    async def delete(self, request: Request) -> Response:
+        account_id, connector_id = connector_scope(request.path_params, request.url.path)
+        await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
+        try:
+            record = await self.store.delete_connector(account_id, connector_id)
+        except NotFound:
+            raise connector_not_found(connector_id) from None
+        return ok(connector_ops.to_wire(record))
+
+    async def _change(self, account_id: str, connector_id: str, changes: dict, provision_license: bool) -> Response:
+        try:
+            made = await connector_ops.change_settings(
+                self.store, account_id, connector_id, changes, provision_license
+            )
+        except NotFound:
+            raise connector_not_found(connector_id) from None
+        return ok(connector_ops.to_wire(made.record, made.license_key))
+
+

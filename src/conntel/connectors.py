@@ -1,0 +1,127 @@
+"""Connector wire types (as the official SDK types them) and their validation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import zoneinfo
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+Weekday = Literal["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+WEEKDAYS: tuple[str, ...] = Weekday.__args__  # type: ignore[attr-defined]
+DeviceType = Literal["MANAGED", "LICENSED"]
+
+HourOfDay = Annotated[float, Meta(ge=0, lt=24, description="Hour of day (local to `timezone`) the window opens")]
+DurationHours = Annotated[float, Meta(gt=0, le=24, description="Length of the interrupt window in hours")]
+Day = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$", description="A date, YYYY-MM-DD")]
+Notes = Annotated[str, Meta(max_length=4096)]
+TimeZone = Annotated[str, Meta(min_length=1, max_length=64, description="IANA time zone name")]
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+class ConnectorSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """What an operator sets on a connector (create, update); defaults for a new one."""
+
+    activated: bool = False
+    interrupt_window_days_of_week: list[Weekday] = msgspec.field(default_factory=lambda: list(WEEKDAYS))
+    interrupt_window_duration_hours: DurationHours = 3.0
+    interrupt_window_embargo_dates: list[Day] = msgspec.field(default_factory=list)
+    interrupt_window_hour_of_day: HourOfDay = 0.0
+    notes: Notes = ""
+    timezone: TimeZone = "UTC"
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+
+
+def check_settings(settings: Any) -> None:
+    """Checks a JSON schema cannot express; raising ValueError makes msgspec report the field."""
+    days = settings.interrupt_window_days_of_week
+    if days is not UNSET and len(set(days)) != len(days):
+        raise ValueError("interrupt_window_days_of_week lists a day twice")
+    dates = settings.interrupt_window_embargo_dates
+    if dates is not UNSET:
+        for day in dates:
+            try:
+                dt.date.fromisoformat(day)
+            except ValueError:
+                raise ValueError(f"interrupt_window_embargo_dates: {day!r} is not a date") from None
+    if settings.timezone is not UNSET and settings.timezone not in _time_zones():
+        raise ValueError(f"timezone: {settings.timezone!r} is not an IANA time zone")
+
+
+class DeviceSpec(Struct, forbid_unknown_fields=True):
+    """Exactly one of id, serial_number, or provision_license must be provided."""
+
+    id: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
+    serial_number: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
+    provision_license: bool | UnsetType = UNSET
+
+    def __post_init__(self) -> None:
+        given = [name for name in ("id", "serial_number") if getattr(self, name) is not UNSET]
+        if self.provision_license is True:
+            given.append("provision_license")
+        if len(given) != 1:
+            raise ValueError("device needs exactly one of id, serial_number or provision_license: true")
+
+
+class ConnectorCreate(ConnectorSettings, kw_only=True, forbid_unknown_fields=True):
+    device: DeviceSpec
+
+
+class ConnectorUpdate(ConnectorSettings, kw_only=True, forbid_unknown_fields=True):
+    """PUT: every setting is replaced; one not given returns to its default."""
+
+    provision_license: bool = False
+
+
+def _edit_struct() -> type[Struct]:
+    # PATCH: the same fields as ConnectorSettings, each optional; one source of truth.
+    fields = [
+        (field.name, field.type | UnsetType, UNSET)  # type: ignore[operator]
+        for field in msgspec.structs.fields(ConnectorSettings)
+    ]
+    fields.append(("provision_license", bool, False))
+    return msgspec.defstruct(
+        "ConnectorEdit", fields, kw_only=True, forbid_unknown_fields=True, namespace={"__post_init__": check_settings}
+    )
+
+
+ConnectorEdit = _edit_struct()
+
+
+class Device(Struct, omit_defaults=True):
+    id: str
+    serial_number: str | None = None
+    type: DeviceType | None = None
+
+
+class Connector(Struct, omit_defaults=True, kw_only=True):
+    """A connector as the API returns it."""
+
+    id: str
+    activated: bool
+    interrupt_window_days_of_week: list[Weekday]
+    interrupt_window_duration_hours: float
+    interrupt_window_embargo_dates: list[str]
+    interrupt_window_hour_of_day: float
+    last_updated: str
+    notes: str
+    timezone: str
+    device: Device | None = None
+    last_heartbeat: str | None = None
+    last_seen_version: str | None = None
+    license_key: str | UnsetType = UNSET  # only in the response that provisioned it
+
+
+def iso_time(seconds: int | None) -> str | None:
+    if seconds is None:
+        return None
+    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat().replace("+00:00", "Z")
