@@ -13,6 +13,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 Weekday = Literal["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
 WEEKDAYS: tuple[str, ...] = Weekday.__args__  # type: ignore[attr-defined]
 DeviceType = Literal["MANAGED", "LICENSED"]
+DEVICE_TYPES: tuple[str, ...] = DeviceType.__args__  # type: ignore[attr-defined]
 
 HourOfDay = Annotated[float, Meta(ge=0, lt=24, description="Hour of day (local to `timezone`) the window opens")]
 DurationHours = Annotated[float, Meta(gt=0, le=24, description="Length of the interrupt window in hours")]

@@ -24,6 +24,11 @@ def _payload_struct(kind) -> type[Struct]:
 
 PAYLOAD_TYPES: tuple[type[Struct], ...] = tuple(_payload_struct(kind) for kind in KINDS)
 EventPayload = Union[PAYLOAD_TYPES]  # type: ignore[valid-type]
+# How `e` is documented where it is kept as sent (a dict) or served as recorded (raw JSON).
+PAYLOAD_DOC = Meta(
+    description="Event kind `k` plus event-specific payload fields, kept exactly as recorded",
+    extra_json_schema={"oneOf": [{"$ref": f"#/components/schemas/{kind.name}"} for kind in KINDS]},
+)
 
 
 class NewEvent(Struct, forbid_unknown_fields=True):
@@ -31,7 +36,7 @@ class NewEvent(Struct, forbid_unknown_fields=True):
 
     t: SequenceNumber
     n: SequenceNumber
-    e: dict[str, Any]
+    e: Annotated[dict[str, Any], PAYLOAD_DOC]
     v: Version | None = None
 
     @property
@@ -42,7 +47,7 @@ class NewEvent(Struct, forbid_unknown_fields=True):
 class Event(Struct, omit_defaults=True):
     """A recorded event as Get Event returns it (`v` omitted when unknown)."""
 
-    e: Raw
+    e: Annotated[Raw, PAYLOAD_DOC]
     n: int
     t: int
     v: str | UnsetType = UNSET

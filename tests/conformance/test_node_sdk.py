@@ -4,13 +4,13 @@
 reference page's `events.get(connectorId, eventT, eventN, { account_id })`,
 7.3.0 `events.get(eventN, { account_id, connector_id, event_t })` — and prints
 what the SDK returned or raised. The SDKs are installed from the committed
-package-lock.json (`npm ci`) when they are not installed already.
+package-lock.json (`npm ci`) when they are not installed already (the
+`node_sdk` fixture, conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,7 +21,6 @@ from helpers import World, env_without_proxies, post_events
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "get_event.mjs"
 SDK_VERSIONS = {"v5": "5.2.0", "v7": "7.3.0"}
-PACKAGES = {"v5": "cloudflare-5", "v7": "cloudflare-7"}
 
 T = 1_700_000_000
 
@@ -49,32 +48,6 @@ BIG_NUMBERS = {
     "v": "9.9.9-rc.1+build",
 }
 EVENTS = [UPGRADE, INIT_WITHOUT_VERSION, HA_TRANSITION, BIG_NUMBERS]
-
-
-def _installed_version(package: str) -> str | None:
-    manifest = HERE / "node_modules" / package / "package.json"
-    try:
-        return json.loads(manifest.read_text())["version"]
-    except (OSError, ValueError, KeyError):
-        return None
-
-
-@pytest.fixture(scope="session")
-def node_sdk() -> str:
-    """The `node` executable, with both SDK versions installed next to the script."""
-    node = shutil.which("node")
-    npm = shutil.which("npm")
-    assert node, "node is required for the npm SDK conformance tests (Node 20+)"
-    wanted = {PACKAGES[key]: version for key, version in SDK_VERSIONS.items()}
-    if any(_installed_version(package) != version for package, version in wanted.items()):
-        assert npm, "npm is required to install the SDKs: run `npm ci --prefix tests/conformance`"
-        done = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True, timeout=600
-        )
-        assert done.returncode == 0, f"npm ci failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
-    for package, version in wanted.items():
-        assert _installed_version(package) == version, f"{package} is not {version} after npm ci"
-    return node
 
 
 def run_sdk(

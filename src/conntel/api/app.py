@@ -6,23 +6,29 @@ import contextlib
 import logging
 from typing import AsyncIterator
 
+import msgspec
 from starlette.applications import Starlette
+from starlette.convertors import register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.convertors import register_url_convertor
 from starlette.routing import Route
 
 from conntel.api.auth import Authenticator
+from conntel.api.connectors import LIST_QUERY as CONNECTOR_QUERY
+from conntel.api.connectors import ConnectorRoutes
 from conntel.api.envelope import error_response
 from conntel.api.errors import INTERNAL_ERROR, METHOD_NOT_ALLOWED, ApiError, no_route
-from conntel.api.events import EventRoutes
-from conntel.api.ratelimit import RateLimiter, parse_rate_limit
+from conntel.api.events import LIST_QUERY, EventRoutes
 from conntel.api.hotpath import ASGIApp, GetEventEndpoint, Shortcut
-from conntel.api.connectors import ConnectorRoutes
+from conntel.api.openapi import Operation, build_openapi
+from conntel.api.ratelimit import RateLimiter, parse_rate_limit
 from conntel.api.routing import CONNECTOR, CONNECTORS, PREFIX, EventRefConvertor, api_path
-from conntel.api.tokens import TokenRoutes
+from conntel.api.tokens import TokenRoutes, TokenStatus
 from conntel.config import Settings
+from conntel.connectors import Connector, ConnectorCreate, ConnectorEdit, ConnectorUpdate
+from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
+from conntel.model import AppendResult, Event, EventList, LatestEvents, NewEvent
 from conntel.store.base import Store
 
 log = logging.getLogger("conntel")
@@ -39,8 +45,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_response(no_route(api_path(request.url.path)))
     if exc.status_code == 405:
         return error_response(
-            ApiError(405, METHOD_NOT_ALLOWED, f"Method {request.method} not allowed on {api_path(request.url.path)}",
-                     headers=exc.headers)
+            ApiError(
+                405,
+                METHOD_NOT_ALLOWED,
+                f"Method {request.method} not allowed on {api_path(request.url.path)}",
+                headers=exc.headers,
+            )
         )
     return error_response(ApiError(exc.status_code, INTERNAL_ERROR, exc.detail))
 
@@ -68,19 +78,107 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         yield
         await store.close()
 
-    routes = [
-        Route(GET_EVENT, get_event, methods=["GET"]),
-        Route(CONNECTOR + "/telemetry/events/latest", events.latest_events, methods=["GET"]),
-        Route(CONNECTOR + "/telemetry/events", events.list_events, methods=["GET"]),
-        Route(CONNECTOR + "/telemetry/events", events.ingest, methods=["POST"]),
-        Route(CONNECTORS, connectors.list, methods=["GET"]),
-        Route(CONNECTORS, connectors.create, methods=["POST"]),
-        Route(CONNECTOR, connectors.get, methods=["GET"]),
-        Route(CONNECTOR, connectors.update, methods=["PUT"]),
-        Route(CONNECTOR, connectors.edit, methods=["PATCH"]),
-        Route(CONNECTOR, connectors.delete, methods=["DELETE"]),
-        Route(PREFIX + "/user/tokens/verify", tokens.verify, methods=["GET"]),
+    operations = [
+        Operation(
+            "GET",
+            GET_EVENT,
+            get_event,
+            "getEvent",
+            "Get Event",
+            READ_ACCEPTS,
+            result=Event,
+            doc_path=CONNECTOR + "/telemetry/events/{event_t}.{event_n}",
+        ),
+        Operation(
+            "GET",
+            CONNECTOR + "/telemetry/events/latest",
+            events.latest_events,
+            "listLatestEvents",
+            "Latest Events, newest first",
+            READ_ACCEPTS,
+            result=LatestEvents,
+        ),
+        Operation(
+            "GET",
+            CONNECTOR + "/telemetry/events",
+            events.list_events,
+            "listEvents",
+            "List Events",
+            READ_ACCEPTS,
+            query=LIST_QUERY,
+            result=EventList,
+        ),
+        Operation(
+            "POST",
+            CONNECTOR + "/telemetry/events",
+            events.ingest,
+            "ingestEvents",
+            "Ingest a batch of events (conntel's own)",
+            WRITE_ACCEPTS,
+            body=list[NewEvent],
+            result=AppendResult,
+        ),
+        Operation(
+            "GET",
+            CONNECTORS,
+            connectors.list,
+            "listConnectors",
+            "List Connectors",
+            READ_ACCEPTS,
+            query=CONNECTOR_QUERY,
+            result=list[Connector],
+        ),
+        Operation(
+            "POST",
+            CONNECTORS,
+            connectors.create,
+            "createConnector",
+            "Create Connector",
+            WRITE_ACCEPTS,
+            body=ConnectorCreate,
+            result=Connector,
+        ),
+        Operation("GET", CONNECTOR, connectors.get, "getConnector", "Get Connector", READ_ACCEPTS, result=Connector),
+        Operation(
+            "PUT",
+            CONNECTOR,
+            connectors.update,
+            "updateConnector",
+            "Update Connector (every setting)",
+            WRITE_ACCEPTS,
+            body=ConnectorUpdate,
+            result=Connector,
+        ),
+        Operation(
+            "PATCH",
+            CONNECTOR,
+            connectors.edit,
+            "editConnector",
+            "Edit Connector (given settings only)",
+            WRITE_ACCEPTS,
+            body=ConnectorEdit,
+            result=Connector,
+        ),
+        Operation(
+            "DELETE",
+            CONNECTOR,
+            connectors.delete,
+            "deleteConnector",
+            "Delete Connector and its events",
+            WRITE_ACCEPTS,
+            result=Connector,
+        ),
+        Operation(
+            "GET", PREFIX + "/user/tokens/verify", tokens.verify, "verifyToken", "Verify Token", result=TokenStatus
+        ),
     ]
+    openapi = msgspec.json.encode(build_openapi(operations))
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi, media_type="application/json")
+
+    routes = [Route(op.path, op.endpoint, methods=[op.method]) for op in operations]
+    routes.append(Route(PREFIX + "/openapi.json", openapi_json, methods=["GET"]))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -11,17 +11,17 @@ from conntel.api.auth import Authenticator
 from conntel.api.bodies import decode_body
 from conntel.api.envelope import ok
 from conntel.api.events import connector_not_found
-from conntel.api.params import Query, invalid
+from conntel.api.params import Param, parse_query
 from conntel.api.routing import account_scope, connector_scope
 from conntel.config import Settings
-from conntel.connectors import ConnectorCreate, ConnectorEdit, ConnectorSettings, ConnectorUpdate
+from conntel.connectors import DEVICE_TYPES, ConnectorCreate, ConnectorEdit, ConnectorSettings, ConnectorUpdate
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.store.base import NotFound, Store
 
 _create = msgspec.json.Decoder(ConnectorCreate)
 _update = msgspec.json.Decoder(ConnectorUpdate)
 _edit = msgspec.json.Decoder(ConnectorEdit)
-DEVICE_TYPES = frozenset({"MANAGED", "LICENSED"})
+LIST_QUERY = (Param("device_type", "Only connectors with this type of device", choices=DEVICE_TYPES),)
 
 
 class ConnectorRoutes:
@@ -41,9 +41,7 @@ class ConnectorRoutes:
     async def list(self, request: Request) -> Response:
         account_id = account_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
-        device_type = Query(request.query_params.multi_items(), frozenset({"device_type"})).text("device_type")
-        if device_type is not None and device_type not in DEVICE_TYPES:
-            raise invalid(f"`device_type` must be MANAGED or LICENSED, not {device_type!r}")
+        device_type = parse_query(request.query_params.multi_items(), LIST_QUERY)["device_type"]
         records = await self.store.list_connectors(account_id, device_type)
         return ok([connector_ops.to_wire(record) for record in records])
 

@@ -27,8 +27,8 @@ from conntel.api.routing import api_path, connector_scope
 from conntel.config import Settings
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.api.cursor import CursorError, CursorSigner
-from conntel.api.params import Query, invalid
-from conntel.kinds import BY_NAME
+from conntel.api.params import Param, invalid, parse_query
+from conntel.kinds import KIND_NAMES
 from conntel.model import (
     BatchTooLarge,
     Event,
@@ -42,8 +42,13 @@ from conntel.model import (
 from conntel.store.base import EventConflict, EventQuery, NotFound, Store
 
 
-LIST_PARAMS = frozenset({"from", "to", "limit", "k", "cursor"})
-DEFAULT_LIMIT, MAX_LIMIT = 100, 1000
+LIST_QUERY = (
+    Param("from", "Earliest `t` listed (inclusive), seconds since the epoch", required=True, integer=True),
+    Param("to", "Latest `t` listed (inclusive), seconds since the epoch", required=True, integer=True),
+    Param("limit", "Most events in one page", integer=True, low=1, high=1000, default=100),
+    Param("k", "Only events of this kind", choices=KIND_NAMES),
+    Param("cursor", "Where the previous page ended: its `cursor`, as returned"),
+)
 LATEST_LIMIT = 100
 
 
@@ -71,19 +76,15 @@ class EventRoutes:
     async def list_events(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
-        query = Query(request.query_params.multi_items(), LIST_PARAMS)
-        from_t, to_t = query.integer("from"), query.integer("to")
-        limit = query.integer("limit", default=DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
-        kind = query.text("k")
+        query = parse_query(request.query_params.multi_items(), LIST_QUERY)
+        from_t, to_t, limit, kind = query["from"], query["to"], query["limit"], query["k"]
         if from_t > to_t:
             raise invalid(f"`from` ({from_t}) is after `to` ({to_t})")
-        if kind is not None and kind not in BY_NAME:
-            raise invalid(f"Unknown event kind `k={kind}`")
         await self._require_connector(account_id, connector_id)
         signer = await self._cursor_signer()
         scope = "\0".join((account_id, connector_id, str(from_t), str(to_t), kind or ""))
         after = None
-        if (cursor := query.text("cursor")) is not None:
+        if (cursor := query["cursor"]) is not None:
             try:
                 after = signer.decode(scope, cursor)
             except CursorError as exc:
@@ -99,7 +100,7 @@ class EventRoutes:
     async def latest_events(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
-        Query(request.query_params.multi_items(), frozenset())
+        parse_query(request.query_params.multi_items(), ())
         await self._require_connector(account_id, connector_id)
         rows = await self.store.latest_events(account_id, connector_id, LATEST_LIMIT)
         return ok(LatestEvents(len(rows), [Event.from_stored(row) for row in rows]))
