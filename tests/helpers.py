@@ -8,7 +8,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +26,44 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def cli(*args: str, db: str | Path, check: bool = True) -> dict:
+PG_ADMIN_URL = os.environ.get("CONNTEL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+Store = Path | str  # an SQLite file, or a postgresql:// URL
+
+
+def store_args(store: Store) -> list[str]:
+    """How the CLI names a store: --db PATH or --database-url URL."""
+    if isinstance(store, str) and store.startswith("postgresql://"):
+        return ["--database-url", store]
+    return ["--db", str(store)]
+
+
+def create_pg_database() -> str:
+    """A fresh, empty PostgreSQL database for one test world; its URL."""
+    name = f"conntel_test_{uuid.uuid4().hex[:12]}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_pg_database(url: str) -> None:
+    _pg_admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def _pg_admin(sql: str) -> None:
+    subprocess.run(["psql", PG_ADMIN_URL, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, capture_output=True)
+
+
+def store_dump(store: Store) -> bytes:
+    """Everything the store holds, as bytes: the SQLite files, or a pg_dump."""
+    if isinstance(store, Path):
+        return b"".join(path.read_bytes() for path in store.parent.glob(store.name + "*") if path.is_file())
+    return subprocess.run(["pg_dump", "--data-only", store], check=True, capture_output=True).stdout
+
+
+def cli(*args: str, db: Store, check: bool = True) -> dict:
     """Run an admin command with --json against the store; return its JSON object."""
     done = subprocess.run(
-        [*CONNTEL, *args, "--db", str(db), "--json"], capture_output=True, text=True, timeout=60
+        [*CONNTEL, *args, *store_args(db), "--json"], capture_output=True, text=True, timeout=60
     )
     if check and done.returncode != 0:
         raise AssertionError(f"conntel {' '.join(args)} failed ({done.returncode}): {done.stderr}")
@@ -36,7 +72,7 @@ def cli(*args: str, db: str | Path, check: bool = True) -> dict:
 
 @dataclass
 class Server:
-    db: Path
+    db: Store
     port: int = field(default_factory=free_port)
     extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
@@ -50,11 +86,14 @@ class Server:
     def base_url(self) -> str:
         return f"{self.origin}/client/v4"
 
+    log_dir: Path | None = None
+
     def start(self) -> Server:
-        self.log = self.db.with_suffix(f".{self.port}.log")
+        folder = self.log_dir or (self.db.parent if isinstance(self.db, Path) else Path(tempfile.gettempdir()))
+        self.log = folder / f"conntel.{self.port}.log"
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [*CONNTEL, "serve", "--db", str(self.db), "--port", str(self.port), *self.extra_args],
+                [*CONNTEL, "serve", *store_args(self.db), "--port", str(self.port), *self.extra_args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -105,8 +144,10 @@ class World:
     other_api_key: str
     token_ids: dict[str, str]
 
+    backend: str = "sqlite"
+
     @property
-    def db(self) -> Path:
+    def db(self) -> Store:
         return self.server.db
 
     def events_url(self, connector: str | None = None, account: str | None = None) -> str:
@@ -127,8 +168,12 @@ class World:
         return cli(*args, db=self.db)
 
 
-def build_world(tmp: Path) -> World:
-    db = tmp / "conntel.db"
+def new_store(tmp: Path, backend: str) -> Store:
+    return create_pg_database() if backend == "postgres" else tmp / "conntel.db"
+
+
+def build_world(tmp: Path, backend: str = "sqlite") -> World:
+    db = new_store(tmp, backend)
     account = cli("accounts", "create", "--name", "Main", db=db)["id"]
     other = cli("accounts", "create", "--name", "Other", db=db)["id"]
     connector = cli("connectors", "create", "--account", account, db=db)["id"]
@@ -138,8 +183,9 @@ def build_world(tmp: Path) -> World:
     other_write = cli("tokens", "create", "--account", other, "--permission", "Magic WAN Write", db=db)
     user = cli("users", "create", "--email", "ops@example.com", "--account", account, db=db)
     other_user = cli("users", "create", "--email", "other@example.com", "--account", other, db=db)
-    server = Server(db).start()
+    server = Server(db, log_dir=tmp).start()
     return World(
+        backend=backend,
         server=server,
         account=account,
         connector=connector,

@@ -8,13 +8,16 @@ from pathlib import Path
 
 import httpx
 
-from helpers import Server, bearer, build_world, cli
+import pytest
+
+from helpers import Server, bearer, build_world, cli, drop_pg_database
 
 T0 = 1_700_000_000
 
 
-def test_acknowledged_batches_survive_kill_9(tmp_path: Path):
-    world = build_world(tmp_path)
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_acknowledged_batches_survive_kill_9(tmp_path: Path, backend: str):
+    world = build_world(tmp_path, backend)
     acknowledged: list[int] = []
     stop = threading.Event()
 
@@ -42,7 +45,7 @@ def test_acknowledged_batches_survive_kill_9(tmp_path: Path):
     for thread in threads:
         thread.join()
 
-    server = Server(world.db).start()
+    server = Server(world.db, log_dir=tmp_path).start()
     try:
         with httpx.Client(headers=bearer(world.read_token), base_url=world.events_url().replace(world.server.base_url, server.base_url)) as client:
             for t in acknowledged:
@@ -51,6 +54,8 @@ def test_acknowledged_batches_survive_kill_9(tmp_path: Path):
                     assert response.status_code == 200, (t, n, response.text)
     finally:
         server.stop()
+        if backend == "postgres":
+            drop_pg_database(world.db)
 
 
 def test_sigterm_finishes_cleanly(tmp_path: Path):

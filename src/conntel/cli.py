@@ -48,6 +48,7 @@ def _run_admin(db: str, database_url: str | None, operation: Callable[[Store], A
     async def run() -> Any:
         store = open_store(_database(db, database_url))
         try:
+            await store.start()
             return await operation(store)
         finally:
             await store.close()
@@ -180,6 +181,22 @@ def serve_options(command: Callable) -> Callable:
     command = click.option("--port", envvar="CONNTEL_PORT", default=8787, show_default=True, type=int)(command)
     command = click.option("--host", envvar="CONNTEL_HOST", default="127.0.0.1", show_default=True)(command)
     command = click.option(
+        "--workers",
+        envvar="CONNTEL_WORKERS",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Server processes sharing the port and the database.",
+    )(command)
+    command = click.option(
+        "--pool-size",
+        envvar="CONNTEL_POOL_SIZE",
+        default=Settings.pool_size,
+        show_default=True,
+        type=click.IntRange(1),
+        help="PostgreSQL connections per server process.",
+    )(command)
+    command = click.option(
         "--max-batch-events",
         envvar="CONNTEL_MAX_BATCH_EVENTS",
         default=Settings.max_batch_events,
@@ -214,7 +231,7 @@ def serve(db: str, database_url: str | None, **options: Any) -> None:
     settings = Settings(database=_database(db, database_url), **options)
     try:
         run(settings)
-    except UnsupportedDatabase as exc:
+    except (UnsupportedDatabase, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
 
 

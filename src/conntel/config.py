@@ -12,6 +12,8 @@ class Settings:
     database: str = DEFAULT_DB  # an SQLite path or a database URL
     host: str = "127.0.0.1"
     port: int = 8787
+    workers: int = 1  # server processes sharing the port (and the database)
+    pool_size: int = 10  # PostgreSQL connections per process
     max_batch_events: int = 5_000
     max_body_bytes: int = 8 * 1024 * 1024
     # How long a looked-up credential is trusted before it is read again: the

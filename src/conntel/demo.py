@@ -27,6 +27,7 @@ async def seed(database: str, seed_value: int) -> tuple[str, dict]:
     """Create the demo account, fleet and token; return the token and one event to show."""
     store = open_store(database)
     try:
+        await store.start()
         await admin.create_account(store, DEMO_ACCOUNT, "Demo fleet")
         end = int(time.time())
         shown = None

@@ -1,19 +1,43 @@
-"""Running the API under uvicorn (uvloop + httptools)."""
+"""Running the API under uvicorn (uvloop + httptools), in one process or several."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+from typing import Any
+
+import msgspec
 import uvicorn
 
 from conntel.api.app import create_app
+from conntel.api.hotpath import ASGIApp
 from conntel.config import Settings
 from conntel.store import open_store
 
+# How `--workers N` hands the settings to each worker process.
+SETTINGS_ENV = "CONNTEL_SERVER_SETTINGS"
+
+
+def app_from_environment() -> ASGIApp:
+    """uvicorn's app factory in each worker process."""
+    settings = msgspec.json.decode(os.environ[SETTINGS_ENV], type=Settings)
+    return create_app(open_store(settings.database, settings.pool_size), settings)
+
+
+def check_store(settings: Settings) -> None:
+    """Open the store once (applying migrations) so a bad database fails before anything listens."""
+
+    async def check() -> None:
+        store = open_store(settings.database, pool_size=1)
+        await store.start()
+        await store.close()
+
+    asyncio.run(check())
+
 
 def run(settings: Settings) -> None:
-    store = open_store(settings.database)  # fails here, before listening, if the database is unusable
-    app = create_app(store, settings)
-    config = uvicorn.Config(
-        app,
+    check_store(settings)
+    options: dict[str, Any] = dict(
         host=settings.host,
         port=settings.port,
         loop="uvloop",
@@ -23,4 +47,10 @@ def run(settings: Settings) -> None:
         server_header=False,
         log_level="info",
     )
-    uvicorn.Server(config).run()  # SIGTERM/SIGINT: stop accepting, finish requests, close the store
+    # SIGTERM/SIGINT: stop accepting, finish requests in flight, close the store.
+    if settings.workers > 1:
+        os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
+        uvicorn.run("conntel.server:app_from_environment", factory=True, workers=settings.workers, **options)
+    else:
+        app = create_app(open_store(settings.database, settings.pool_size), settings)
+        uvicorn.Server(uvicorn.Config(app, **options)).run()

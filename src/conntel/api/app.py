@@ -75,6 +75,7 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.start()
         yield
         await store.close()
 

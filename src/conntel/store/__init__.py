@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 from conntel.store.base import Store
+from conntel.store.urls import redacted
 
 
 class UnsupportedDatabase(ValueError):
     pass
 
 
-def open_store(database: str) -> Store:
-    """Open the store named by a SQLite path or a database URL."""
-    if database.startswith(("postgres://", "postgresql://")):
-        raise UnsupportedDatabase("PostgreSQL is not supported yet; use an SQLite file (--db PATH)")
-    path = database.removeprefix("sqlite:///") if database.startswith("sqlite:///") else database
+def is_postgres(database: str) -> bool:
+    return database.startswith(("postgres://", "postgresql://"))
+
+
+def open_store(database: str, pool_size: int = 10) -> Store:
+    """The store named by a SQLite path, `sqlite:///PATH`, or a `postgresql://` URL; `start()` it before use."""
+    if is_postgres(database):
+        from conntel.store.postgres import PostgresStore
+
+        return PostgresStore(database, pool_size)
+    if "://" in database and not database.startswith("sqlite:///"):
+        raise UnsupportedDatabase(f"Unsupported database URL {redacted(database)!r}: use sqlite:///PATH or postgresql://...")
     from conntel.store.sqlite import SqliteStore
 
-    return SqliteStore(path)
+    return SqliteStore(database.removeprefix("sqlite:///"))

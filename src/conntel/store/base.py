@@ -7,6 +7,8 @@ above this module speaks SQL.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import msgspec
 from typing import Callable, Protocol, Sequence
 
 from conntel.connectors import ConnectorSettings
@@ -78,6 +80,10 @@ class StoreError(Exception):
     """A store refused an operation for a reason the caller can report."""
 
 
+class StoreUnavailable(StoreError):
+    """The database cannot be opened or reached."""
+
+
 class NotFound(StoreError):
     pass
 
@@ -93,6 +99,10 @@ class EventConflict(StoreError):
 
 
 class Store(Protocol):
+    async def start(self) -> None:
+        """Connect and apply missing migrations; safe when several processes start at once."""
+        ...
+
     # -- telemetry events (the hot path) --
     async def get_event(self, account_id: str, connector_id: str, t: int, n: int) -> StoredEvent | None: ...
 
@@ -169,3 +179,37 @@ def unique_events(events: Sequence[NewEvent]) -> list[NewEvent]:
         if first is not ev and canonical(first.e, first.v) != canonical(ev.e, ev.v):
             raise EventConflict(ev.t, ev.n)
     return list(seen.values())
+
+
+# ConnectorRecord as table columns, shared by the adapters (the first two are the key).
+CONNECTOR_COLUMNS = (
+    "account_id",
+    "connector_id",
+    "settings",
+    "created_on",
+    "last_updated",
+    "device_id",
+    "device_serial_number",
+    "device_type",
+    "license_key_hash",
+    "last_heartbeat",
+    "last_seen_version",
+)
+
+
+def connector_row(record: ConnectorRecord) -> tuple:
+    """The record as column values, in CONNECTOR_COLUMNS order (settings as JSON)."""
+    values = {column: getattr(record, column) for column in CONNECTOR_COLUMNS}
+    values["settings"] = msgspec.json.encode(record.settings)
+    return tuple(values.values())
+
+
+def connector_record(row: Sequence) -> ConnectorRecord:
+    values = dict(zip(CONNECTOR_COLUMNS, row))
+    values["settings"] = msgspec.json.decode(values["settings"], type=ConnectorSettings)
+    return ConnectorRecord(**values)
+
+
+def newest_versioned(events: Sequence[NewEvent]) -> NewEvent | None:
+    """The newest event, by (t, n), that carries a version: where last_seen_version comes from."""
+    return max((ev for ev in events if ev.v is not None), key=lambda ev: (ev.t, ev.n), default=None)

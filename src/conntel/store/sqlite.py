@@ -15,15 +15,15 @@ import secrets
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
 import msgspec
 
-from conntel.connectors import ConnectorSettings
 from conntel.model import AppendResult, NewEvent, canonical
+from conntel.store.migrations import migrations
 from conntel.store.base import (
+    CONNECTOR_COLUMNS,
     AlreadyExists,
     ConnectorRecord,
     EventConflict,
@@ -31,8 +31,12 @@ from conntel.store.base import (
     EventSummary,
     NotFound,
     StoredEvent,
+    StoreUnavailable,
     TokenRecord,
     UserRecord,
+    connector_record,
+    connector_row,
+    newest_versioned,
     unique_events,
 )
 
@@ -49,20 +53,11 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("conntel.store.migrations") / "sqlite"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text()))
-    return sorted(found)
-
-
 def migrate(conn: sqlite3.Connection) -> None:
     """Apply missing migrations; safe when several processes start at once."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_on INTEGER)")
     applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    for version, sql in _migrations():
+    for version, sql in migrations("sqlite"):
         if version in applied:
             continue
         try:
@@ -80,11 +75,6 @@ def migrate(conn: sqlite3.Connection) -> None:
 class SqliteStore:
     def __init__(self, path: str | Path):
         self.path = str(path)
-        conn = _connect(self.path)
-        try:
-            migrate(conn)
-        finally:
-            conn.close()
         self._readers = threading.local()
         self._reader_conns: list[sqlite3.Connection] = []
         self._writer_conn: sqlite3.Connection | None = None
@@ -115,6 +105,16 @@ class SqliteStore:
             return result
 
         return await asyncio.get_running_loop().run_in_executor(self._writer, run)
+
+    async def start(self) -> None:
+        try:
+            conn = _connect(self.path)
+            try:
+                migrate(conn)
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"Cannot open the database {self.path}: {exc}") from None
 
     async def close(self) -> None:
         self._writer.shutdown(wait=True)  # pending writes finish first
@@ -245,8 +245,8 @@ class SqliteStore:
             _require_account(conn, record.account_id)
             _insert_new(
                 conn,
-                f"INSERT INTO connectors ({', '.join(_CONNECTOR_COLUMNS)}) VALUES ({', '.join('?' * len(_CONNECTOR_COLUMNS))})",
-                _connector_row(record),
+                f"INSERT INTO connectors ({', '.join(CONNECTOR_COLUMNS)}) VALUES ({', '.join('?' * len(CONNECTOR_COLUMNS))})",
+                connector_row(record),
                 f"Connector {record.connector_id}",
             )
 
@@ -256,11 +256,11 @@ class SqliteStore:
         return _load_connector(self._read(), account_id, connector_id)
 
     async def list_connectors(self, account_id: str, device_type: str | None) -> list[ConnectorRecord]:
-        sql = f"SELECT {', '.join(_CONNECTOR_COLUMNS)} FROM connectors WHERE account_id = ?"
+        sql = f"SELECT {', '.join(CONNECTOR_COLUMNS)} FROM connectors WHERE account_id = ?"
         params: tuple = (account_id,)
         if device_type is not None:
             sql, params = sql + " AND device_type = ?", (account_id, device_type)
-        return [_connector_record(row) for row in self._read().execute(sql + " ORDER BY connector_id", params)]
+        return [connector_record(row) for row in self._read().execute(sql + " ORDER BY connector_id", params)]
 
     async def update_connector(
         self, account_id: str, connector_id: str, change: Callable[[ConnectorRecord], ConnectorRecord]
@@ -270,10 +270,10 @@ class SqliteStore:
             if current is None:
                 raise NotFound(f"No connector {connector_id}")
             changed = change(current)
-            assignments = ", ".join(f"{column} = ?" for column in _CONNECTOR_COLUMNS[2:])
+            assignments = ", ".join(f"{column} = ?" for column in CONNECTOR_COLUMNS[2:])
             conn.execute(
                 f"UPDATE connectors SET {assignments} WHERE account_id = ? AND connector_id = ?",
-                (*_connector_row(changed)[2:], account_id, connector_id),
+                (*connector_row(changed)[2:], account_id, connector_id),
             )
             return changed
 
@@ -349,48 +349,21 @@ def _connector_exists(conn: sqlite3.Connection, account_id: str, connector_id: s
     )
 
 
-# ConnectorRecord fields, in column order (the first two are the key).
-_CONNECTOR_COLUMNS = (
-    "account_id",
-    "connector_id",
-    "settings",
-    "created_on",
-    "last_updated",
-    "device_id",
-    "device_serial_number",
-    "device_type",
-    "license_key_hash",
-    "last_heartbeat",
-    "last_seen_version",
-)
-
-
-def _connector_row(record: ConnectorRecord) -> tuple:
-    values = {column: getattr(record, column) for column in _CONNECTOR_COLUMNS}
-    values["settings"] = msgspec.json.encode(record.settings)
-    return tuple(values.values())
-
-
-def _connector_record(row: tuple) -> ConnectorRecord:
-    values = dict(zip(_CONNECTOR_COLUMNS, row))
-    values["settings"] = msgspec.json.decode(values["settings"], type=ConnectorSettings)
-    return ConnectorRecord(**values)
 
 
 def _load_connector(conn: sqlite3.Connection, account_id: str, connector_id: str) -> ConnectorRecord | None:
     row = conn.execute(
-        f"SELECT {', '.join(_CONNECTOR_COLUMNS)} FROM connectors WHERE account_id = ? AND connector_id = ?",
+        f"SELECT {', '.join(CONNECTOR_COLUMNS)} FROM connectors WHERE account_id = ? AND connector_id = ?",
         (account_id, connector_id),
     ).fetchone()
-    return None if row is None else _connector_record(row)
+    return None if row is None else connector_record(row)
 
 
 def _note_activity(
     conn: sqlite3.Connection, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
 ) -> None:
     """Keep the connector's heartbeat and last seen version true as its events arrive."""
-    versioned = [ev for ev in events if ev.v is not None]
-    newest = max(versioned, key=lambda ev: (ev.t, ev.n), default=None)
+    newest = newest_versioned(events)
     conn.execute(
         "UPDATE connectors SET last_heartbeat = ?1, last_updated = ?1 WHERE account_id = ?2 AND connector_id = ?3",
         (received_at, account_id, connector_id),

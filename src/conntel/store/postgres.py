@@ -1,0 +1,341 @@
+"""The PostgreSQL store: asyncpg with a connection pool.
+
+Several conntel processes can share one database: every write is one
+transaction, migrations run under an advisory lock, and nothing is cached
+here (the API's credential cache is bounded to one second).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Callable, Sequence
+
+import asyncpg
+import msgspec
+
+from conntel.model import AppendResult, NewEvent, canonical
+from conntel.store.base import (
+    CONNECTOR_COLUMNS,
+    AlreadyExists,
+    ConnectorRecord,
+    EventConflict,
+    EventQuery,
+    EventSummary,
+    NotFound,
+    StoredEvent,
+    StoreUnavailable,
+    TokenRecord,
+    UserRecord,
+    connector_record,
+    connector_row,
+    newest_versioned,
+    unique_events,
+)
+from conntel.store.migrations import migrations
+from conntel.store.urls import redacted
+
+_MIGRATION_LOCK = 0x636F6E6E74656C  # "conntel": one advisory lock id for schema changes
+
+_SELECT_CONNECTOR = f"SELECT {', '.join(CONNECTOR_COLUMNS)} FROM connectors"
+
+
+class PostgresStore:
+    def __init__(self, url: str, pool_size: int = 10):
+        self.url = url
+        self.pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        assert self._pool is not None, "start() the store first"
+        return self._pool
+
+    async def start(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(f"Cannot open the database {redacted(self.url)}: {exc}") from None
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_on bigint)"
+            )
+            applied = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, sql in migrations("postgres"):
+                if version not in applied:
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations VALUES ($1, extract(epoch from now())::bigint)", version
+                    )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    # -- telemetry events --
+    async def get_event(self, account_id: str, connector_id: str, t: int, n: int) -> StoredEvent | None:
+        row = await self.pool.fetchrow(
+            "SELECT a, v, e FROM events WHERE account_id = $1 AND connector_id = $2 AND t = $3 AND n = $4",
+            account_id,
+            connector_id,
+            t,
+            n,
+        )
+        return None if row is None else StoredEvent(t, n, row[0], row[1], row[2])
+
+    async def connector_exists(self, account_id: str, connector_id: str) -> bool:
+        row = await self.pool.fetchrow(
+            "SELECT 1 FROM connectors WHERE account_id = $1 AND connector_id = $2", account_id, connector_id
+        )
+        return row is not None
+
+    async def append_events(
+        self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+    ) -> AppendResult:
+        unique = unique_events(events)
+        async with self.pool.acquire() as conn, conn.transaction():
+            # KEY SHARE: a concurrent delete of the connector waits for this batch (and then removes it).
+            locked = await conn.fetchrow(
+                "SELECT 1 FROM connectors WHERE account_id = $1 AND connector_id = $2 FOR KEY SHARE",
+                account_id,
+                connector_id,
+            )
+            if locked is None:
+                raise NotFound(f"No connector {connector_id} in account {account_id}")
+            inserted = await conn.fetch(
+                "INSERT INTO events (account_id, connector_id, t, n, a, k, v, e)"
+                " SELECT $1, $2, t, n, $3, k, v, e"
+                " FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bytea[]) AS b(t, n, k, v, e)"
+                " ON CONFLICT DO NOTHING RETURNING t, n",
+                account_id,
+                connector_id,
+                received_at,
+                [ev.t for ev in unique],
+                [ev.n for ev in unique],
+                [ev.kind for ev in unique],
+                [ev.v for ev in unique],
+                [msgspec.json.encode(ev.e) for ev in unique],
+            )
+            if len(inserted) < len(unique):
+                # Some keys were already recorded: each must be an identical retry.
+                fresh = {(row[0], row[1]) for row in inserted}
+                for ev in unique:
+                    if (ev.t, ev.n) in fresh:
+                        continue
+                    stored = await conn.fetchrow(
+                        "SELECT e, v FROM events WHERE account_id = $1 AND connector_id = $2 AND t = $3 AND n = $4",
+                        account_id,
+                        connector_id,
+                        ev.t,
+                        ev.n,
+                    )
+                    if canonical(msgspec.json.decode(stored[0]), stored[1]) != canonical(ev.e, ev.v):
+                        raise EventConflict(ev.t, ev.n)
+            await _note_activity(conn, account_id, connector_id, unique, received_at)
+        return AppendResult(accepted=len(inserted), duplicates=len(events) - len(inserted))
+
+    async def list_events(self, account_id: str, connector_id: str, query: EventQuery) -> list[EventSummary]:
+        after_t, after_n = query.after or (query.from_t, -1)
+        if query.kind:
+            rows = await self.pool.fetch(
+                "SELECT t, n, a, k FROM events WHERE account_id = $1 AND connector_id = $2 AND k = $3"
+                " AND (t, n) > ($4, $5) AND t <= $6 ORDER BY t, n LIMIT $7",
+                account_id, connector_id, query.kind, after_t, after_n, query.to_t, query.limit,
+            )  # fmt: skip
+        else:
+            rows = await self.pool.fetch(
+                "SELECT t, n, a, k FROM events WHERE account_id = $1 AND connector_id = $2"
+                " AND (t, n) > ($3, $4) AND t <= $5 ORDER BY t, n LIMIT $6",
+                account_id, connector_id, after_t, after_n, query.to_t, query.limit,
+            )  # fmt: skip
+        return [EventSummary(*row) for row in rows]
+
+    async def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[StoredEvent]:
+        rows = await self.pool.fetch(
+            "SELECT t, n, a, v, e FROM events WHERE account_id = $1 AND connector_id = $2"
+            " ORDER BY t DESC, n DESC LIMIT $3",
+            account_id,
+            connector_id,
+            limit,
+        )
+        return [StoredEvent(*row) for row in rows]
+
+    # -- connectors --
+    async def create_connector(self, record: ConnectorRecord) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await _require_account(conn, record.account_id)
+            placeholders = ", ".join(f"${i}" for i in range(1, len(CONNECTOR_COLUMNS) + 1))
+            await _insert_new(
+                conn,
+                f"INSERT INTO connectors ({', '.join(CONNECTOR_COLUMNS)}) VALUES ({placeholders})",
+                connector_row(record),
+                f"Connector {record.connector_id}",
+            )
+
+    async def get_connector(self, account_id: str, connector_id: str) -> ConnectorRecord | None:
+        row = await self.pool.fetchrow(
+            _SELECT_CONNECTOR + " WHERE account_id = $1 AND connector_id = $2", account_id, connector_id
+        )
+        return None if row is None else connector_record(row)
+
+    async def list_connectors(self, account_id: str, device_type: str | None) -> list[ConnectorRecord]:
+        rows = await self.pool.fetch(
+            _SELECT_CONNECTOR + " WHERE account_id = $1 AND ($2::text IS NULL OR device_type = $2)"
+            " ORDER BY connector_id",
+            account_id,
+            device_type,
+        )
+        return [connector_record(row) for row in rows]
+
+    async def update_connector(
+        self, account_id: str, connector_id: str, change: Callable[[ConnectorRecord], ConnectorRecord]
+    ) -> ConnectorRecord:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                _SELECT_CONNECTOR + " WHERE account_id = $1 AND connector_id = $2 FOR UPDATE", account_id, connector_id
+            )
+            if row is None:
+                raise NotFound(f"No connector {connector_id}")
+            changed = change(connector_record(row))
+            columns = CONNECTOR_COLUMNS[2:]
+            assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(columns, start=3))
+            await conn.execute(
+                f"UPDATE connectors SET {assignments} WHERE account_id = $1 AND connector_id = $2",
+                account_id,
+                connector_id,
+                *connector_row(changed)[2:],
+            )
+            return changed
+
+    async def delete_connector(self, account_id: str, connector_id: str) -> ConnectorRecord:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "DELETE FROM connectors WHERE account_id = $1 AND connector_id = $2 RETURNING "
+                + ", ".join(CONNECTOR_COLUMNS),
+                account_id,
+                connector_id,
+            )
+            if row is None:
+                raise NotFound(f"No connector {connector_id}")
+            await conn.execute(
+                "DELETE FROM events WHERE account_id = $1 AND connector_id = $2", account_id, connector_id
+            )
+            return connector_record(row)
+
+    async def server_secret(self, name: str) -> bytes:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO server_secrets VALUES ($1, $2) ON CONFLICT DO NOTHING", name, secrets.token_bytes(32)
+            )
+            return await conn.fetchval("SELECT secret FROM server_secrets WHERE name = $1", name)
+
+    # -- credentials --
+    async def find_token(self, secret_hash: bytes) -> TokenRecord | None:
+        row = await self.pool.fetchrow(
+            "SELECT token_id, account_id, permissions, revoked_on, not_before, expires_on"
+            " FROM tokens WHERE secret_hash = $1",
+            secret_hash,
+        )
+        if row is None:
+            return None
+        token_id, account_id, permissions, revoked_on, not_before, expires_on = row
+        return TokenRecord(
+            token_id,
+            secret_hash,
+            account_id,
+            frozenset(json.loads(permissions)),
+            revoked_on is not None,
+            not_before,
+            expires_on,
+        )
+
+    async def find_user(self, email: str) -> UserRecord | None:
+        async with self.pool.acquire() as conn:
+            key_hash = await conn.fetchval("SELECT api_key_hash FROM users WHERE email = $1", email)
+            if key_hash is None:
+                return None
+            accounts = await conn.fetch("SELECT account_id FROM memberships WHERE email = $1", email)
+        return UserRecord(email, key_hash, frozenset(row[0] for row in accounts))
+
+    # -- administration --
+    async def create_account(self, account_id: str, name: str, created_on: int) -> None:
+        async with self.pool.acquire() as conn:
+            await _insert_new(
+                conn, "INSERT INTO accounts VALUES ($1, $2, $3)", (account_id, name, created_on), f"Account {account_id}"
+            )
+
+    async def create_user(self, email: str, api_key_hash: bytes, account_id: str, created_on: int) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await _require_account(conn, account_id)
+            await _insert_new(
+                conn, "INSERT INTO users VALUES ($1, $2, $3)", (email, api_key_hash, created_on), f"User {email}"
+            )
+            await conn.execute("INSERT INTO memberships VALUES ($1, $2)", email, account_id)
+
+    async def create_token(
+        self,
+        token_id: str,
+        secret_hash: bytes,
+        account_id: str,
+        name: str,
+        permissions: Sequence[str],
+        expires_on: int | None,
+        created_on: int,
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await _require_account(conn, account_id)
+            await conn.execute(
+                "INSERT INTO tokens (token_id, secret_hash, account_id, name, permissions, expires_on, created_on)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                token_id,
+                secret_hash,
+                account_id,
+                name,
+                json.dumps(sorted(permissions)),
+                expires_on,
+                created_on,
+            )
+
+    async def revoke_token(self, token_id: str, revoked_on: int) -> None:
+        status = await self.pool.execute(
+            "UPDATE tokens SET revoked_on = coalesce(revoked_on, $1) WHERE token_id = $2", revoked_on, token_id
+        )
+        if status == "UPDATE 0":
+            raise NotFound(f"No token {token_id}")
+
+
+async def _note_activity(
+    conn: asyncpg.Connection, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+) -> None:
+    """Keep the connector's heartbeat and last seen version true as its events arrive."""
+    newest = newest_versioned(events)
+    await conn.execute(
+        "UPDATE connectors SET last_heartbeat = $1, last_updated = $1 WHERE account_id = $2 AND connector_id = $3",
+        received_at,
+        account_id,
+        connector_id,
+    )
+    if newest is not None:
+        await conn.execute(
+            "UPDATE connectors SET last_seen_version = $1, version_t = $2, version_n = $3"
+            " WHERE account_id = $4 AND connector_id = $5"
+            " AND (coalesce(version_t, -1), coalesce(version_n, -1)) < ($2, $3)",
+            newest.v,
+            newest.t,
+            newest.n,
+            account_id,
+            connector_id,
+        )
+
+
+async def _require_account(conn: asyncpg.Connection, account_id: str) -> None:
+    if await conn.fetchval("SELECT 1 FROM accounts WHERE account_id = $1", account_id) is None:
+        raise NotFound(f"No account {account_id}")
+
+
+async def _insert_new(conn: asyncpg.Connection, sql: str, params: tuple, what: str) -> None:
+    try:
+        await conn.execute(sql, *params)
+    except asyncpg.UniqueViolationError:
+        raise AlreadyExists(f"{what} already exists") from None
