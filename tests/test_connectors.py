@@ -137,6 +137,15 @@ def test_provision_license_regenerates_the_key(world: World):
     assert "license_key" not in result_of(call(world, "PATCH", created["id"], json={"notes": "x"}))
 
 
+@pytest.mark.parametrize("device", [{"serial_number": "M-1"}, {"id": "plain"}])
+def test_provision_license_needs_a_licensed_connector(world: World, device: dict):
+    created = result_of(call(world, "POST", json={"device": device, "notes": "before"}))
+    for method in ("PATCH", "PUT"):
+        response = call(world, method, created["id"], json={"provision_license": True, "notes": "after"})
+        assert response.status_code == 400 and error_code(response) == 20012
+    assert result_of(call(world, "GET", created["id"]))["notes"] == "before"  # nothing changed
+
+
 def test_list_and_device_type_filter(world: World):
     managed = result_of(call(world, "POST", json={"device": {"serial_number": "M-9"}}))["id"]
     licensed = result_of(call(world, "POST", json={"device": {"provision_license": True}}))["id"]

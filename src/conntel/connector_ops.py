@@ -23,6 +23,10 @@ from conntel.credentials import new_token_secret, secret_hash
 from conntel.store.base import ConnectorRecord, Store
 
 
+class NotLicensed(ValueError):
+    """provision_license asked of a connector whose device is not LICENSED."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Provisioned:
     """A connector record plus, when one was just made, its license key (shown once)."""
@@ -87,6 +91,9 @@ async def change_settings(
     license_key = new_token_secret() if provision_license else None
 
     def change(current: ConnectorRecord) -> ConnectorRecord:
+        # "Regenerate license key": only a licensed (virtual) connector has one to regenerate.
+        if license_key is not None and current.device_type != "LICENSED":
+            raise NotLicensed(f"Connector {connector_id} has no licensed device: provision_license does not apply")
         settings = msgspec.structs.replace(current.settings, **changes)
         record = dataclasses.replace(current, settings=settings, last_updated=int(time.time()))
         if license_key is not None:

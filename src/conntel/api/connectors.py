@@ -10,6 +10,7 @@ from conntel import connector_ops
 from conntel.api.auth import Authenticator
 from conntel.api.bodies import decode_body
 from conntel.api.envelope import ok
+from conntel.api.errors import INVALID_BODY, ApiError
 from conntel.api.events import connector_not_found
 from conntel.api.params import Param, parse_query
 from conntel.api.routing import account_scope, connector_scope
@@ -81,6 +82,8 @@ class ConnectorRoutes:
             )
         except NotFound:
             raise connector_not_found(connector_id) from None
+        except connector_ops.NotLicensed as exc:
+            raise ApiError(400, INVALID_BODY, str(exc)) from None
         return ok(connector_ops.to_wire(made.record, made.license_key))
 
 
