@@ -1,0 +1,139 @@
+"""Several server processes on one database behave as one service."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import Server, World, bearer, build_world, cli, create_pg_database, drop_pg_database, post_events
+
+T0 = 1_700_000_000
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fleet(request, tmp_path: Path):
+    """A world plus two more servers on its database: a separate process and a `--workers 2` one."""
+    world = build_world(tmp_path, request.param)
+    others = [
+        Server(world.db, log_dir=tmp_path).start(),
+        Server(world.db, log_dir=tmp_path, extra_args=("--workers", "2")).start(),
+    ]
+    yield world, [world.server, *others]
+    for server in [world.server, *others]:
+        server.stop()
+    if request.param == "postgres":
+        drop_pg_database(world.db)
+
+
+def url_on(server: Server, world: World, connector: str | None = None) -> str:
+    return world.events_url(connector).replace(world.server.base_url, server.base_url)
+
+
+def test_a_write_through_one_process_is_readable_through_every_other(fleet):
+    world, servers = fleet
+    connector = world.new_connector()
+    for i, writer in enumerate(servers):
+        batch = [{"t": T0 + i, "n": 0, "e": {"k": "Reconcile", "by": i}}]
+        assert httpx.post(url_on(writer, world, connector), json=batch, headers=bearer(world.write_token)).status_code == 200
+        for reader in servers:
+            for _ in range(4):  # several requests: the --workers server spreads them over its processes
+                got = httpx.get(f"{url_on(reader, world, connector)}/{T0 + i}.0", headers=bearer(world.read_token))
+                assert got.status_code == 200 and got.json()["result"]["e"]["by"] == i
+
+
+def test_concurrent_identical_ingestion_stores_each_event_once(fleet):
+    world, servers = fleet
+    connector = world.new_connector()
+    batch = [{"t": T0 + i // 10, "n": i % 10, "e": {"k": "Reconcile", "i": i}} for i in range(500)]
+    results: list[dict] = []
+
+    def send(server: Server) -> None:
+        with httpx.Client(headers=bearer(world.write_token), timeout=30) as client:
+            for _ in range(3):
+                response = client.post(url_on(server, world, connector), json=batch)
+                assert response.status_code == 200, response.text
+                results.append(response.json()["result"])
+
+    threads = [threading.Thread(target=send, args=(server,)) for server in servers for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 18
+    assert sum(r["accepted"] for r in results) == 500  # each event written exactly once...
+    assert sum(r["duplicates"] for r in results) == 17 * 500  # ...and every other copy counted as a retry
+    listed = httpx.get(url_on(servers[1], world, connector), params={"from": T0, "to": T0 + 100, "limit": 1000},
+                       headers=bearer(world.read_token)).json()["result"]
+    assert listed["count"] == 500
+
+
+def test_a_revoked_token_stops_working_everywhere_within_a_second(fleet):
+    world, servers = fleet
+    token = world.new_token("Magic WAN Read")
+    ref_url = [f"{url_on(server, world)}/{T0}.0" for server in servers]
+    for url in ref_url:  # every process has the token cached as valid
+        for _ in range(4):
+            assert httpx.get(url, headers=bearer(token["value"])).status_code in (200, 404)
+    cli("tokens", "revoke", token["id"], db=world.db)
+    revoked_at = time.monotonic()
+    time.sleep(1.05)
+    for url in ref_url:
+        for _ in range(4):
+            assert httpx.get(url, headers=bearer(token["value"])).status_code == 401
+    assert time.monotonic() - revoked_at < 3  # the checks themselves ran promptly
+
+
+def test_admin_commands_are_safe_while_servers_take_writes(fleet):
+    world, servers = fleet
+    connector = world.new_connector()
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def ingest(server: Server) -> None:
+        with httpx.Client(headers=bearer(world.write_token), timeout=30) as client:
+            t = T0 + servers.index(server) * 1_000_000
+            while not stop.is_set():
+                response = client.post(url_on(server, world, connector), json=[{"t": t, "n": 0, "e": {"k": "Init"}}])
+                if response.status_code != 200:
+                    failures.append(response.text)
+                t += 1
+
+    threads = [threading.Thread(target=ingest, args=(server,)) for server in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        made = [world.new_connector() for _ in range(3)]
+        tokens = [world.new_token("Magic WAN Write") for _ in range(2)]
+        cli("tokens", "revoke", tokens[0]["id"], db=world.db)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    for connector_id in made:
+        got = httpx.get(f"{servers[2].base_url}/accounts/{world.account}/magic/connectors/{connector_id}",
+                        headers=bearer(tokens[1]["value"]))
+        assert got.status_code == 200
+
+
+def test_several_processes_starting_at_once_migrate_one_fresh_database(tmp_path: Path):
+    url = create_pg_database()
+    servers = [Server(url, log_dir=tmp_path) for _ in range(3)]
+    try:
+        threads = [threading.Thread(target=server.start) for server in servers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for server in servers:
+            assert server.proc.poll() is None, server.server_log()
+            assert httpx.get(server.base_url + "/openapi.json").status_code == 200
+    finally:
+        for server in servers:
+            if server.proc is not None:
+                server.stop()
+        drop_pg_database(url)
