@@ -56,6 +56,8 @@ class PostgresStore:
             self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"Cannot open the database {redacted(self.url)}: {exc}") from None
+        except ValueError:  # an unreadable URL; its text may quote the password, so it is not shown
+            raise StoreUnavailable(f"Cannot open the database {redacted(self.url)}: not a valid URL") from None
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
             await conn.execute(

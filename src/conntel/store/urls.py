@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import urllib.parse
+
+def has_password(url: str) -> bool:
+    return ":" in url.partition("://")[2].rpartition("@")[0]
 
 
 def redacted(url: str) -> str:
-    """The URL without its password, fit for messages and logs."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
+    """The URL for messages and logs, without its password, even when it does not parse (a password with a '/')."""
+    if not has_password(url):
         return url
-    userinfo, host = parts.netloc.rsplit("@", 1)
-    user = userinfo.split(":", 1)[0]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    scheme, separator, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    return f"{scheme}{separator}{userinfo.split(':', 1)[0]}:***{at}{host}"
