@@ -79,10 +79,11 @@ def test_database_url_and_environment(tmp_path: Path):
     )
     assert json.loads(done.stdout) == {"id": "viaenv", "name": "viaenv"}
     assert db.exists()
-    for url in ("postgresql://conntel:secret@127.0.0.1:1/x", "mysql://localhost/x"):
+    for url in ("postgresql://conntel:secret@127.0.0.1:1/x", "mysql://localhost/x",
+                "postgresql://conntel:se/cret@127.0.0.1:1/x", "postgresql://conntel:secret@h:notaport/db"):
         done = run("accounts", "create", "--database-url", url, "--json")
         assert done.returncode == 1 and done.stdout == "" and "Traceback" not in done.stderr
         assert "Cannot open the database" in done.stderr or "Unsupported database URL" in done.stderr
-        assert "secret" not in done.stderr  # the password is never shown
+        assert "secret" not in done.stderr and "cret" not in done.stderr  # the password is never shown
     done = run("accounts", "create", "--db", str(tmp_path / "no" / "such" / "dir.db"))
     assert done.returncode == 1 and "Cannot open the database" in done.stderr

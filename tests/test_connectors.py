@@ -94,6 +94,8 @@ def test_create_with_every_setting(world: World):
         ({"device": {"id": "a"}, "interrupt_window_embargo_dates": ["2026-02-30"]}, 20012),
         ({"device": {"id": "a"}, "activated": "yes"}, 20012),
         ({"device": {"id": "a"}, "colour": "blue"}, 20012),
+        ({"device": {"id": "a"}, "notes": "nul\u0000"}, 20012),
+        ({"device": {"serial_number": "S\u0000"}}, 20012),
         ([], 20012),
     ],
 )

@@ -83,6 +83,7 @@ def test_conflict_within_one_batch_is_409(world: World):
         ({"t": 1.5, "n": 0, "e": {"k": "Init"}}, "$[1].t"),
         ({"t": T0, "n": None, "e": {"k": "Init"}}, "$[1].n"),
         ({"t": T0, "n": 0, "e": {"k": "Init"}, "v": 3}, "$[1].v"),
+        ({"t": T0, "n": 0, "e": {"k": "Init"}, "v": "1.0\u0000"}, "$[1].v"),
         ({"t": T0, "n": 0, "e": {"k": "Init"}, "extra": 1}, "$[1]"),
         ({"n": 0, "e": {"k": "Init"}}, "$[1]"),
     ],
@@ -110,6 +111,13 @@ def test_body_that_is_not_a_list_of_events_is_400(world: World, body):
     response = httpx.post(world.events_url(), content=content, headers=bearer(world.write_token))
     assert response.status_code == 400
     assert error_of(response)["code"] == 20005
+
+
+def test_payload_text_is_kept_exactly_even_odd_characters(world: World):
+    connector = world.new_connector()
+    event = {"t": T0, "n": 0, "e": {"k": "HaError", "error": "nul\u0000 tab\t emoji \U0001F680 quote\""}}
+    post_events(world, [event], connector=connector).raise_for_status()
+    assert stored(world, connector, T0, 0).json()["result"] == event
 
 
 def test_empty_batch_accepts_nothing(world: World):

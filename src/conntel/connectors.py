@@ -10,6 +10,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from conntel.model import NO_NUL
+
 Weekday = Literal["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
 WEEKDAYS: tuple[str, ...] = Weekday.__args__  # type: ignore[attr-defined]
 DeviceType = Literal["MANAGED", "LICENSED"]
@@ -18,7 +20,8 @@ DEVICE_TYPES: tuple[str, ...] = DeviceType.__args__  # type: ignore[attr-defined
 HourOfDay = Annotated[float, Meta(ge=0, lt=24, description="Hour of day (local to `timezone`) the window opens")]
 DurationHours = Annotated[float, Meta(gt=0, le=24, description="Length of the interrupt window in hours")]
 Day = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$", description="A date, YYYY-MM-DD")]
-Notes = Annotated[str, Meta(max_length=4096)]
+Notes = Annotated[str, Meta(max_length=4096, pattern=NO_NUL)]
+DeviceText = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 TimeZone = Annotated[str, Meta(min_length=1, max_length=64, description="IANA time zone name")]
 
 
@@ -61,8 +64,8 @@ def check_settings(settings: Any) -> None:
 class DeviceSpec(Struct, forbid_unknown_fields=True):
     """Exactly one of id, serial_number, or provision_license must be provided."""
 
-    id: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
-    serial_number: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
+    id: DeviceText | UnsetType = UNSET
+    serial_number: DeviceText | UnsetType = UNSET
     provision_license: bool | UnsetType = UNSET
 
     def __post_init__(self) -> None:

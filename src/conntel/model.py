@@ -11,7 +11,9 @@ from conntel.ids import MAX_SEQUENCE
 from conntel.kinds import KINDS
 
 SequenceNumber = Annotated[int, Meta(ge=0, le=MAX_SEQUENCE)]
-Version = Annotated[str, Meta(max_length=128)]
+# Text the stores keep as text: PostgreSQL text cannot hold a NUL character.
+NO_NUL = r"^[^\x00]*$"
+Version = Annotated[str, Meta(max_length=128, pattern=NO_NUL)]
 
 
 # --- Event payloads: one Struct per kind, generated from the kinds table. -----
