@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from helpers import World, build_world, drop_pg_database
 
 BACKENDS = ["sqlite", "postgres"]

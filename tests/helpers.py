@@ -62,9 +62,7 @@ def store_dump(store: Store) -> bytes:
 
 def cli(*args: str, db: Store, check: bool = True) -> dict:
     """Run an admin command with --json against the store; return its JSON object."""
-    done = subprocess.run(
-        [*CONNTEL, *args, *store_args(db), "--json"], capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([*CONNTEL, *args, *store_args(db), "--json"], capture_output=True, text=True, timeout=60)
     if check and done.returncode != 0:
         raise AssertionError(f"conntel {' '.join(args)} failed ({done.returncode}): {done.stderr}")
     return json.loads(done.stdout) if done.returncode == 0 else {"returncode": done.returncode, "stderr": done.stderr}

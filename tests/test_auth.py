@@ -6,7 +6,6 @@ import time
 
 import httpx
 import pytest
-
 from helpers import World, bearer, cli, global_key, post_events, store_dump
 
 T0 = 1_700_000_000
@@ -32,13 +31,23 @@ def errors_of(response: httpx.Response) -> list[dict]:
 def test_no_credentials(world: World, event_ref: str):
     response = get_event(world, {}, event_ref)
     assert response.status_code == 400
-    assert errors_of(response) == [{"code": 9106, "message": "Missing X-Auth-Key, X-Auth-Email or Authorization headers"}]
+    assert errors_of(response) == [
+        {"code": 9106, "message": "Missing X-Auth-Key, X-Auth-Email or Authorization headers"}
+    ]
 
 
 @pytest.mark.parametrize(
     "value",
-    ["Bearer", "bearer " + "a" * 40, "Bearer " + "a" * 39, "Bearer " + "a" * 41, "Bearer " + "a" * 39 + "!",
-     "Basic dXNlcjpwYXNz", "Bearer  " + "a" * 40, "a" * 40],
+    [
+        "Bearer",
+        "bearer " + "a" * 40,
+        "Bearer " + "a" * 39,
+        "Bearer " + "a" * 41,
+        "Bearer " + "a" * 39 + "!",
+        "Basic dXNlcjpwYXNz",
+        "Bearer  " + "a" * 40,
+        "a" * 40,
+    ],
 )
 def test_malformed_authorization(world: World, event_ref: str, value: str):
     response = get_event(world, {"Authorization": value}, event_ref)

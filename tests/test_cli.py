@@ -21,8 +21,19 @@ def test_admin_commands_print_one_json_object(tmp_path: Path):
     connector = cli("connectors", "create", "--account", "acme", db=db)
     assert re.fullmatch(r"[0-9a-f]{32}", connector["id"])
     token = cli(
-        "tokens", "create", "--account", "acme", "--permission", "Magic WAN Read", "--permission", "Magic WAN Write",
-        "--name", "ci", "--expires-on", "2099-01-01T00:00:00+00:00", db=db,
+        "tokens",
+        "create",
+        "--account",
+        "acme",
+        "--permission",
+        "Magic WAN Read",
+        "--permission",
+        "Magic WAN Write",
+        "--name",
+        "ci",
+        "--expires-on",
+        "2099-01-01T00:00:00+00:00",
+        db=db,
     )
     assert re.fullmatch(r"[A-Za-z0-9_-]{40}", token["value"])
     assert token["permissions"] == ["Magic WAN Read", "Magic WAN Write"]
@@ -75,12 +86,18 @@ def test_database_url_and_environment(tmp_path: Path):
     db = tmp_path / "env.db"
     done = subprocess.run(
         [*CONNTEL, "accounts", "create", "--id", "viaenv", "--json"],
-        capture_output=True, text=True, env={**__import__("os").environ, "CONNTEL_DATABASE_URL": f"sqlite:///{db}"},
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "CONNTEL_DATABASE_URL": f"sqlite:///{db}"},
     )
     assert json.loads(done.stdout) == {"id": "viaenv", "name": "viaenv"}
     assert db.exists()
-    for url in ("postgresql://conntel:secret@127.0.0.1:1/x", "mysql://localhost/x",
-                "postgresql://conntel:se/cret@127.0.0.1:1/x", "postgresql://conntel:secret@h:notaport/db"):
+    for url in (
+        "postgresql://conntel:secret@127.0.0.1:1/x",
+        "mysql://localhost/x",
+        "postgresql://conntel:se/cret@127.0.0.1:1/x",
+        "postgresql://conntel:secret@h:notaport/db",
+    ):
         done = run("accounts", "create", "--database-url", url, "--json")
         assert done.returncode == 1 and done.stdout == "" and "Traceback" not in done.stderr
         assert "Cannot open the database" in done.stderr or "Unsupported database URL" in done.stderr

@@ -7,7 +7,6 @@ import time
 
 import httpx
 import pytest
-
 from helpers import World, bearer, global_key, post_events
 
 T0 = 1_700_000_000
@@ -163,8 +162,11 @@ def test_list_and_device_type_filter(world: World):
 def test_heartbeat_and_last_seen_version_follow_events(world: World):
     connector = result_of(call(world, "POST", json={"device": {"id": "d"}}))["id"]
     before = int(time.time())
-    post_events(world, [{"t": T0 + 10, "n": 0, "e": {"k": "Init"}, "v": "2.0"},
-                        {"t": T0 + 11, "n": 0, "e": {"k": "Reconcile"}}], connector=connector).raise_for_status()
+    post_events(
+        world,
+        [{"t": T0 + 10, "n": 0, "e": {"k": "Init"}, "v": "2.0"}, {"t": T0 + 11, "n": 0, "e": {"k": "Reconcile"}}],
+        connector=connector,
+    ).raise_for_status()
     state = result_of(call(world, "GET", connector))
     assert state["last_seen_version"] == "2.0"
     heartbeat = time.mktime(time.strptime(state["last_heartbeat"], "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
@@ -198,8 +200,12 @@ def test_permissions(world: World):
     read = world.read_token
     assert call(world, "GET", token=read).status_code == 200
     assert call(world, "GET", world.connector, token=read).status_code == 200
-    for method, connector in (("POST", None), ("PUT", world.connector), ("PATCH", world.connector),
-                              ("DELETE", world.connector)):
+    for method, connector in (
+        ("POST", None),
+        ("PUT", world.connector),
+        ("PATCH", world.connector),
+        ("DELETE", world.connector),
+    ):
         response = call(world, method, connector, token=read, json={"device": {"id": "x"}} if method == "POST" else {})
         assert response.status_code == 403 and error_code(response) == 10000
     other = httpx.get(url(world, account=world.other_account), headers=bearer(world.write_token))

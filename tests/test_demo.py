@@ -5,11 +5,9 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
-
 from helpers import CONNTEL, free_port
 
 
@@ -17,7 +15,9 @@ def test_demo_prints_a_working_curl(tmp_path: Path):
     port = free_port()
     db = tmp_path / "demo.db"
     proc = subprocess.Popen(
-        [*CONNTEL, "demo", "--db", str(db), "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [*CONNTEL, "demo", "--db", str(db), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     try:
@@ -41,8 +41,16 @@ def test_demo_prints_a_working_curl(tmp_path: Path):
         with sqlite3.connect(db) as conn:
             kinds = dict(conn.execute("SELECT k, count(*) FROM events GROUP BY k").fetchall())
         assert 200 <= sum(kinds.values()) <= 2000
-        for kind in ("Init", "FinishAttestationSuccess", "FinishRotateCryptKeySuccess", "FinishRotatePkiSuccess",
-                     "FinishUpgradeFailure", "FinishUpgradeSuccess", "HaTransition", "RekeyComplete"):
+        for kind in (
+            "Init",
+            "FinishAttestationSuccess",
+            "FinishRotateCryptKeySuccess",
+            "FinishRotatePkiSuccess",
+            "FinishUpgradeFailure",
+            "FinishUpgradeSuccess",
+            "HaTransition",
+            "RekeyComplete",
+        ):
             assert kinds.get(kind, 0) > 0, kind
         assert kinds["StartUpgrade"] > kinds["FinishUpgradeSuccess"]  # a failed upgrade was retried
     finally:

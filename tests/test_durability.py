@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from helpers import Server, bearer, build_world, cli, drop_pg_database
 
 T0 = 1_700_000_000

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from helpers import World, bearer, post_events
 
 from conntel.kinds import KINDS
-from helpers import World, bearer, post_events
 
 T0 = 1_700_000_000
 
@@ -66,8 +66,20 @@ def test_every_unambiguous_reading_resolves_to_the_same_event(world: World, ref:
 
 @pytest.mark.parametrize(
     "ref",
-    ["1.5.3", "1.2.3.4", "abc", f"{T0}", f"{T0}.", f".{T0}", f"{T0}.-1", f"-{T0}.1", f"{T0}.1e400", "9" * 20 + ".1",
-     f"{T0}.x", "١٢.3"],
+    [
+        "1.5.3",
+        "1.2.3.4",
+        "abc",
+        f"{T0}",
+        f"{T0}.",
+        f".{T0}",
+        f"{T0}.-1",
+        f"-{T0}.1",
+        f"{T0}.1e400",
+        "9" * 20 + ".1",
+        f"{T0}.x",
+        "١٢.3",
+    ],
 )
 def test_malformed_or_ambiguous_references_are_routing_errors(world: World, ref: str):
     response = get(world, world.connector, ref)

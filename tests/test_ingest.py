@@ -6,7 +6,6 @@ import json
 
 import httpx
 import pytest
-
 from helpers import World, bearer, post_events
 
 T0 = 1_700_000_000
@@ -24,10 +23,17 @@ def error_of(response: httpx.Response) -> dict:
 
 def test_identical_resend_is_a_counted_noop(world: World):
     connector = world.new_connector()
-    batch = [{"t": T0, "n": 0, "e": {"k": "Init", "x": {"b": 1, "a": 2}}, "v": "1"}, {"t": T0, "n": 1, "e": {"k": "HaInit"}}]
+    batch = [
+        {"t": T0, "n": 0, "e": {"k": "Init", "x": {"b": 1, "a": 2}}, "v": "1"},
+        {"t": T0, "n": 1, "e": {"k": "HaInit"}},
+    ]
     assert post_events(world, batch, connector=connector).json()["result"] == {"accepted": 2, "duplicates": 0}
     # Same content, keys in another order: still the same event.
-    again = [{"v": "1", "e": {"x": {"a": 2, "b": 1}, "k": "Init"}, "n": 0, "t": T0}, *batch[1:], {"t": T0, "n": 2, "e": {"k": "Leave"}}]
+    again = [
+        {"v": "1", "e": {"x": {"a": 2, "b": 1}, "k": "Init"}, "n": 0, "t": T0},
+        *batch[1:],
+        {"t": T0, "n": 2, "e": {"k": "Leave"}},
+    ]
     assert post_events(world, again, connector=connector).json()["result"] == {"accepted": 1, "duplicates": 2}
 
 
@@ -98,7 +104,7 @@ def test_invalid_event_is_400_naming_item_and_field(world: World, event: dict, w
     assert stored(world, connector, T0, 9).status_code == 404
 
 
-@pytest.mark.parametrize("body", [b"", b"[", b"{\"t\": 1", b"not json", b"[1,]", b"\xff\xfe"])
+@pytest.mark.parametrize("body", [b"", b"[", b'{"t": 1', b"not json", b"[1,]", b"\xff\xfe"])
 def test_malformed_json_is_400(world: World, body: bytes):
     response = httpx.post(world.events_url(), content=body, headers=bearer(world.write_token))
     assert response.status_code == 400
@@ -115,7 +121,7 @@ def test_body_that_is_not_a_list_of_events_is_400(world: World, body):
 
 def test_payload_text_is_kept_exactly_even_odd_characters(world: World):
     connector = world.new_connector()
-    event = {"t": T0, "n": 0, "e": {"k": "HaError", "error": "nul\u0000 tab\t emoji \U0001F680 quote\""}}
+    event = {"t": T0, "n": 0, "e": {"k": "HaError", "error": 'nul\u0000 tab\t emoji \U0001f680 quote"'}}
     post_events(world, [event], connector=connector).raise_for_status()
     assert stored(world, connector, T0, 0).json()["result"] == event
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from helpers import World, bearer, post_events
 
 T0 = 1_700_000_000
@@ -56,7 +55,9 @@ def test_items_carry_collection_time_and_kind(world: World, filled):
 def test_from_and_to_are_inclusive(world: World, filled):
     connector, _ = filled
     result = list_events(world, connector, **{"from": T0 + 5, "to": T0 + 6}).json()["result"]
-    assert [(i["t"], i["n"]) for i in result["items"]] == [(T0 + 5, n) for n in range(3)] + [(T0 + 6, n) for n in range(3)]
+    assert [(i["t"], i["n"]) for i in result["items"]] == [(T0 + 5, n) for n in range(3)] + [
+        (T0 + 6, n) for n in range(3)
+    ]
 
 
 def test_default_limit_is_100(world: World):
@@ -84,13 +85,28 @@ def test_pagination_stays_correct_while_events_arrive(world: World):
     post_events(world, [{"t": T0 + 10 * i, "n": 0, "e": {"k": "Reconcile"}} for i in range(10)], connector=connector)
     page = list_events(world, connector, **{"from": T0, "to": T0 + 1000, "limit": 4}).json()["result"]
     # New events arrive: one behind the cursor, two ahead of it.
-    post_events(world, [{"t": T0 + 5, "n": 0, "e": {"k": "HaError"}}, {"t": T0 + 35, "n": 0, "e": {"k": "HaError"}},
-                        {"t": T0 + 95, "n": 1, "e": {"k": "HaError"}}], connector=connector)
+    post_events(
+        world,
+        [
+            {"t": T0 + 5, "n": 0, "e": {"k": "HaError"}},
+            {"t": T0 + 35, "n": 0, "e": {"k": "HaError"}},
+            {"t": T0 + 95, "n": 1, "e": {"k": "HaError"}},
+        ],
+        connector=connector,
+    )
     rest, _ = walk(world, connector, **{"from": T0, "to": T0 + 1000, "limit": 4, "cursor": page["cursor"]})
     first = [(i["t"], i["n"]) for i in page["items"]]
     assert first == [(T0, 0), (T0 + 10, 0), (T0 + 20, 0), (T0 + 30, 0)]
-    assert rest == [(T0 + 35, 0), (T0 + 40, 0), (T0 + 50, 0), (T0 + 60, 0), (T0 + 70, 0), (T0 + 80, 0),
-                    (T0 + 90, 0), (T0 + 95, 1)]
+    assert rest == [
+        (T0 + 35, 0),
+        (T0 + 40, 0),
+        (T0 + 50, 0),
+        (T0 + 60, 0),
+        (T0 + 70, 0),
+        (T0 + 80, 0),
+        (T0 + 90, 0),
+        (T0 + 95, 1),
+    ]
 
 
 def test_cursor_is_bound_to_its_query(world: World, filled):

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-from helpers import Server, World, bearer, build_world, cli, create_pg_database, drop_pg_database, post_events
+from helpers import Server, World, bearer, build_world, cli, create_pg_database, drop_pg_database
 
 T0 = 1_700_000_000
 
@@ -38,7 +37,10 @@ def test_a_write_through_one_process_is_readable_through_every_other(fleet):
     connector = world.new_connector()
     for i, writer in enumerate(servers):
         batch = [{"t": T0 + i, "n": 0, "e": {"k": "Reconcile", "by": i}}]
-        assert httpx.post(url_on(writer, world, connector), json=batch, headers=bearer(world.write_token)).status_code == 200
+        assert (
+            httpx.post(url_on(writer, world, connector), json=batch, headers=bearer(world.write_token)).status_code
+            == 200
+        )
         for reader in servers:
             for _ in range(4):  # several requests: the --workers server spreads them over its processes
                 got = httpx.get(f"{url_on(reader, world, connector)}/{T0 + i}.0", headers=bearer(world.read_token))
@@ -66,8 +68,11 @@ def test_concurrent_identical_ingestion_stores_each_event_once(fleet):
     assert len(results) == 18
     assert sum(r["accepted"] for r in results) == 500  # each event written exactly once...
     assert sum(r["duplicates"] for r in results) == 17 * 500  # ...and every other copy counted as a retry
-    listed = httpx.get(url_on(servers[1], world, connector), params={"from": T0, "to": T0 + 100, "limit": 1000},
-                       headers=bearer(world.read_token)).json()["result"]
+    listed = httpx.get(
+        url_on(servers[1], world, connector),
+        params={"from": T0, "to": T0 + 100, "limit": 1000},
+        headers=bearer(world.read_token),
+    ).json()["result"]
     assert listed["count"] == 500
 
 
@@ -115,8 +120,10 @@ def test_admin_commands_are_safe_while_servers_take_writes(fleet):
             thread.join()
     assert failures == []
     for connector_id in made:
-        got = httpx.get(f"{servers[2].base_url}/accounts/{world.account}/magic/connectors/{connector_id}",
-                        headers=bearer(tokens[1]["value"]))
+        got = httpx.get(
+            f"{servers[2].base_url}/accounts/{world.account}/magic/connectors/{connector_id}",
+            headers=bearer(tokens[1]["value"]),
+        )
         assert got.status_code == 200
 
 

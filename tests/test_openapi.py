@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import httpx
+from helpers import ROOT, World, post_events
 from openapi_spec_validator import validate
 
 from conntel.kinds import KIND_NAMES
-from helpers import ROOT, World, post_events
 
 OPERATIONS = {
     ("get", "/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/events/{event_t}.{event_n}"),
@@ -61,14 +61,27 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(world: World
     }
     done = subprocess.run(
         [
-            sys.executable, "-m", "schemathesis.cli", "run", world.server.base_url + "/openapi.json",
-            "--url", world.server.base_url,
-            "--header", f"Authorization: Bearer {world.write_token}",
-            "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,"
-                        "content_type_conformance",
-            "--max-examples", "40", "--generation-deterministic", "--no-color",
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            world.server.base_url + "/openapi.json",
+            "--url",
+            world.server.base_url,
+            "--header",
+            f"Authorization: Bearer {world.write_token}",
+            "--checks",
+            "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+            "--max-examples",
+            "40",
+            "--generation-deterministic",
+            "--no-color",
         ],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300,  # its caches stay out of the tree
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,  # its caches stay out of the tree
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "11 passed" in done.stdout  # every operation was exercised

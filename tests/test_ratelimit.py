@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-
 from helpers import Server, bearer, build_world, global_key
 
 T0 = 1_700_000_000

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from helpers import World, bearer
 
 T0 = 1_700_000_000

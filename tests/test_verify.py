@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import httpx
-
 from helpers import World, bearer, cli, global_key
 
 
@@ -42,8 +41,13 @@ def test_any_other_token_is_401_1000(world: World):
     revoked = world.new_token("Magic WAN Read")
     cli("tokens", "revoke", revoked["id"], db=world.db)
     time.sleep(1.1)  # past the credential cache
-    for value in ("Bearer " + "z" * 40, "Bearer short", "Basic abc", "Bearer " + expired["value"],
-                  "Bearer " + revoked["value"]):
+    for value in (
+        "Bearer " + "z" * 40,
+        "Bearer short",
+        "Basic abc",
+        "Bearer " + expired["value"],
+        "Bearer " + revoked["value"],
+    ):
         response = verify(world, {"Authorization": value})
         assert response.status_code == 401, value
         assert response.json()["errors"] == [{"code": 1000, "message": "Invalid API Token"}]

@@ -321,3 +321,67 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
     if not as_json:
         rows = sum(count.source for count in report.tables.values())
         click.echo(f"Verified: all {rows:,} source rows are in the destination.")
+
+
+@main.command()
+@click.option(
+    "--url",
+    envvar="CLOUDFLARE_BASE_URL",
+    required=True,
+    help="API base, e.g. http://127.0.0.1:8787/client/v4. [env: CLOUDFLARE_BASE_URL]",
+)
+@click.option(
+    "--token", envvar="CLOUDFLARE_API_TOKEN", required=True, help="A Magic WAN Write token. [env: CLOUDFLARE_API_TOKEN]"
+)
+@click.option("--account", required=True, help="The account the fleet belongs to.")
+@click.option("--connectors", default=10, show_default=True, type=click.IntRange(1, 10_000))
+@click.option(
+    "--speed",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Simulated seconds per real second.",
+)
+@click.option(
+    "--failure-rate",
+    default=0.05,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Chance that an attestation, rotation or upgrade attempt fails.",
+)
+@click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same connectors and events.")
+@click.option("--duration", type=click.FloatRange(min=0), help="Real seconds to run (default: until Ctrl-C).")
+@click.option("--start", type=int, help="Simulated clock start, seconds since the epoch (default: now).")
+@json_option
+def simulate(as_json: bool, **options: Any) -> None:
+    """Drive a fleet of virtual connectors through realistic lifecycles, posting through the API."""
+    from conntel.fleet import FleetError, FleetOptions, FleetStats, run_fleet
+
+    def show(stats: FleetStats) -> None:
+        if not as_json:
+            click.echo(
+                f"\r{stats.posted:,} events posted ({stats.duplicates:,} duplicates, {stats.retries} retries)",
+                nl=False,
+                err=True,
+            )
+
+    try:
+        stats = asyncio.run(run_fleet(FleetOptions(**options), show))
+    except FleetError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        return
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "posted": stats.posted,
+                    "duplicates": stats.duplicates,
+                    "retries": stats.retries,
+                    "requests": stats.requests,
+                    "connectors": stats.by_connector,
+                }
+            )
+        )
+    else:
+        click.echo("", err=True)

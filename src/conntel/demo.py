@@ -31,9 +31,7 @@ async def seed(database: str, seed_value: int) -> tuple[str, dict]:
         await admin.create_account(store, DEMO_ACCOUNT, "Demo fleet")
         end = int(time.time())
         shown = None
-        for connector_id, events in fleet(
-            DEMO_CONNECTORS, seed_value, end - DEMO_HOURS * 3600, end, DEMO_FAILURE_RATE
-        ):
+        for connector_id, events in fleet(DEMO_CONNECTORS, seed_value, end - DEMO_HOURS * 3600, end, DEMO_FAILURE_RATE):
             await admin.create_connector(store, DEMO_ACCOUNT, connector_id)
             batch = decode_batch(msgspec.json.encode(events), max_events=len(events))
             await store.append_events(DEMO_ACCOUNT, connector_id, batch, end)

@@ -135,9 +135,7 @@ def connector_events(rng: random.Random, start: int, failure_rate: float = 0.2) 
             next_upgrade = connector.now + rng.randint(14 * DAY, 42 * DAY)
 
 
-def connector_timeline(
-    rng: random.Random, start: int, end: int, failure_rate: float = 0.2
-) -> list[dict[str, Any]]:
+def connector_timeline(rng: random.Random, start: int, end: int, failure_rate: float = 0.2) -> list[dict[str, Any]]:
     """One connector's events recorded in [start, end)."""
     return list(itertools.takewhile(lambda ev: ev["t"] < end, connector_events(rng, start, failure_rate)))
 

@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from helpers import World, env_without_proxies, post_events
 
 HERE = Path(__file__).resolve().parent
@@ -105,7 +104,14 @@ def recorded(world: World) -> str:
 @pytest.mark.parametrize("event", EVENTS, ids=lambda event: f"{event['e']['k']}-{event['t']}.{event['n']}")
 def test_get_event_in_both_sdks(node_sdk: str, world: World, recorded: str, event: dict) -> None:
     report = run_sdk(
-        node_sdk, world, recorded, event["t"], event["n"], world.read_token, email=world.email, key=world.api_key,
+        node_sdk,
+        world,
+        recorded,
+        event["t"],
+        event["n"],
+        world.read_token,
+        email=world.email,
+        key=world.api_key,
         # JavaScript numbers are exact only up to 2**53 - 1: look for a missing event below it.
         unknown_n=event["n"] - 1 if event["n"] > 2**52 else None,
     )
@@ -140,8 +146,14 @@ def test_event_without_version_has_no_v(node_sdk: str, world: World) -> None:
 def test_credentials_of_another_account_are_denied(node_sdk: str, world: World, recorded: str) -> None:
     """A valid token or global key of the other account: 403, 10000, PermissionDeniedError."""
     report = run_sdk(
-        node_sdk, world, recorded, UPGRADE["t"], UPGRADE["n"], world.other_write_token,
-        email=world.other_email, key=world.other_api_key,
+        node_sdk,
+        world,
+        recorded,
+        UPGRADE["t"],
+        UPGRADE["n"],
+        world.other_write_token,
+        email=world.other_email,
+        key=world.other_api_key,
     )
     for sdk, cases in report.items():
         assert cases["get"] == error("PermissionDeniedError", 403, 10000), sdk
@@ -152,8 +164,14 @@ def test_credentials_of_another_account_are_denied(node_sdk: str, world: World, 
 def test_wrong_global_key_for_the_email(node_sdk: str, world: World, recorded: str) -> None:
     """A real email with someone else's global key: 403, 9103."""
     report = run_sdk(
-        node_sdk, world, recorded, UPGRADE["t"], UPGRADE["n"], world.read_token,
-        email=world.email, key=world.other_api_key,
+        node_sdk,
+        world,
+        recorded,
+        UPGRADE["t"],
+        UPGRADE["n"],
+        world.read_token,
+        email=world.email,
+        key=world.other_api_key,
     )
     for sdk, cases in report.items():
         assert cases["get"] == {"result": expected_result(UPGRADE)}, sdk

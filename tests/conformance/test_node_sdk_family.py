@@ -27,7 +27,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from family_data import (
     BAD_CREATES,
     DEFAULTS,
@@ -63,8 +62,15 @@ def run(node: str, world: World, steps: list[dict], sdk: str = "v7") -> dict:
     return outcomes
 
 
-def step(name: str, call: str, *args: Any, token: str | None = None, email: str | None = None,
-         key: str | None = None, mode: str | None = None) -> dict:
+def step(
+    name: str,
+    call: str,
+    *args: Any,
+    token: str | None = None,
+    email: str | None = None,
+    key: str | None = None,
+    mode: str | None = None,
+) -> dict:
     auth = {"apiEmail": email, "apiKey": key} if email else {"apiToken": token}
     made = {"name": name, "auth": auth, "call": call, "args": list(args)}
     if mode:
@@ -86,8 +92,16 @@ DENIED = "PermissionDeniedError"
 UNAUTHENTICATED = "AuthenticationError"
 
 
-def connector(outcome: dict, settings: dict, device: dict | None, *, license_key: bool = False,
-              heartbeat: bool = False, version: str | None = None, same_as: dict | None = None) -> dict:
+def connector(
+    outcome: dict,
+    settings: dict,
+    device: dict | None,
+    *,
+    license_key: bool = False,
+    heartbeat: bool = False,
+    version: str | None = None,
+    same_as: dict | None = None,
+) -> dict:
     """The exact connector expected, server-generated values taken from `outcome` after a shape check.
 
     `device` may hold "id": None for a server-made device id; `same_as` is an earlier
@@ -132,37 +146,69 @@ def test_connector_lifecycle(node_sdk: str, world: World):
     write = world.new_token("Magic WAN Write", account=account)["value"]
     read = world.new_token("Magic WAN Read", account=account)["value"]
     at = {"account_id": account}
-    out = run(node_sdk, world, [
-        step("list_empty", f"{CONNECTORS}.list", at, token=read, mode="iterate"),
-        step("create_id", f"{CONNECTORS}.create", {**at, "device": {"id": "ts-device-1"}}, token=write),
-        step("create_serial", f"{CONNECTORS}.create", {**at, "device": {"serial_number": "SN-TS"}, **SETTINGS},
-             token=write),
-        step("create_licensed", f"{CONNECTORS}.create", {**at, "device": {"provision_license": True}}, token=write),
-        step("get_id", f"{CONNECTORS}.get", ref("create_id.result.id"), at, token=read),
-        step("get_licensed", f"{CONNECTORS}.get", ref("create_licensed.result.id"), at, token=read),
-        step("edit_serial", f"{CONNECTORS}.edit", ref("create_serial.result.id"),
-             {**at, "notes": "patched", "interrupt_window_hour_of_day": 3, "interrupt_window_embargo_dates": []},
-             token=write),
-        step("get_serial_edited", f"{CONNECTORS}.get", ref("create_serial.result.id"), at, token=read),
-        step("edit_nothing", f"{CONNECTORS}.edit", ref("create_serial.result.id"), at, token=write),
-        step("update_serial", f"{CONNECTORS}.update", ref("create_serial.result.id"),
-             {**at, "notes": "put", "activated": True}, token=write),
-        step("get_serial_updated", f"{CONNECTORS}.get", ref("create_serial.result.id"), at, token=read),
-        step("edit_provision", f"{CONNECTORS}.edit", ref("create_licensed.result.id"),
-             {**at, "provision_license": True}, token=write),
-        step("update_provision", f"{CONNECTORS}.update", ref("create_licensed.result.id"),
-             {**at, "provision_license": True, "timezone": "Asia/Tokyo"}, token=write),
-        step("edit_no_provision", f"{CONNECTORS}.edit", ref("create_licensed.result.id"),
-             {**at, "notes": "no new key"}, token=write),
-        step("get_licensed_after", f"{CONNECTORS}.get", ref("create_licensed.result.id"), at, token=read),
-        step("list_all", f"{CONNECTORS}.list", at, token=read, mode="iterate"),
-        step("list_managed", f"{CONNECTORS}.list", {**at, "device_type": "MANAGED"}, token=read, mode="iterate"),
-        step("list_licensed", f"{CONNECTORS}.list", {**at, "device_type": "LICENSED"}, token=read, mode="iterate"),
-        step("delete_id", f"{CONNECTORS}.delete", ref("create_id.result.id"), at, token=write),
-        step("get_deleted", f"{CONNECTORS}.get", ref("create_id.result.id"), at, token=read),
-        step("delete_again", f"{CONNECTORS}.delete", ref("create_id.result.id"), at, token=write),
-        step("list_after_delete", f"{CONNECTORS}.list", at, token=read, mode="iterate"),
-    ])
+    out = run(
+        node_sdk,
+        world,
+        [
+            step("list_empty", f"{CONNECTORS}.list", at, token=read, mode="iterate"),
+            step("create_id", f"{CONNECTORS}.create", {**at, "device": {"id": "ts-device-1"}}, token=write),
+            step(
+                "create_serial",
+                f"{CONNECTORS}.create",
+                {**at, "device": {"serial_number": "SN-TS"}, **SETTINGS},
+                token=write,
+            ),
+            step("create_licensed", f"{CONNECTORS}.create", {**at, "device": {"provision_license": True}}, token=write),
+            step("get_id", f"{CONNECTORS}.get", ref("create_id.result.id"), at, token=read),
+            step("get_licensed", f"{CONNECTORS}.get", ref("create_licensed.result.id"), at, token=read),
+            step(
+                "edit_serial",
+                f"{CONNECTORS}.edit",
+                ref("create_serial.result.id"),
+                {**at, "notes": "patched", "interrupt_window_hour_of_day": 3, "interrupt_window_embargo_dates": []},
+                token=write,
+            ),
+            step("get_serial_edited", f"{CONNECTORS}.get", ref("create_serial.result.id"), at, token=read),
+            step("edit_nothing", f"{CONNECTORS}.edit", ref("create_serial.result.id"), at, token=write),
+            step(
+                "update_serial",
+                f"{CONNECTORS}.update",
+                ref("create_serial.result.id"),
+                {**at, "notes": "put", "activated": True},
+                token=write,
+            ),
+            step("get_serial_updated", f"{CONNECTORS}.get", ref("create_serial.result.id"), at, token=read),
+            step(
+                "edit_provision",
+                f"{CONNECTORS}.edit",
+                ref("create_licensed.result.id"),
+                {**at, "provision_license": True},
+                token=write,
+            ),
+            step(
+                "update_provision",
+                f"{CONNECTORS}.update",
+                ref("create_licensed.result.id"),
+                {**at, "provision_license": True, "timezone": "Asia/Tokyo"},
+                token=write,
+            ),
+            step(
+                "edit_no_provision",
+                f"{CONNECTORS}.edit",
+                ref("create_licensed.result.id"),
+                {**at, "notes": "no new key"},
+                token=write,
+            ),
+            step("get_licensed_after", f"{CONNECTORS}.get", ref("create_licensed.result.id"), at, token=read),
+            step("list_all", f"{CONNECTORS}.list", at, token=read, mode="iterate"),
+            step("list_managed", f"{CONNECTORS}.list", {**at, "device_type": "MANAGED"}, token=read, mode="iterate"),
+            step("list_licensed", f"{CONNECTORS}.list", {**at, "device_type": "LICENSED"}, token=read, mode="iterate"),
+            step("delete_id", f"{CONNECTORS}.delete", ref("create_id.result.id"), at, token=write),
+            step("get_deleted", f"{CONNECTORS}.get", ref("create_id.result.id"), at, token=read),
+            step("delete_again", f"{CONNECTORS}.delete", ref("create_id.result.id"), at, token=write),
+            step("list_after_delete", f"{CONNECTORS}.list", at, token=read, mode="iterate"),
+        ],
+    )
     assert out["list_empty"] == {"result": []}
     created_id = connector(out["create_id"], DEFAULTS, {"id": "ts-device-1"})  # device.id: no type
     managed = {"id": None, "serial_number": "SN-TS", "type": "MANAGED"}
@@ -206,22 +252,47 @@ def test_connector_lifecycle(node_sdk: str, world: World):
 
 def test_heartbeat_version_and_global_key(node_sdk: str, world: World):
     quiet, busy = world.new_connector(), world.new_connector()  # operator-made: no device yet
-    post_events(world, [
-        {"t": T0 + 10, "n": 0, "e": {"k": "Init"}, "v": "2.0.0"},
-        {"t": T0 + 5, "n": 9, "e": {"k": "Leave"}, "v": "1.9.0"},
-        {"t": T0 + 20, "n": 0, "e": {"k": "Reconcile"}},
-    ], connector=busy).raise_for_status()
+    post_events(
+        world,
+        [
+            {"t": T0 + 10, "n": 0, "e": {"k": "Init"}, "v": "2.0.0"},
+            {"t": T0 + 5, "n": 9, "e": {"k": "Leave"}, "v": "1.9.0"},
+            {"t": T0 + 20, "n": 0, "e": {"k": "Reconcile"}},
+        ],
+        connector=busy,
+    ).raise_for_status()
     at = {"account_id": world.account}
-    out = run(node_sdk, world, [
-        step("get_quiet", f"{CONNECTORS}.get", quiet, at, token=world.read_token),
-        step("get_busy", f"{CONNECTORS}.get", busy, at, token=world.read_token),
-        step("key_create", f"{CONNECTORS}.create", {**at, "device": {"id": "ts-by-key"}, "notes": "k"},
-             email=world.email, key=world.api_key),
-        step("key_edit", f"{CONNECTORS}.edit", ref("key_create.result.id"), {**at, "notes": "k2"},
-             email=world.email, key=world.api_key),
-        step("key_delete", f"{CONNECTORS}.delete", ref("key_create.result.id"), at,
-             email=world.email, key=world.api_key),
-    ])
+    out = run(
+        node_sdk,
+        world,
+        [
+            step("get_quiet", f"{CONNECTORS}.get", quiet, at, token=world.read_token),
+            step("get_busy", f"{CONNECTORS}.get", busy, at, token=world.read_token),
+            step(
+                "key_create",
+                f"{CONNECTORS}.create",
+                {**at, "device": {"id": "ts-by-key"}, "notes": "k"},
+                email=world.email,
+                key=world.api_key,
+            ),
+            step(
+                "key_edit",
+                f"{CONNECTORS}.edit",
+                ref("key_create.result.id"),
+                {**at, "notes": "k2"},
+                email=world.email,
+                key=world.api_key,
+            ),
+            step(
+                "key_delete",
+                f"{CONNECTORS}.delete",
+                ref("key_create.result.id"),
+                at,
+                email=world.email,
+                key=world.api_key,
+            ),
+        ],
+    )
     connector(out["get_quiet"], DEFAULTS, None)
     assert "last_heartbeat" not in out["get_quiet"]["result"] and "device" not in out["get_quiet"]["result"]
     connector(out["get_busy"], DEFAULTS, None, heartbeat=True, version="2.0.0")  # newest (t, n) with a `v`
@@ -250,12 +321,27 @@ def test_connector_errors(node_sdk: str, world: World):
         step("update_missing", f"{CONNECTORS}.update", missing, {**at, "notes": "x"}, token=world.write_token),
         step("edit_missing", f"{CONNECTORS}.edit", missing, {**at, "notes": "x"}, token=world.write_token),
         step("delete_missing", f"{CONNECTORS}.delete", missing, at, token=world.write_token),
-        step("list_bad_type", f"{CONNECTORS}.list", {**at, "device_type": "BOGUS"}, token=world.read_token,
-             mode="iterate"),
-        step("edit_bad_timezone", f"{CONNECTORS}.edit", existing, {**at, "timezone": "Nowhere/Special"},
-             token=world.write_token),
-        step("update_bad_hour", f"{CONNECTORS}.update", existing, {**at, "interrupt_window_hour_of_day": 24},
-             token=world.write_token),
+        step(
+            "list_bad_type",
+            f"{CONNECTORS}.list",
+            {**at, "device_type": "BOGUS"},
+            token=world.read_token,
+            mode="iterate",
+        ),
+        step(
+            "edit_bad_timezone",
+            f"{CONNECTORS}.edit",
+            existing,
+            {**at, "timezone": "Nowhere/Special"},
+            token=world.write_token,
+        ),
+        step(
+            "update_bad_hour",
+            f"{CONNECTORS}.update",
+            existing,
+            {**at, "interrupt_window_hour_of_day": 24},
+            token=world.write_token,
+        ),
         step("edit_device", f"{CONNECTORS}.edit", existing, {**at, "device": {"id": "z"}}, token=world.write_token),
         *[
             step(f"create {name}", f"{CONNECTORS}.create", {**at, **body}, token=world.write_token)
@@ -307,7 +393,7 @@ def pages_of(outcome: dict, events: list[dict], size: int, received: tuple[int, 
     """
     assert "result" in outcome, outcome
     got = outcome["result"]
-    chunks = [events[i:i + size] for i in range(0, len(events), size)] or [[]]
+    chunks = [events[i : i + size] for i in range(0, len(events), size)] or [[]]
     assert len(got) == len(chunks), [page.get("count") for page in got]
     want = []
     for number, (page, chunk) in enumerate(zip(got, chunks)):
@@ -329,27 +415,31 @@ def test_list_events(node_sdk: str, world: World, history: dict):
     q = {"account_id": world.account, "from": T0, "to": T0 + 9}
     r = world.read_token
     list_ = f"{EVENTS}.list"
-    out = run(node_sdk, world, [
-        step("walk_7", list_, cid, {**q, "limit": 7}, token=r, mode="walk"),
-        step("default_limit", list_, cid, q, token=r),
-        step("limit_1000", list_, cid, {**q, "limit": 1000}, token=r, mode="walk"),
-        step("limit_exact", list_, cid, {**q, "limit": 250}, token=r, mode="walk"),
-        step("limit_249", list_, cid, {**q, "limit": 249}, token=r, mode="walk"),
-        step("wide", list_, cid, {**q, "from": T0 - 1, "to": T0 + 10, "limit": 1000}, token=r, mode="walk"),
-        step("one_second", list_, cid, {**q, "from": T0 + 4, "to": T0 + 4}, token=r, mode="walk"),
-        step("empty", list_, cid, {**q, "from": T0 + 11, "to": T0 + 99}, token=r),
-        step("kind_walk", list_, cid, {**q, "k": "HaTransition", "limit": 6}, token=r, mode="walk"),
-        step("write_token_reads", list_, cid, {**q, "limit": 1000}, token=world.write_token, mode="walk"),
-        step("from_after_to", list_, cid, {**q, "from": T0 + 1, "to": T0}, token=r),
-        step("limit_0", list_, cid, {**q, "limit": 0}, token=r),
-        step("limit_1001", list_, cid, {**q, "limit": 1001}, token=r),
-        step("fractional_from", list_, cid, {**q, "from": T0 + 0.5}, token=r),
-        step("unknown_kind", list_, cid, {**q, "k": "NoSuchKind"}, token=r),
-        step("bad_cursor", list_, cid, {**q, "cursor": "not-a-cursor"}, token=r),
-        step("foreign_cursor", list_, cid, {**q, "k": "Init", "cursor": ref("walk_7.result.0.cursor")}, token=r),
-        step("unknown_connector", list_, secrets.token_hex(16), q, token=r),
-        step("other_account", list_, cid, q, token=world.other_write_token),
-    ])
+    out = run(
+        node_sdk,
+        world,
+        [
+            step("walk_7", list_, cid, {**q, "limit": 7}, token=r, mode="walk"),
+            step("default_limit", list_, cid, q, token=r),
+            step("limit_1000", list_, cid, {**q, "limit": 1000}, token=r, mode="walk"),
+            step("limit_exact", list_, cid, {**q, "limit": 250}, token=r, mode="walk"),
+            step("limit_249", list_, cid, {**q, "limit": 249}, token=r, mode="walk"),
+            step("wide", list_, cid, {**q, "from": T0 - 1, "to": T0 + 10, "limit": 1000}, token=r, mode="walk"),
+            step("one_second", list_, cid, {**q, "from": T0 + 4, "to": T0 + 4}, token=r, mode="walk"),
+            step("empty", list_, cid, {**q, "from": T0 + 11, "to": T0 + 99}, token=r),
+            step("kind_walk", list_, cid, {**q, "k": "HaTransition", "limit": 6}, token=r, mode="walk"),
+            step("write_token_reads", list_, cid, {**q, "limit": 1000}, token=world.write_token, mode="walk"),
+            step("from_after_to", list_, cid, {**q, "from": T0 + 1, "to": T0}, token=r),
+            step("limit_0", list_, cid, {**q, "limit": 0}, token=r),
+            step("limit_1001", list_, cid, {**q, "limit": 1001}, token=r),
+            step("fractional_from", list_, cid, {**q, "from": T0 + 0.5}, token=r),
+            step("unknown_kind", list_, cid, {**q, "k": "NoSuchKind"}, token=r),
+            step("bad_cursor", list_, cid, {**q, "cursor": "not-a-cursor"}, token=r),
+            step("foreign_cursor", list_, cid, {**q, "k": "Init", "cursor": ref("walk_7.result.0.cursor")}, token=r),
+            step("unknown_connector", list_, secrets.token_hex(16), q, token=r),
+            step("other_account", list_, cid, q, token=world.other_write_token),
+        ],
+    )
     received = history["received"]
     pages_of(out["walk_7"], IN_WINDOW, 7, received)  # every event once, (t, n) ascending, from/to inclusive
     assert len(out["walk_7"]["result"]) == 36
@@ -384,15 +474,19 @@ def test_latest_and_get_event(node_sdk: str, world: World, history: dict):
     latest = f"{EVENTS}.latest.list"
     event = IN_WINDOW[37]
     get_at = {**at, "connector_id": history["connector"]}
-    out = run(node_sdk, world, [
-        step("latest_history", latest, history["connector"], at, token=world.read_token),
-        step("latest_small", latest, small, at, token=world.read_token),
-        step("latest_empty", latest, empty, at, token=world.read_token),
-        step("latest_unknown", latest, secrets.token_hex(16), at, token=world.read_token),
-        step("latest_other_account", latest, small, at, token=world.other_write_token),
-        step("get", f"{EVENTS}.get", event["n"], {**get_at, "event_t": event["t"]}, token=world.read_token),
-        step("get_missing", f"{EVENTS}.get", 25, {**get_at, "event_t": T0}, token=world.read_token),
-    ])
+    out = run(
+        node_sdk,
+        world,
+        [
+            step("latest_history", latest, history["connector"], at, token=world.read_token),
+            step("latest_small", latest, small, at, token=world.read_token),
+            step("latest_empty", latest, empty, at, token=world.read_token),
+            step("latest_unknown", latest, secrets.token_hex(16), at, token=world.read_token),
+            step("latest_other_account", latest, small, at, token=world.other_write_token),
+            step("get", f"{EVENTS}.get", event["n"], {**get_at, "event_t": event["t"]}, token=world.read_token),
+            step("get_missing", f"{EVENTS}.get", 25, {**get_at, "event_t": T0}, token=world.read_token),
+        ],
+    )
     assert out["latest_history"] == {"result": {"count": 100, "items": NEWEST_100}}  # newest first, e as sent
     assert out["latest_small"] == {"result": {"count": 3, "items": SMALL}}  # `v` only when sent
     assert out["latest_empty"] == {"result": {"count": 0, "items": []}}
@@ -417,18 +511,27 @@ def test_verify_tokens(node_sdk: str, world: World):
         assert time.monotonic() < deadline, "a revoked token still verifies after 3 s"
         time.sleep(0.1)
     verify = "user.tokens.verify"
-    out = run(node_sdk, world, [
-        step("read", verify, token=world.read_token),
-        step("write", verify, token=world.write_token),
-        step("expiring", verify, token=expiring["value"]),
-        step("unknown", verify, token=secrets.token_urlsafe(30)),
-        step("malformed", verify, token="not-a-token"),
-        step("expired", verify, token=expired["value"]),
-        step("revoked", verify, token=revoked["value"]),
-        step("revoked_list", f"{CONNECTORS}.list", {"account_id": world.account}, token=revoked["value"],
-             mode="iterate"),
-        step("global_key", verify, email=world.email, key=world.api_key),
-    ])
+    out = run(
+        node_sdk,
+        world,
+        [
+            step("read", verify, token=world.read_token),
+            step("write", verify, token=world.write_token),
+            step("expiring", verify, token=expiring["value"]),
+            step("unknown", verify, token=secrets.token_urlsafe(30)),
+            step("malformed", verify, token="not-a-token"),
+            step("expired", verify, token=expired["value"]),
+            step("revoked", verify, token=revoked["value"]),
+            step(
+                "revoked_list",
+                f"{CONNECTORS}.list",
+                {"account_id": world.account},
+                token=revoked["value"],
+                mode="iterate",
+            ),
+            step("global_key", verify, email=world.email, key=world.api_key),
+        ],
+    )
     assert out == {
         "read": {"result": {"id": world.token_ids["read"], "status": "active"}},
         "write": {"result": {"id": world.token_ids["write"], "status": "active"}},

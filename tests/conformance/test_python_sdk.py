@@ -7,11 +7,15 @@ import asyncio
 import cloudflare
 import pytest
 from cloudflare import AsyncCloudflare, Cloudflare
-
 from helpers import World, post_events
 
 T0 = 1_700_000_000
-UPGRADE = {"t": T0, "n": 3, "e": {"k": "StartUpgrade", "url": "https://dl.example.com/b.tar", "attempt": 2}, "v": "2026.9.1"}
+UPGRADE = {
+    "t": T0,
+    "n": 3,
+    "e": {"k": "StartUpgrade", "url": "https://dl.example.com/b.tar", "attempt": 2},
+    "v": "2026.9.1",
+}
 NO_VERSION = {"t": T0 + 1, "n": 0, "e": {"k": "RekeyAdvance"}}
 
 
@@ -79,7 +83,9 @@ def test_errors_map_to_sdk_error_classes(world: World, connector: str, make_clie
     connector_id, t, n = where
     with pytest.raises(error) as raised:
         make_client(world).magic_transit.connectors.events.get(
-            n, account_id=world.account, connector_id=connector if connector_id == "connector" else connector_id,
+            n,
+            account_id=world.account,
+            connector_id=connector if connector_id == "connector" else connector_id,
             event_t=t,
         )
     assert raised.value.response.json()["errors"][0]["code"] == code

@@ -27,7 +27,6 @@ import cloudflare.types.user
 import httpx
 import pytest
 from cloudflare import AsyncCloudflare, Cloudflare
-
 from family_data import (
     BAD_CREATES,
     DEFAULTS,
@@ -254,12 +253,18 @@ def test_delete_returns_the_connector_and_removes_it_with_its_events(world: Worl
     fails(api, lambda c: connectors(c).get(made.id, account_id=world.account), cloudflare.NotFoundError, 404, 20002)
     fails(api, lambda c: connectors(c).delete(made.id, account_id=world.account), cloudflare.NotFoundError, 404, 20002)
     fails(
-        api, lambda c: connectors(c).events.get(1, account_id=world.account, connector_id=made.id, event_t=T0),
-        cloudflare.NotFoundError, 404, 20002,
+        api,
+        lambda c: connectors(c).events.get(1, account_id=world.account, connector_id=made.id, event_t=T0),
+        cloudflare.NotFoundError,
+        404,
+        20002,
     )
     fails(
-        api, lambda c: connectors(c).events.list(made.id, account_id=world.account, from_=0, to=2 * T0),
-        cloudflare.NotFoundError, 404, 20002,
+        api,
+        lambda c: connectors(c).events.list(made.id, account_id=world.account, from_=0, to=2 * T0),
+        cloudflare.NotFoundError,
+        404,
+        20002,
     )
     assert made.id not in {item.id for item in api(lambda c: connectors(c).list(account_id=world.account))}
 
@@ -269,19 +274,27 @@ def test_heartbeat_and_version_follow_ingestion(world: World, sdk):
     made = api(lambda c: connectors(c).create(account_id=world.account, device={"serial_number": "SN-HB"}))
     assert made.last_heartbeat is None and made.last_seen_version is None
 
-    post_events(world, [
-        {"t": T0 + 10, "n": 0, "e": {"k": "Init"}, "v": "2.0.0"},
-        {"t": T0 + 5, "n": 9, "e": {"k": "Leave"}, "v": "1.9.0"},
-    ], connector=made.id).raise_for_status()
+    post_events(
+        world,
+        [
+            {"t": T0 + 10, "n": 0, "e": {"k": "Init"}, "v": "2.0.0"},
+            {"t": T0 + 5, "n": 9, "e": {"k": "Leave"}, "v": "1.9.0"},
+        ],
+        connector=made.id,
+    ).raise_for_status()
     got = api(lambda c: connectors(c).get(made.id, account_id=world.account))
     assert near_now(got.last_heartbeat) and got.last_seen_version == "2.0.0"
     assert settings_of(got) == DEFAULTS  # ingestion touches no setting
 
     # An older event with another version, and a newer one without any: the version stays.
-    post_events(world, [
-        {"t": T0 + 1, "n": 0, "e": {"k": "Reconcile"}, "v": "0.1.0"},
-        {"t": T0 + 20, "n": 0, "e": {"k": "Reconcile"}},
-    ], connector=made.id).raise_for_status()
+    post_events(
+        world,
+        [
+            {"t": T0 + 1, "n": 0, "e": {"k": "Reconcile"}, "v": "0.1.0"},
+            {"t": T0 + 20, "n": 0, "e": {"k": "Reconcile"}},
+        ],
+        connector=made.id,
+    ).raise_for_status()
     assert api(lambda c: connectors(c).get(made.id, account_id=world.account)).last_seen_version == "2.0.0"
     newer = {"t": T0 + 30, "n": 0, "e": {"k": "HaInit"}, "v": "2.1.0"}
     post_events(world, [newer], connector=made.id).raise_for_status()
@@ -331,8 +344,11 @@ def test_other_accounts_and_unknown_tokens(world: World, sdk):
         fails(other, call, cloudflare.PermissionDeniedError, 403, 10000)
     # A connector of another account is simply not found under yours.
     fails(
-        sdk(), lambda c: connectors(c).get(world.other_connector, account_id=world.account),
-        cloudflare.NotFoundError, 404, 20002,
+        sdk(),
+        lambda c: connectors(c).get(world.other_connector, account_id=world.account),
+        cloudflare.NotFoundError,
+        404,
+        20002,
     )
     unknown = sdk(secrets.token_urlsafe(30))
     fails(unknown, lambda c: connectors(c).list(account_id=world.account), cloudflare.AuthenticationError, 401, 10000)
@@ -373,13 +389,17 @@ def test_invalid_update_and_edit_are_bad_requests(world: World, sdk):
     ]:
         fails(api, call, cloudflare.BadRequestError, 400, 20012)
     fails(
-        api, lambda c: connectors(c).list(account_id=world.account, device_type="BOGUS"),  # type: ignore[arg-type]
-        cloudflare.BadRequestError, 400, 20010,
+        api,
+        lambda c: connectors(c).list(account_id=world.account, device_type="BOGUS"),  # type: ignore[arg-type]
+        cloudflare.BadRequestError,
+        400,
+        20010,
     )
     assert api(lambda c: connectors(c).get(connector, account_id=world.account)).notes == "keep"  # nothing changed
 
 
 # --------------------------------------------------------------------------- events
+
 
 @pytest.fixture(scope="module")
 def history(world: World) -> dict:
@@ -428,8 +448,11 @@ def test_list_limits(world: World, history: dict, sdk):
     api = sdk(world.read_token)
 
     def page(from_: float = T0, to: float = T0 + 9, **query: Any) -> Any:
-        return api(lambda c: connectors(c).events.list(history["connector"], account_id=world.account,
-                                                       from_=from_, to=to, **query))
+        return api(
+            lambda c: connectors(c).events.list(
+                history["connector"], account_id=world.account, from_=from_, to=to, **query
+            )
+        )
 
     default = page()
     assert default.count == 100 and keys(default.items) == [(e["t"], e["n"]) for e in IN_WINDOW[:100]]
@@ -480,7 +503,9 @@ def test_list_rejects_bad_queries(world: World, history: dict, sdk, query, code)
     fails(
         sdk(world.read_token),
         lambda c: connectors(c).events.list(history["connector"], account_id=world.account, **query),
-        cloudflare.BadRequestError, 400, code,
+        cloudflare.BadRequestError,
+        400,
+        code,
     )
 
 
@@ -491,14 +516,19 @@ def test_a_cursor_belongs_to_its_query(world: World, history: dict, sdk):
     assert page.cursor
     for query in [{"from_": T0, "to": T0 + 9, "k": "Init"}, {"from_": T0, "to": T0 + 8}]:
         fails(
-            api, lambda c: connectors(c).events.list(connector, account_id=world.account, cursor=page.cursor, **query),
-            cloudflare.BadRequestError, 400, 20011,
+            api,
+            lambda c: connectors(c).events.list(connector, account_id=world.account, cursor=page.cursor, **query),
+            cloudflare.BadRequestError,
+            400,
+            20011,
         )
     other = world.new_connector()
     fails(
         api,
         lambda c: connectors(c).events.list(other, account_id=world.account, from_=T0, to=T0 + 9, cursor=page.cursor),
-        cloudflare.BadRequestError, 400, 20011,
+        cloudflare.BadRequestError,
+        400,
+        20011,
     )
 
 
@@ -529,8 +559,11 @@ def test_get_event(world: World, history: dict, sdk):
     assert isinstance(got, cloudflare.types.magic_transit.connectors.EventGetResponse)
     assert got.to_dict() == event
     fails(
-        api, lambda c: connectors(c).events.get(25, event_t=T0, **where),
-        cloudflare.NotFoundError, 404, 20001,
+        api,
+        lambda c: connectors(c).events.get(25, event_t=T0, **where),
+        cloudflare.NotFoundError,
+        404,
+        20001,
     )
 
 

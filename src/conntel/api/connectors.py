@@ -77,13 +77,9 @@ class ConnectorRoutes:
 
     async def _change(self, account_id: str, connector_id: str, changes: dict, provision_license: bool) -> Response:
         try:
-            made = await connector_ops.change_settings(
-                self.store, account_id, connector_id, changes, provision_license
-            )
+            made = await connector_ops.change_settings(self.store, account_id, connector_id, changes, provision_license)
         except NotFound:
             raise connector_not_found(connector_id) from None
         except connector_ops.NotLicensed as exc:
             raise ApiError(400, INVALID_BODY, str(exc)) from None
         return ok(connector_ops.to_wire(made.record, made.license_key))
-
-

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from conntel import ids
 from conntel.api.auth import Authenticator
 from conntel.api.bodies import malformed_json, read_body
+from conntel.api.cursor import CursorError, CursorSigner
 from conntel.api.envelope import ok, ok_body
 from conntel.api.errors import (
     BATCH_TOO_LARGE,
@@ -23,11 +24,10 @@ from conntel.api.errors import (
     ApiError,
     no_route,
 )
+from conntel.api.params import Param, invalid, parse_query
 from conntel.api.routing import api_path, connector_scope
 from conntel.config import Settings
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
-from conntel.api.cursor import CursorError, CursorSigner
-from conntel.api.params import Param, invalid, parse_query
 from conntel.kinds import KIND_NAMES
 from conntel.model import (
     BatchTooLarge,
@@ -40,7 +40,6 @@ from conntel.model import (
     decode_batch,
 )
 from conntel.store.base import EventConflict, EventQuery, NotFound, Store
-
 
 LIST_QUERY = (
     Param("from", "Earliest `t` listed (inclusive), seconds since the epoch", required=True, integer=True),
@@ -89,9 +88,7 @@ class EventRoutes:
                 after = signer.decode(scope, cursor)
             except CursorError as exc:
                 raise ApiError(400, INVALID_CURSOR, f"Invalid cursor: {exc}") from None
-        rows = await self.store.list_events(
-            account_id, connector_id, EventQuery(from_t, to_t, kind, after, limit + 1)
-        )
+        rows = await self.store.list_events(account_id, connector_id, EventQuery(from_t, to_t, kind, after, limit + 1))
         page = [EventListItem(row.a, row.k, row.n, row.t) for row in rows[:limit]]
         more = len(rows) > limit
         next_cursor = signer.encode(scope, page[-1].t, page[-1].n) if more else UNSET

@@ -77,7 +77,13 @@ def build_openapi(operations: list[Operation]) -> dict[str, Any]:
             "summary": op.summary,
             "parameters": _path_parameters(path)
             + [
-                {"name": p.name, "in": "query", "required": p.required, "schema": p.schema(), "description": p.description}
+                {
+                    "name": p.name,
+                    "in": "query",
+                    "required": p.required,
+                    "schema": p.schema(),
+                    "description": p.description,
+                }
                 for p in op.query
             ],
             "responses": {

@@ -27,7 +27,9 @@ class Param:
         if self.integer:
             value = ids.integral(text)
             if value is None or not self.low <= value <= self.high:
-                raise invalid(f"Query parameter `{self.name}` must be an integer from {self.low} to {self.high}, not {text!r}")
+                raise invalid(
+                    f"Query parameter `{self.name}` must be an integer from {self.low} to {self.high}, not {text!r}"
+                )
             return value
         if self.choices is not None and text not in self.choices:
             raise invalid(f"Query parameter `{self.name}` must be one of {', '.join(self.choices)}, not {text!r}")

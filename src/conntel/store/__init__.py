@@ -21,7 +21,9 @@ def open_store(database: str, pool_size: int = 10) -> Store:
 
         return PostgresStore(database, pool_size)
     if "://" in database and not database.startswith("sqlite:///"):
-        raise UnsupportedDatabase(f"Unsupported database URL {redacted(database)!r}: use sqlite:///PATH or postgresql://...")
+        raise UnsupportedDatabase(
+            f"Unsupported database URL {redacted(database)!r}: use sqlite:///PATH or postgresql://..."
+        )
     from conntel.store.sqlite import SqliteStore
 
     return SqliteStore(database.removeprefix("sqlite:///"))

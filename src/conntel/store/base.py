@@ -7,9 +7,9 @@ above this module speaks SQL.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
 
 import msgspec
-from typing import Callable, Protocol, Sequence
 
 from conntel.connectors import ConnectorSettings
 from conntel.model import AppendResult, NewEvent, canonical

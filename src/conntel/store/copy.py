@@ -32,9 +32,9 @@ from typing import Any, Callable, Iterator, Sequence
 import asyncpg
 
 from conntel.store.base import StoreError, StoreUnavailable
-from conntel.store.urls import has_password, redacted
 from conntel.store.migrations import migrations
 from conntel.store.postgres import PostgresStore
+from conntel.store.urls import has_password, redacted
 
 DEFAULT_BATCH_SIZE = 5000
 # What a failing or vanishing PostgreSQL server raises (a terminated backend can surface as an InternalClientError).
@@ -319,9 +319,7 @@ class _Copier:
         count = self.counts[table.name]
         total, done, started = self.source_total(table), 0, time.monotonic()
         columns = ", ".join(table.columns)
-        insert = (
-            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM copy_{table.name} ON CONFLICT DO NOTHING"
-        )
+        insert = f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM copy_{table.name} ON CONFLICT DO NOTHING"
         differing = _differing_rows_sql(table)
         for chunk in self.walk(table, table.columns):
             async with self.conn.transaction():

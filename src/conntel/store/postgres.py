@@ -264,7 +264,10 @@ class PostgresStore:
     async def create_account(self, account_id: str, name: str, created_on: int) -> None:
         async with self.pool.acquire() as conn:
             await _insert_new(
-                conn, "INSERT INTO accounts VALUES ($1, $2, $3)", (account_id, name, created_on), f"Account {account_id}"
+                conn,
+                "INSERT INTO accounts VALUES ($1, $2, $3)",
+                (account_id, name, created_on),
+                f"Account {account_id}",
             )
 
     async def create_user(self, email: str, api_key_hash: bytes, account_id: str, created_on: int) -> None:

@@ -21,7 +21,6 @@ from typing import Callable, Sequence, TypeVar
 import msgspec
 
 from conntel.model import AppendResult, NewEvent, canonical
-from conntel.store.migrations import migrations
 from conntel.store.base import (
     CONNECTOR_COLUMNS,
     AlreadyExists,
@@ -39,6 +38,7 @@ from conntel.store.base import (
     newest_versioned,
     unique_events,
 )
+from conntel.store.migrations import migrations
 
 T = TypeVar("T")
 
@@ -64,9 +64,7 @@ def migrate(conn: sqlite3.Connection) -> None:
             # One script, one transaction: recording the version first makes a
             # concurrent starter's copy fail on the primary key and roll back.
             conn.executescript(
-                "BEGIN IMMEDIATE;"
-                f"INSERT INTO schema_migrations VALUES ({version}, unixepoch());"
-                f"{sql};COMMIT;"
+                f"BEGIN IMMEDIATE;INSERT INTO schema_migrations VALUES ({version}, unixepoch());{sql};COMMIT;"
             )
         except sqlite3.IntegrityError:
             conn.execute("ROLLBACK")
@@ -236,7 +234,9 @@ class SqliteStore:
     # -- administration --
     async def create_account(self, account_id: str, name: str, created_on: int) -> None:
         def work(conn: sqlite3.Connection) -> None:
-            _insert_new(conn, "INSERT INTO accounts VALUES (?, ?, ?)", (account_id, name, created_on), f"Account {account_id}")
+            _insert_new(
+                conn, "INSERT INTO accounts VALUES (?, ?, ?)", (account_id, name, created_on), f"Account {account_id}"
+            )
 
         await self._write(work)
 
@@ -285,9 +285,7 @@ class SqliteStore:
             if current is None:
                 raise NotFound(f"No connector {connector_id}")
             conn.execute("DELETE FROM events WHERE account_id = ? AND connector_id = ?", (account_id, connector_id))
-            conn.execute(
-                "DELETE FROM connectors WHERE account_id = ? AND connector_id = ?", (account_id, connector_id)
-            )
+            conn.execute("DELETE FROM connectors WHERE account_id = ? AND connector_id = ?", (account_id, connector_id))
             return current
 
         return await self._write(work)
@@ -347,8 +345,6 @@ def _connector_exists(conn: sqlite3.Connection, account_id: str, connector_id: s
         ).fetchone()
         is not None
     )
-
-
 
 
 def _load_connector(conn: sqlite3.Connection, account_id: str, connector_id: str) -> ConnectorRecord | None:
