@@ -1,26 +1,33 @@
 """The Get Event benchmark behind `make bench`.
 
     .venv/bin/python bench/run.py [--events N] [--connectors C] [--duration S] [--connections 32]
+                                  [--backends sqlite,postgres] [--postgres-url URL] [--pool-size 10]
 
 What it does, in order:
 
 1. Makes sure `wrk` is installed (apt-get on a fresh Debian machine).
-2. Builds, or reuses when one with the same N and C is complete, an SQLite
-   database under bench/work/ holding N events over C connectors. The events
-   go in through the real ingestion API (POST .../telemetry/events, batches of
+2. For each backend (by default both), builds, or reuses when one with the
+   same N and C is complete, a store holding N events over C connectors:
+   an SQLite file under bench/work/, or a PostgreSQL database
+   `conntel_bench_<N>_<C>` on the server of --postgres-url. The events go in
+   through the real ingestion API (POST .../telemetry/events, batches of
    5000, a few concurrent clients), with a realistic mix of kinds and
-   monotonic (t, n) per connector. The load rate is reported as a side figure.
+   monotonic (t, n) per connector; both backends get the very same events.
+   The load rate is reported as a side figure. What differs between the
+   backends is all in one place, the `Backend` classes below.
 3. Serves, one after the other on the same port and with the same uvicorn
-   settings (uvloop, httptools, one process, no access log):
+   settings (uvloop, httptools, one process, no access log), in every round:
      (a) bench/hello_asgi.py, a bare ASGI "hello world";
-     (b) `conntel serve` on that database;
+     (b) `conntel serve` on each backend's store in turn;
    and drives each with `wrk -t2 -c{connections} -d{duration}s --latency`
    after a short warm-up. For conntel, bench/get_event.lua requests random
    existing events (paths precomputed in bench/work/) with a Read token; the
    run checks beforehand that sampled events answer 200 with the right body,
    and afterwards that wrk saw no non-2xx answers and no socket errors.
 4. Prints a table and adds a dated section, newest first, to bench/RESULTS.md:
-   absolute req/s, p50/p99 latency, server RSS, and the ratio conntel/bare.
+   absolute req/s, p50/p99 latency, server RSS and CPU (and, for PostgreSQL,
+   the CPU of its backend processes serving conntel's pool), and one ratio
+   conntel/bare per backend.
 5. Stops every server it started, also on error, Ctrl-C or SIGTERM.
 
 The machine is small and shared, so absolute numbers drift between runs; the
@@ -47,13 +54,16 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+import asyncpg
 import httpx
 
 from conntel import simulate
+from conntel.store.urls import redacted
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -63,8 +73,8 @@ LUA_SCRIPT = BENCH / "get_event.lua"
 HELLO_APP = "hello_asgi:app"
 API = "/client/v4/accounts/{account}/magic/connectors/{connector}/telemetry/events"
 RUNS_MARKER = "<!-- runs below, newest first; bench/run.py inserts new ones here -->"
-TARGET_RATIO = 0.45
 BASE_T = 1_700_000_000
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 
 def log(message: str) -> None:
@@ -211,11 +221,7 @@ class Server:
         return int(match.group(1)) if match else None
 
     def cpu_seconds(self) -> float:
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return cpu_seconds(self.pid)
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -255,6 +261,15 @@ def port_in_use(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -265,8 +280,9 @@ def conntel_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "conntel", *args]
 
 
-def conntel_server(db: Path, port: int, name: str) -> Server:
-    return Server(name, conntel_argv("serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)), port)
+def conntel_server(ds: "Dataset", port: int, name: str) -> Server:
+    argv = conntel_argv("serve", *ds.backend.serve_args(ds.store), "--host", "127.0.0.1", "--port", str(port))
+    return Server(name, argv, port)
 
 
 def hello_server(port: int) -> Server:
@@ -295,11 +311,184 @@ def connector_events(rng: random.Random, count: int) -> list[dict]:
     return list(itertools.islice(simulate.connector_events(rng, BASE_T + rng.randrange(86_400)), count))
 
 
+# ---------------------------------------------------------------------- backends
+# Everything that differs between the stores is here: where a dataset lives
+# (`store`: what conntel's --db or --database-url gets), the arguments naming
+# it, how to start it empty, what to do once it is loaded, how to count its
+# events and weigh it, and which other processes do its work while conntel
+# serves (PostgreSQL's backends; none for SQLite, which runs in-process).
+
+
+class Backend:
+    name = ""  # as in --backends
+    label = ""  # in tables and logs
+    target = 0.0  # ratio conntel/bare aimed at with 1M events
+    prefix = ""  # of the dataset's files under bench/work/
+    after_load_note = ""  # what after_load() does, for the report
+
+    def store(self, events: int, connectors: int) -> str:
+        raise NotImplementedError
+
+    def describe(self) -> str | None:
+        """The database server, for the report; raises BenchError if it cannot be reached."""
+        return None
+
+    def display(self, store: str) -> str:
+        return store
+
+    def store_args(self, store: str) -> list[str]:
+        raise NotImplementedError
+
+    def serve_args(self, store: str) -> list[str]:
+        return self.store_args(store)
+
+    def reset(self, store: str) -> None:
+        """Make `store` exist and be empty (conntel creates the schema)."""
+        raise NotImplementedError
+
+    def after_load(self, store: str) -> None:
+        pass
+
+    def count_events(self, store: str, account: str) -> int | None:
+        raise NotImplementedError
+
+    def size_bytes(self, store: str) -> int:
+        raise NotImplementedError
+
+    def helper_pids(self, store: str) -> list[int]:
+        return []
+
+
+class SqliteBackend(Backend):
+    name, label, target = "sqlite", "SQLite", 0.45
+
+    def store(self, events: int, connectors: int) -> str:
+        return str(WORK / f"events-{events}-connectors-{connectors}.db")
+
+    def display(self, store: str) -> str:
+        return str(Path(store).relative_to(ROOT))
+
+    def store_args(self, store: str) -> list[str]:
+        return ["--db", store]
+
+    def reset(self, store: str) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(store + suffix).unlink(missing_ok=True)
+
+    def count_events(self, store: str, account: str) -> int | None:
+        if not Path(store).exists():
+            return None
+        try:
+            with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=30) as con:
+                return con.execute("SELECT count(*) FROM events WHERE account_id = ?", (account,)).fetchone()[0]
+        except sqlite3.Error as exc:
+            log(f"could not count events in {self.display(store)}: {exc}")
+            return None
+
+    def size_bytes(self, store: str) -> int:
+        return sum(p.stat().st_size for p in (Path(store), Path(f"{store}-wal")) if p.exists())
+
+
+class PostgresBackend(Backend):
+    name, label, target = "postgres", "PostgreSQL", 0.25
+    prefix = "postgres-"
+    after_load_note = "VACUUM (ANALYZE) + CHECKPOINT"
+
+    def __init__(self, server_url: str, pool_size: int):
+        self.server_url, self.pool_size = server_url, pool_size
+
+    def store(self, events: int, connectors: int) -> str:
+        return with_database(self.server_url, f"conntel_bench_{events}_{connectors}")
+
+    def describe(self) -> str:
+        settings = "SELECT current_setting('server_version'), current_setting('shared_buffers'), " \
+                   "current_setting('synchronous_commit'), current_setting('autovacuum')"
+        try:
+            version, buffers, sync, autovacuum = pg(with_database(self.server_url, "postgres"), "fetchrow", settings)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+            raise BenchError(f"PostgreSQL at {redacted(self.server_url)} cannot be reached ({exc}); start it, "
+                             "point --postgres-url at it, or leave it out with --backends sqlite") from None
+        server = urllib.parse.urlsplit(self.server_url)
+        return (f"PostgreSQL {version} at {server.hostname}:{server.port or 5432} (shared_buffers {buffers}, "
+                f"synchronous_commit {sync}, autovacuum {autovacuum}); conntel pool of {self.pool_size} connections")
+
+    def display(self, store: str) -> str:
+        return redacted(store)
+
+    def store_args(self, store: str) -> list[str]:
+        return ["--database-url", store]
+
+    def serve_args(self, store: str) -> list[str]:
+        return [*self.store_args(store), "--pool-size", str(self.pool_size)]
+
+    def reset(self, store: str) -> None:
+        name = database_name(store)
+        admin = with_database(store, "postgres")
+        pg(admin, "execute", f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg(admin, "execute", f'CREATE DATABASE "{name}"')
+
+    def after_load(self, store: str) -> None:
+        # Autovacuum may be off (it is on the bench machine) and would otherwise
+        # fire in the middle of a measure: statistics, visibility map and hint
+        # bits are settled now, and the dirty pages flushed.
+        log("VACUUM (ANALYZE) and CHECKPOINT after the load")
+        pg(store, "execute", "VACUUM (ANALYZE)")
+        pg(store, "execute", "CHECKPOINT")
+
+    def count_events(self, store: str, account: str) -> int | None:
+        try:
+            return pg(store, "fetchval", "SELECT count(*) FROM events WHERE account_id = $1", account)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+            log(f"could not count events in {self.display(store)}: {exc}")
+            return None
+
+    def size_bytes(self, store: str) -> int:
+        return pg(store, "fetchval", "SELECT pg_database_size(current_database())")
+
+    def helper_pids(self, store: str) -> list[int]:
+        rows = pg(store, "fetch", "SELECT pid FROM pg_stat_activity"
+                                  " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return [row[0] for row in rows]
+
+
+def with_database(url: str, name: str) -> str:
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path="/" + name))
+
+
+def database_name(url: str) -> str:
+    return urllib.parse.urlsplit(url).path.lstrip("/")
+
+
+def pg(url: str, method: str, sql: str, *params: Any) -> Any:
+    """Run one statement on a connection of its own; `method` is the asyncpg.Connection method to use."""
+
+    async def run() -> Any:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            return await getattr(conn, method)(sql, *params)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+BACKENDS = ("sqlite", "postgres")  # the default --backends, in this order
+
+
+def make_backends(args: argparse.Namespace) -> list[Backend]:
+    return [PostgresBackend(args.postgres_url, args.pool_size) if name == "postgres" else SqliteBackend()
+            for name in args.backends]
+
+
+# ------------------------------------------------------------------- datasets
+
+
 @dataclass
 class Dataset:
+    backend: Backend
     events: int
     connectors: int
-    db: Path
+    store: str
     meta_path: Path
     paths_file: Path
     account: str = ""
@@ -310,59 +499,57 @@ class Dataset:
     reused: bool = False
 
     @classmethod
-    def for_size(cls, events: int, connectors: int) -> "Dataset":
-        stem = WORK / f"events-{events}-connectors-{connectors}"
-        return cls(events, connectors, stem.with_suffix(".db"), stem.with_suffix(".json"), stem.with_suffix(".paths"))
+    def for_size(cls, backend: Backend, events: int, connectors: int) -> "Dataset":
+        stem = WORK / f"{backend.prefix}events-{events}-connectors-{connectors}"
+        return cls(backend, events, connectors, backend.store(events, connectors),
+                   stem.with_suffix(".json"), stem.with_suffix(".paths"))
 
-    def files(self) -> list[Path]:
-        return [self.db, Path(f"{self.db}-wal"), Path(f"{self.db}-shm"), self.meta_path, self.paths_file]
+    @property
+    def where(self) -> str:
+        return self.backend.display(self.store)
 
-
-def count_events(db: Path, account: str) -> int | None:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as con:
-            return con.execute("SELECT count(*) FROM events WHERE account_id = ?", (account,)).fetchone()[0]
-    except sqlite3.Error as exc:
-        log(f"could not count events in {db.name}: {exc}")
-        return None
+    def count_events(self) -> int | None:
+        return self.backend.count_events(self.store, self.account)
 
 
 def try_reuse(ds: Dataset) -> bool:
-    if not all(p.exists() for p in (ds.db, ds.meta_path, ds.paths_file)):
+    if not (ds.meta_path.exists() and ds.paths_file.exists()):
         return False
     try:
         meta = json.loads(ds.meta_path.read_text())
     except (OSError, ValueError):
         return False
-    if not meta.get("complete") or meta.get("events") != ds.events or meta.get("connectors") != ds.connectors:
-        return False
-    counted = count_events(ds.db, meta["account"])
-    if counted != ds.events:
-        log(f"{ds.db.name} holds {counted} events, not {ds.events}: rebuilding")
+    if (not meta.get("complete") or meta.get("events") != ds.events or meta.get("connectors") != ds.connectors
+            or meta.get("store", ds.store) != ds.store):
         return False
     ds.account, ds.connector_ids = meta["account"], meta["connector_ids"]
+    counted = ds.count_events()
+    if counted != ds.events:
+        log(f"{ds.where} holds {counted} events, not {ds.events}: rebuilding")
+        return False
     ds.read_token, ds.write_token, ds.load = meta["read_token"], meta["write_token"], meta["load"]
     ds.reused = True
     return True
 
 
 def build(ds: Dataset, args: argparse.Namespace, port: int) -> None:
-    for path in ds.files():
+    for path in (ds.meta_path, ds.paths_file):
         path.unlink(missing_ok=True)
+    ds.backend.reset(ds.store)
     seed = f"conntel-bench-{ds.events}-{ds.connectors}"
     ds.account = hashlib.md5(seed.encode()).hexdigest()
     ds.connector_ids = [hashlib.md5(f"{seed}-connector-{i}".encode()).hexdigest() for i in range(ds.connectors)]
 
-    log(f"creating account, {ds.connectors} connectors and tokens in {ds.db.relative_to(ROOT)} (CLI)")
+    log(f"creating account, {ds.connectors} connectors and tokens in {ds.where} (CLI)")
     started = time.monotonic()
-    db = str(ds.db)
-    cli_json("accounts", "create", "--id", ds.account, "--name", "bench", "--db", db)
+    store = ds.backend.store_args(ds.store)
+    cli_json("accounts", "create", "--id", ds.account, "--name", "bench", *store)
     for cid in ds.connector_ids:
-        cli_json("connectors", "create", "--account", ds.account, "--id", cid, "--db", db)
+        cli_json("connectors", "create", "--account", ds.account, "--id", cid, *store)
     ds.write_token = cli_json("tokens", "create", "--account", ds.account, "--permission", "Magic WAN Write",
-                              "--name", "bench-load", "--db", db)["value"]
+                              "--name", "bench-load", *store)["value"]
     ds.read_token = cli_json("tokens", "create", "--account", ds.account, "--permission", "Magic WAN Read",
-                             "--name", "bench-read", "--db", db)["value"]
+                             "--name", "bench-read", *store)["value"]
     setup_s = time.monotonic() - started
 
     log(f"generating {ds.events:,} events")
@@ -392,7 +579,7 @@ def build(ds: Dataset, args: argparse.Namespace, port: int) -> None:
     log(f"generated in {generate_s:.1f}s; {len(paths):,} sampled paths for wrk; "
         f"{sum(len(b) for b in batches)} batches over {args.loaders} clients")
 
-    server = conntel_server(ds.db, port, "conntel-load")
+    server = conntel_server(ds, port, f"conntel-{ds.backend.name}-load")
     server.start()
     try:
         log(f"loading through POST {API.format(account='…', connector='…')} (pid {server.pid})")
@@ -402,11 +589,19 @@ def build(ds: Dataset, args: argparse.Namespace, port: int) -> None:
         load_s = time.monotonic() - started
         cpu_s = server.cpu_seconds() - cpu0
         rss = server.rss_kib()
+        # The pool's connections were opened for the load: all their CPU time is the load's.
+        db_cpu_s = sum(cpu_seconds(pid) for pid in ds.backend.helper_pids(ds.store))
     finally:
         server.stop()
     if accepted != ds.events:
         raise BenchError(f"the server accepted {accepted} events, expected {ds.events}")
-    counted = count_events(ds.db, ds.account)
+    log(f"loaded {ds.events:,} events in {load_s:.1f}s = {ds.events / load_s:,.0f} events/s "
+        f"(server CPU {cpu_s:.0f}s, RSS {fmt_mib(rss)}" + (f"; {ds.backend.label} backends CPU {db_cpu_s:.0f}s)"
+                                                          if db_cpu_s else ")"))
+    started = time.monotonic()
+    ds.backend.after_load(ds.store)
+    after_load_s = time.monotonic() - started
+    counted = ds.count_events()
     if counted is not None and counted != ds.events:
         raise BenchError(f"after loading, the database holds {counted} events, expected {ds.events}")
     ds.load = {
@@ -415,25 +610,21 @@ def build(ds: Dataset, args: argparse.Namespace, port: int) -> None:
         "batch": args.batch,
         "clients": args.loaders,
         "server_cpu_s": round(cpu_s, 1),
+        "db_cpu_s": round(db_cpu_s, 1) if db_cpu_s else None,
         "server_rss_kib_after_load": rss,
         "setup_cli_s": round(setup_s, 1),
         "generate_s": round(generate_s, 1),
-        "db_bytes": db_bytes(ds.db),
+        "after_load_s": round(after_load_s, 1),
+        "db_bytes": ds.backend.size_bytes(ds.store),
         "kinds": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
         "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     meta = {
-        "complete": True, "events": ds.events, "connectors": ds.connectors, "account": ds.account,
-        "connector_ids": ds.connector_ids, "read_token": ds.read_token, "write_token": ds.write_token,
-        "load": ds.load,
+        "complete": True, "backend": ds.backend.name, "store": ds.store, "events": ds.events,
+        "connectors": ds.connectors, "account": ds.account, "connector_ids": ds.connector_ids,
+        "read_token": ds.read_token, "write_token": ds.write_token, "load": ds.load,
     }
     ds.meta_path.write_text(json.dumps(meta, indent=1))
-    log(f"loaded {ds.events:,} events in {load_s:.1f}s = {ds.events / load_s:,.0f} events/s "
-        f"(server CPU {cpu_s:.0f}s, RSS {fmt_mib(rss)})")
-
-
-def db_bytes(db: Path) -> int:
-    return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
 
 
 async def post_all(port: int, token: str, batches: list[list[tuple[str, bytes, int]]], total: int) -> int:
@@ -506,28 +697,43 @@ class Measure:
     rss_idle_kib: int | None
     rss_after_kib: int | None
     server_cpu_pct: float  # of one core, during the measured wrk run
+    db_cpu_pct: float | None  # the database server's processes working for it (PostgreSQL), same window
 
 
-def measure(server: Server, url: str, args: argparse.Namespace, script_args: list[str] | None) -> Measure:
+def measure(server: Server, url: str, args: argparse.Namespace, script_args: list[str] | None,
+            helper_pids: Callable[[], list[int]] = list) -> Measure:
     rss_idle = server.rss_kib()
     if args.warmup > 0:
         warm = run_wrk(url, args, args.warmup, script_args)
         if warm.errors:
             raise BenchError(f"{server.name}: warm-up saw {warm.non_2xx} non-2xx answers, "
                              f"socket errors {warm.socket_errors}")
+    helpers0 = {pid: cpu_seconds(pid) for pid in helper_pids()}
     cpu0, t0 = server.cpu_seconds(), time.monotonic()
     result = run_wrk(url, args, args.duration, script_args)
-    cpu_pct = 100 * (server.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+    elapsed = time.monotonic() - t0
+    cpu_pct = 100 * (server.cpu_seconds() - cpu0) / elapsed
+    # A helper that appeared during the run (a pool connection opened late) did all its work in it.
+    helpers = {pid: cpu_seconds(pid) - helpers0.get(pid, 0.0) for pid in helper_pids()}
+    db_cpu_pct = 100 * sum(helpers.values()) / elapsed if helpers else None
     rss_after = server.rss_kib()
     if not server.alive():
         raise BenchError(f"{server.name} died during the benchmark:\n{server.log_tail()}")
     log(f"{server.name}: {result.rps:,.0f} req/s, p50 {result.latency_ms.get('p50', 0):.2f} ms, "
         f"p99 {result.latency_ms.get('p99', 0):.2f} ms, non-2xx {result.non_2xx}, "
-        f"socket errors {result.socket_errors or 0}, server CPU {cpu_pct:.0f}%, RSS {fmt_mib(rss_after)}")
-    return Measure(server.name, result, rss_idle, rss_after, round(cpu_pct, 1))
+        f"socket errors {result.socket_errors or 0}, server CPU {cpu_pct:.0f}%"
+        + (f" + database {db_cpu_pct:.0f}% ({len(helpers)} processes)" if db_cpu_pct is not None else "")
+        + f", RSS {fmt_mib(rss_after)}")
+    if result.errors:
+        log(f"{server.name} wrk output:\n{result.output}")
+        raise BenchError(f"{server.name}: {result.non_2xx} non-2xx answers and socket errors {result.socket_errors} "
+                         f"under load; the figures are not a valid benchmark (server log: {server.log_path})")
+    return Measure(server.name, result, rss_idle, rss_after, round(cpu_pct, 1),
+                   None if db_cpu_pct is None else round(db_cpu_pct, 1))
 
 
-def bench_round(port: int, ds: Dataset, args: argparse.Namespace, round_no: int) -> tuple[Measure, Measure]:
+def bench_round(port: int, datasets: list[Dataset], args: argparse.Namespace, round_no: int) -> dict[str, Measure]:
+    """One measure of the bare hello world, then one of conntel on each backend: {"bare" or backend: Measure}."""
     url = f"http://127.0.0.1:{port}"
     tag = f"round {round_no}: " if args.rounds > 1 else ""
 
@@ -537,25 +743,20 @@ def bench_round(port: int, ds: Dataset, args: argparse.Namespace, round_no: int)
         check = httpx.get(url + "/", timeout=10)
         if check.status_code != 200:
             raise BenchError(f"hello answered {check.status_code}")
-        bare = measure(hello, url + "/", args, None)
+        measures = {"bare": measure(hello, url + "/", args, None)}
     finally:
         hello.stop()
 
-    log(f"{tag}(b) conntel serve on {ds.db.name}")
-    server = conntel_server(ds.db, port, "conntel").start()
-    try:
-        precheck(port, ds, args.precheck)
-        conntel = measure(server, url, args, [str(ds.paths_file), ds.read_token])
-    finally:
-        server.stop()
-    if conntel.result.errors:
-        log(f"conntel wrk output:\n{conntel.result.output}")
-        raise BenchError(f"conntel: {conntel.result.non_2xx} non-2xx answers and socket errors "
-                         f"{conntel.result.socket_errors} under load; the figures are not a valid benchmark "
-                         f"(server log: {server.log_path})")
-    if bare.result.errors:
-        raise BenchError(f"hello world: {bare.result.non_2xx} non-2xx, socket errors {bare.result.socket_errors}")
-    return bare, conntel
+    for letter, ds in zip("bcdefgh", datasets):
+        log(f"{tag}({letter}) conntel serve on {ds.backend.label}: {ds.where}")
+        server = conntel_server(ds, port, f"conntel-{ds.backend.name}").start()
+        try:
+            precheck(port, ds, args.precheck)
+            measures[ds.backend.name] = measure(server, url, args, [str(ds.paths_file), ds.read_token],
+                                                lambda: ds.backend.helper_pids(ds.store))
+        finally:
+            server.stop()
+    return measures
 
 
 # --------------------------------------------------------------------- report
@@ -608,72 +809,111 @@ HEADER = f"""# conntel benchmark results
 
 Get Event (`GET /client/v4/accounts/{{a}}/magic/connectors/{{c}}/telemetry/events/{{t}}.{{n}}`)
 on one server process, compared with a bare ASGI "hello world" served by the
-same uvicorn settings (uvloop, httptools, one process, access log off), both
+same uvicorn settings (uvloop, httptools, one process, access log off), all
 measured one after the other in the same run on the same port with
-`wrk -t2 -c32 -d15s --latency` after a short warm-up.
+`wrk -t2 -c32 -d15s --latency` after a short warm-up: in every round the
+hello world, then conntel on SQLite, then conntel on PostgreSQL.
 
 Run it:
 
-    make bench                     # or: .venv/bin/python bench/run.py
+    make bench                     # or: .venv/bin/python bench/run.py --rounds 3
     .venv/bin/python bench/run.py --events 1000000 --connectors 80 --duration 15 --connections 32
+    .venv/bin/python bench/run.py --backends sqlite          # or: --backends postgres
+    .venv/bin/python bench/run.py --postgres-url postgresql://USER@HOST:5432 --pool-size 10
 
 The first run with a given `--events`/`--connectors` loads the events through
-the real ingestion API (batches of 5000, a few concurrent clients) into
-`bench/work/` (gitignored) and reports the load rate; later runs reuse that
-database. wrk requests random existing events (paths sampled at load time)
-with a Magic WAN Read token; the run fails if any answer is not 2xx.
+the real ingestion API (batches of 5000, a few concurrent clients) into each
+store and reports the load rate; later runs reuse the stores. The SQLite store
+is a file in `bench/work/` (gitignored); the PostgreSQL one is the database
+`conntel_bench_<events>_<connectors>` on the server of `--postgres-url`
+(default `postgresql://postgres@127.0.0.1:5432`, dropped and recreated when it
+has to be rebuilt, then `VACUUM (ANALYZE)` and `CHECKPOINT` so that no
+maintenance runs during the measures). Both get the very same events. wrk
+requests random existing events (paths sampled at load time) with a Magic WAN
+Read token; the run fails if any answer is not 2xx.
 
-**The ratio** is conntel's req/s divided by the hello world's req/s in the
-same run. The machine is small (2 cores shared by wrk and the server) and
-noisy, so absolute req/s drift from run to run; the ratio is the figure to
-compare across runs and commits. It is the share of the bare server stack's
-throughput that conntel keeps while doing routing, auth, a SQLite lookup and
-JSON encoding. Target: **ratio >= {TARGET_RATIO} with 1M events** (see the
-measured alternatives in DESIGN.md: FastAPI ~0.13, Starlette + msgspec ~0.34,
-raw ASGI + sqlite3 ~0.58). RSS is the server's VmRSS from /proc.
+**The ratios** are conntel's req/s on each backend divided by the hello
+world's req/s in the same round; with several rounds, the median per backend.
+The machine is small (2 cores shared by wrk and the server — and, for the
+PostgreSQL column, by the PostgreSQL server too) and noisy, so absolute req/s
+drift from run to run; the ratios are the figures to compare across runs and
+commits. They are the share of the bare server stack's throughput that conntel
+keeps while doing routing, auth, the event lookup and JSON encoding. Targets
+with 1M events: **SQLite ratio >= {SqliteBackend.target}** (see the measured
+alternatives in DESIGN.md: FastAPI ~0.13, Starlette + msgspec ~0.34, raw ASGI
++ sqlite3 ~0.58) and **PostgreSQL ratio >= {PostgresBackend.target}**, lower
+because every lookup is a round trip through conntel's connection pool
+(`--pool-size`, default 10) to a PostgreSQL backend process competing for the
+same 2 cores.
+
+Each row is that server's median round. "server CPU" is the served process's
+CPU time over the measured run, in % of one core; "database CPU" is the same
+for the PostgreSQL backend processes serving conntel's pool (SQLite runs
+inside conntel). RSS is the server's VmRSS from /proc. Runs before
+PostgreSQL existed measured SQLite only: their "ratio" is the SQLite one.
 
 {RUNS_MARKER}
 """
 
 
+def pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}%"
+
+
+def verdict(report: dict, backend: dict) -> str:
+    if report["params"]["events"] < 1_000_000:
+        return ""
+    return ": met" if backend["ratio"] >= backend["target"] else ": not met"
+
+
+def load_line(backend: dict, events: int) -> str:
+    load = backend["load"]
+    extra = f", {backend['label']} backends CPU {load['db_cpu_s']:.0f}s" if load.get("db_cpu_s") else ""
+    after = (f"; {backend['after_load']} afterwards {load['after_load_s']:.1f}s"
+             if backend["after_load"] and load.get("after_load_s") is not None else "")
+    return (f"Load, {backend['label']} ({'reused from ' + load['at'] if backend['reused'] else 'this run'}): "
+            f"{events:,} events in {load['seconds']:.1f}s = **{load['events_per_s']:,} events/s** "
+            f"(batches of {load['batch']}, {load['clients']} clients; server CPU {load['server_cpu_s']:.0f}s{extra}; "
+            f"server RSS after load {fmt_mib(load.get('server_rss_kib_after_load'))}; "
+            f"database {load['db_bytes'] / 2**20:.0f} MiB{after}).")
+
+
 def render_section(report: dict) -> str:
-    m, p = report["machine"], report["params"]
-    bare, con = report["bare"], report["conntel"]
-    load = report["load"]
+    m, p, backends = report["machine"], report["params"], report["backends"]
     lines = [
-        f"## {report['date']} — ratio {report['ratio']:.3f}"
-        + (" (target met)" if p["events"] >= 1_000_000 and report["ratio"] >= TARGET_RATIO else ""),
+        f"## {report['date']} — " + ", ".join(f"{b['label']} {b['ratio']:.3f}" for b in backends),
         "",
         f"- Machine: {m['nproc']} CPUs, {m['cpu']}, {m['memory']} RAM, kernel {m['kernel']}; "
         f"load average before/after {report['loadavg_before']} / {report['loadavg_after']}",
         f"- Software: Python {m['python']}, uvicorn {m['uvicorn']}, {m['wrk']}; conntel {m['conntel']}",
+        *(f"- Database: {description}" for description in m["databases"]),
         f"- Parameters: {p['events']:,} events over {p['connectors']} connectors; "
         f"`wrk -t{p['threads']} -c{p['connections']} -d{p['duration']:g}s --latency`, "
-        f"warm-up {p['warmup']:g}s" + (f", {p['rounds']} rounds (median ratio)" if p["rounds"] > 1 else ""),
+        f"warm-up {p['warmup']:g}s" + (f", {p['rounds']} rounds (median ratios)" if p["rounds"] > 1 else ""),
         "",
-        "| server | req/s | p50 ms | p99 ms | non-2xx | server CPU | RSS idle | RSS after wrk |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | req/s | p50 ms | p99 ms | non-2xx | server CPU | database CPU | RSS idle | RSS after wrk |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, row in (("bare ASGI hello", bare), ("conntel Get Event", con)):
+    for name, row in [("bare ASGI hello", report["bare"])] + [(f"conntel Get Event, {b['label']}", b["row"])
+                                                              for b in backends]:
         lines.append(
             f"| {name} | {row['rps']:,.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['non_2xx']} "
-            f"| {row['server_cpu_pct']:.0f}% | {fmt_mib(row['rss_idle_kib'])} | {fmt_mib(row['rss_after_kib'])} |"
+            f"| {pct(row['server_cpu_pct'])} | {pct(row['db_cpu_pct'])} "
+            f"| {fmt_mib(row['rss_idle_kib'])} | {fmt_mib(row['rss_after_kib'])} |"
         )
-    lines += [
-        "",
-        f"**conntel / bare = {report['ratio']:.3f}** (target ≥ {TARGET_RATIO} with 1M events)",
-    ]
+    lines.append("")
+    for b in backends:
+        lines.append(f"**conntel-{b['name']} / bare = {b['ratio']:.3f}** "
+                     f"(target ≥ {b['target']} with 1M events{verdict(report, b)})  ")
     if len(report["rounds"]) > 1:
-        lines.append("Per-round ratios: " + ", ".join(f"{r['ratio']:.3f}" for r in report["rounds"]))
-    lines += [
-        "",
-        f"Load ({'reused from ' + load['at'] if report['reused'] else 'this run'}): "
-        f"{p['events']:,} events in {load['seconds']:.1f}s = **{load['events_per_s']:,} events/s** "
-        f"(batches of {load['batch']}, {load['clients']} clients; server RSS after load "
-        f"{fmt_mib(load.get('server_rss_kib_after_load'))}; database {load['db_bytes'] / 2**20:.0f} MiB).",
-        f"Whole run: {report['wall_s']:.0f}s.",
-        "",
-    ]
+        lines += ["", "| round | bare req/s | " + " | ".join(f"{b['label']} req/s | ratio" for b in backends) + " |",
+                  "|---:|---:|" + "---:|---:|" * len(backends)]
+        for i, rps in enumerate(report["rounds"]):
+            lines.append(f"| {i + 1} | {rps['bare']:,.0f} | "
+                         + " | ".join(f"{rps[b['name']]:,.0f} | {b['ratios'][i]:.3f}" for b in backends) + " |")
+    lines.append("")
+    lines += [load_line(b, p["events"]) + "  " for b in backends]
+    lines += [f"Whole run: {report['wall_s']:.0f}s.", ""]
     return "\n".join(lines)
 
 
@@ -687,19 +927,27 @@ def write_results(report: dict) -> None:
 
 
 def print_table(report: dict) -> None:
-    rows = [("", "req/s", "p50 ms", "p99 ms", "non-2xx", "CPU", "RSS")]
-    for name, row in (("bare hello", report["bare"]), ("conntel", report["conntel"])):
+    rows = [("", "req/s", "p50 ms", "p99 ms", "non-2xx", "CPU", "DB CPU", "RSS")]
+    for name, row in [("bare hello", report["bare"])] + [(f"conntel {b['name']}", b["row"])
+                                                         for b in report["backends"]]:
         rows.append((name, f"{row['rps']:,.0f}", f"{row['p50_ms']:.2f}", f"{row['p99_ms']:.2f}",
-                     str(row["non_2xx"]), f"{row['server_cpu_pct']:.0f}%", fmt_mib(row["rss_after_kib"])))
+                     str(row["non_2xx"]), pct(row["server_cpu_pct"]), pct(row["db_cpu_pct"]),
+                     fmt_mib(row["rss_after_kib"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     print()
     for r in rows:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
-    load = report["load"]
-    print(f"\nconntel / bare = {report['ratio']:.3f}   (target >= {TARGET_RATIO} with 1M events)")
-    print(f"load: {report['params']['events']:,} events in {load['seconds']:.1f}s = {load['events_per_s']:,} events/s"
-          + (" (reused database)" if report["reused"] else ""))
-    print(f"results: {RESULTS.relative_to(ROOT)}; run took {report['wall_s']:.0f}s\n")
+    print()
+    for b in report["backends"]:
+        per_round = f"   rounds: {', '.join(f'{r:.3f}' for r in b['ratios'])}" if len(b["ratios"]) > 1 else ""
+        print(f"conntel-{b['name']} / bare = {b['ratio']:.3f}   (target >= {b['target']} with 1M events"
+              f"{verdict(report, b)}){per_round}")
+    for b in report["backends"]:
+        load = b["load"]
+        print(f"load, {b['label']}: {report['params']['events']:,} events in {load['seconds']:.1f}s = "
+              f"{load['events_per_s']:,} events/s" + (" (reused store)" if b["reused"] else ""))
+    written = "not written (--no-results)" if report["params"]["no_results"] else RESULTS.relative_to(ROOT)
+    print(f"results: {written}; run took {report['wall_s']:.0f}s\n")
 
 
 def row(m: Measure) -> dict:
@@ -712,12 +960,43 @@ def row(m: Measure) -> dict:
         "non_2xx": m.result.non_2xx,
         "socket_errors": m.result.socket_errors,
         "server_cpu_pct": m.server_cpu_pct,
+        "db_cpu_pct": m.db_cpu_pct,
         "rss_idle_kib": m.rss_idle_kib,
         "rss_after_kib": m.rss_after_kib,
     }
 
 
+def median_index(values: list[float]) -> int:
+    """The index of the median value (the upper one for an even count)."""
+    return sorted(range(len(values)), key=values.__getitem__)[len(values) // 2]
+
+
+def summarize(ds: Dataset, rounds: list[dict[str, Measure]]) -> dict:
+    """A backend's figures: the median of its per-round ratios, and its median round as its row."""
+    ratios = [r[ds.backend.name].result.rps / r["bare"].result.rps for r in rounds]
+    return {
+        "name": ds.backend.name,
+        "label": ds.backend.label,
+        "target": ds.backend.target,
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "row": row(rounds[median_index(ratios)][ds.backend.name]),
+        "store": ds.where,
+        "load": ds.load,
+        "reused": ds.reused,
+        "after_load": ds.backend.after_load_note,
+    }
+
+
 # ------------------------------------------------------------------------ main
+
+
+def backend_list(text: str) -> list[str]:
+    names = list(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in BACKENDS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(f"choose among {', '.join(BACKENDS)} (comma-separated), not {text!r}")
+    return names
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -725,25 +1004,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the database")
     parser.add_argument("--connectors", type=int, default=80, help="connectors the events are spread over")
+    parser.add_argument("--backends", type=backend_list, default=",".join(BACKENDS),
+                        help="stores to serve conntel on, in this order in every round: " + ",".join(BACKENDS))
+    parser.add_argument("--postgres-url", default=os.environ.get("CONNTEL_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
+                        help="PostgreSQL server for the postgres backend, which uses its database "
+                             "conntel_bench_<events>_<connectors> (a database in the URL is ignored) "
+                             "[env: CONNTEL_BENCH_POSTGRES_URL]")
+    parser.add_argument("--pool-size", type=int, default=10, help="conntel serve --pool-size, for PostgreSQL")
     parser.add_argument("--duration", type=int, default=15, help="seconds of each measured wrk run")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (-c)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of wrk warm-up before each measure (0: none)")
-    parser.add_argument("--rounds", type=int, default=1, help="repeat bare+conntel; the median ratio is reported")
-    parser.add_argument("--port", type=int, default=0, help="port for both servers (0: a free one)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the round (bare, then each backend); median ratios")
+    parser.add_argument("--port", type=int, default=0, help="port for all servers (0: a free one)")
     parser.add_argument("--batch", type=int, default=5000, help="events per ingestion request")
     parser.add_argument("--loaders", type=int, default=4, help="concurrent ingestion clients")
     parser.add_argument("--sample", type=int, default=100_000, help="existing events wrk picks from at random")
     parser.add_argument("--precheck", type=int, default=200, help="sampled events checked for 200 before wrk")
-    parser.add_argument("--rebuild", action="store_true", help="reload the database even if one can be reused")
+    parser.add_argument("--rebuild", action="store_true", help="reload the stores even if they can be reused")
     parser.add_argument("--no-results", action="store_true", help="do not touch bench/RESULTS.md")
     args = parser.parse_args(argv)
     if args.events < 1 or args.connectors < 1 or args.events < args.connectors:
         parser.error("need --events >= --connectors >= 1")
     if not 1 <= args.batch <= 5000:
         parser.error("--batch must be 1..5000")
-    if args.rounds < 1 or args.loaders < 1 or args.sample < 1 or args.duration < 1 or args.warmup < 0:
-        parser.error("--rounds, --loaders, --sample and --duration must be positive")
+    if (args.rounds < 1 or args.loaders < 1 or args.sample < 1 or args.duration < 1 or args.warmup < 0
+            or args.pool_size < 1):
+        parser.error("--rounds, --loaders, --sample, --duration and --pool-size must be positive")
     return args
 
 
@@ -760,31 +1047,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure_wrk()
         port = args.port or free_port()
-        ds = Dataset.for_size(args.events, args.connectors)
-        if not args.rebuild and try_reuse(ds):
-            log(f"reusing {ds.db.relative_to(ROOT)} ({ds.events:,} events, loaded {ds.load['at']} "
-                f"at {ds.load['events_per_s']:,} events/s)")
-        else:
-            build(ds, args, port)
+        backends = make_backends(args)
+        databases = [d for d in (backend.describe() for backend in backends) if d]  # fails early if unreachable
+        datasets = [Dataset.for_size(backend, args.events, args.connectors) for backend in backends]
+        for ds in datasets:
+            if not args.rebuild and try_reuse(ds):
+                log(f"reusing {ds.where} ({ds.events:,} events, loaded {ds.load['at']} "
+                    f"at {ds.load['events_per_s']:,} events/s)")
+            else:
+                build(ds, args, port)
 
         before = loadavg()
-        rounds = [bench_round(port, ds, args, i + 1) for i in range(args.rounds)]
-        ratios = [c.result.rps / b.result.rps for b, c in rounds]
-        ratio = statistics.median(ratios)
-        # The round whose ratio is the median (the upper one for an even count) stands for the run.
-        bare, conntel = rounds[sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]]
+        rounds = [bench_round(port, datasets, args, i + 1) for i in range(args.rounds)]
+        bare_rps = [r["bare"].result.rps for r in rounds]
         report = {
             "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-            "machine": machine(),
+            "machine": machine() | {"databases": databases},
             "params": {k: getattr(args, k) for k in ("events", "connectors", "duration", "connections", "threads",
-                                                      "warmup", "rounds")},
-            "bare": row(bare),
-            "conntel": row(conntel),
-            "ratio": ratio,
-            "rounds": [{"bare_rps": b.result.rps, "conntel_rps": c.result.rps, "ratio": r}
-                       for (b, c), r in zip(rounds, ratios)],
-            "load": ds.load,
-            "reused": ds.reused,
+                                                      "warmup", "rounds", "backends", "pool_size", "no_results")},
+            "bare": row(rounds[median_index(bare_rps)]["bare"]),
+            "backends": [summarize(ds, rounds) for ds in datasets],
+            "rounds": [{name: m.result.rps for name, m in r.items()} for r in rounds],
             "loadavg_before": before,
             "loadavg_after": loadavg(),
             "wall_s": time.monotonic() - wall0,
