@@ -743,7 +743,10 @@ def bench_round(port: int, datasets: list[Dataset], args: argparse.Namespace, ro
         check = httpx.get(url + "/", timeout=10)
         if check.status_code != 200:
             raise BenchError(f"hello answered {check.status_code}")
-        measures = {"bare": measure(hello, url + "/", args, None)}
+        # The same wrk script and request stream as conntel's (the hello app ignores path and token), so the
+        # load generator's own cost on the shared cores is the same on both sides of the ratio.
+        first = datasets[0]
+        measures = {"bare": measure(hello, url, args, [str(first.paths_file), first.read_token])}
     finally:
         hello.stop()
 
