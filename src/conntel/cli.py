@@ -211,6 +211,38 @@ def serve_options(command: Callable) -> Callable:
         help="Requests per credential, e.g. 1200/5minutes (the public API's limit). Default: unlimited.",
     )(command)
     command = click.option(
+        "--max-header-bytes",
+        envvar="CONNTEL_MAX_HEADER_BYTES",
+        default=Settings.max_header_bytes,
+        show_default=True,
+        type=click.IntRange(1024),
+        help="Largest request line plus headers accepted (431 beyond).",
+    )(command)
+    command = click.option(
+        "--header-timeout",
+        envvar="CONNTEL_HEADER_TIMEOUT",
+        default=Settings.header_timeout,
+        show_default=True,
+        type=click.FloatRange(min=0, min_open=True),
+        help="Seconds a client has to send a request's headers (408 and close beyond).",
+    )(command)
+    command = click.option(
+        "--body-timeout",
+        envvar="CONNTEL_BODY_TIMEOUT",
+        default=Settings.body_timeout,
+        show_default=True,
+        type=click.FloatRange(min=0, min_open=True),
+        help="Seconds a client has to send a request's body (408 beyond).",
+    )(command)
+    command = click.option(
+        "--max-connections",
+        envvar="CONNTEL_MAX_CONNECTIONS",
+        default=Settings.max_connections,
+        show_default=True,
+        type=click.IntRange(1),
+        help="Open connections per server process (503 beyond).",
+    )(command)
+    command = click.option(
         "--max-body-bytes",
         envvar="CONNTEL_MAX_BODY_BYTES",
         default=Settings.max_body_bytes,

@@ -16,6 +16,10 @@ class Settings:
     pool_size: int = 10  # PostgreSQL connections per process
     max_batch_events: int = 5_000
     max_body_bytes: int = 8 * 1024 * 1024
+    max_header_bytes: int = 32 * 1024  # request line plus headers
+    header_timeout: float = 10.0  # seconds for a request's headers to arrive
+    body_timeout: float = 30.0  # seconds for a request's body to arrive
+    max_connections: int = 1024  # open connections per server process
     # How long a looked-up credential is trusted before it is read again: the
     # upper bound on how late a revocation or expiry takes effect.
     credential_ttl_seconds: float = 1.0

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 import uvicorn
 
+from conntel import protocol
 from conntel.api.app import create_app
 from conntel.api.hotpath import ASGIApp
 from conntel.config import Settings
@@ -21,7 +22,14 @@ SETTINGS_ENV = "CONNTEL_SERVER_SETTINGS"
 def app_from_environment() -> ASGIApp:
     """uvicorn's app factory in each worker process."""
     settings = msgspec.json.decode(os.environ[SETTINGS_ENV], type=Settings)
+    apply_connection_limits(settings)
     return create_app(open_store(settings.database, settings.pool_size), settings)
+
+
+def apply_connection_limits(settings: Settings) -> None:
+    protocol.LIMITS = protocol.ConnectionLimits(
+        settings.max_header_bytes, settings.header_timeout, settings.max_connections
+    )
 
 
 def check_store(settings: Settings) -> None:
@@ -37,11 +45,12 @@ def check_store(settings: Settings) -> None:
 
 def run(settings: Settings) -> None:
     check_store(settings)
+    apply_connection_limits(settings)
     options: dict[str, Any] = dict(
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
+        http=protocol.GuardedHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         server_header=False,

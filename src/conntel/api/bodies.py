@@ -2,36 +2,49 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
 from starlette.requests import Request
 
-from conntel.api.errors import BODY_TOO_LARGE, INVALID_BODY, MALFORMED_JSON, ApiError
+from conntel.api.errors import BODY_TOO_LARGE, INVALID_BODY, MALFORMED_JSON, REQUEST_TIMEOUT, ApiError
+from conntel.config import Settings
 from conntel.model import InvalidBatch, MalformedJson, decode_json
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    too_large = ApiError(413, BODY_TOO_LARGE, f"Request body exceeds {limit} bytes")
+async def read_body(request: Request, settings: Settings) -> bytes:
+    """The whole body, at most `max_body_bytes` (413) arriving within `body_timeout` seconds (408)."""
+    limit = settings.max_body_bytes
+    # Both refusals leave the rest of the body unread: the connection cannot carry another request.
+    too_large = ApiError(413, BODY_TOO_LARGE, f"Request body exceeds {limit} bytes", headers=_CLOSE)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(settings.body_timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                chunks.append(chunk)
+    except TimeoutError:
+        message = f"Request body not received within {settings.body_timeout:g} seconds"
+        raise ApiError(408, REQUEST_TIMEOUT, message, headers=_CLOSE) from None
     return b"".join(chunks)
+
+
+_CLOSE = {"Connection": "close"}
 
 
 def malformed_json(exc: MalformedJson) -> ApiError:
     return ApiError(400, MALFORMED_JSON, str(exc))
 
 
-async def decode_body(request: Request, decoder: msgspec.json.Decoder, limit: int) -> Any:
-    """A JSON body of the decoder's type; 400 (20004 not JSON, 20012 wrong shape) or 413 otherwise."""
-    body = await read_body(request, limit)
+async def decode_body(request: Request, decoder: msgspec.json.Decoder, settings: Settings) -> Any:
+    """A JSON body of the decoder's type; 400 (20004 not JSON, 20012 wrong shape), 408 or 413 otherwise."""
+    body = await read_body(request, settings)
     try:
         return decode_json(body, decoder)
     except MalformedJson as exc:

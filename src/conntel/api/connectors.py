@@ -34,7 +34,7 @@ class ConnectorRoutes:
     async def create(self, request: Request) -> Response:
         account_id = account_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
-        body: ConnectorCreate = await decode_body(request, _create, self.settings.max_body_bytes)
+        body: ConnectorCreate = await decode_body(request, _create, self.settings)
         settings = ConnectorSettings(**connector_ops.settings_of(body))
         made = await connector_ops.create(self.store, account_id, settings, body.device)
         return ok(connector_ops.to_wire(made.record, made.license_key))
@@ -57,13 +57,13 @@ class ConnectorRoutes:
     async def update(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
-        body: ConnectorUpdate = await decode_body(request, _update, self.settings.max_body_bytes)
+        body: ConnectorUpdate = await decode_body(request, _update, self.settings)
         return await self._change(account_id, connector_id, connector_ops.settings_of(body), body.provision_license)
 
     async def edit(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
-        body = await decode_body(request, _edit, self.settings.max_body_bytes)
+        body = await decode_body(request, _edit, self.settings)
         return await self._change(account_id, connector_id, connector_ops.given_settings(body), body.provision_license)
 
     async def delete(self, request: Request) -> Response:

@@ -1,0 +1,160 @@
+"""Limits that protect the server: header size and time, body time, open connections, malformed HTTP.
+
+Every refusal is a v4 envelope, and a burst of bad clients does not starve good ones.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from helpers import Server, World, bearer, build_world
+
+T0 = 1_700_000_000
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory):
+    """A server with small limits, so the tests are quick."""
+    tmp = tmp_path_factory.mktemp("limits")
+    world = build_world(tmp)
+    world.server.stop()
+    server = Server(
+        world.db,
+        log_dir=tmp,
+        extra_args=("--header-timeout", "1", "--body-timeout", "1", "--max-connections", "40",
+                    "--max-header-bytes", "8192"),
+    ).start()
+    world.server = server
+    yield world
+    server.stop()
+
+
+def raw_exchange(world: World, data: bytes, wait: float = 5) -> tuple[int, dict, bytes]:
+    """Send raw bytes; return the status, headers and body of the answer."""
+    with socket.create_connection(("127.0.0.1", world.server.port), timeout=wait) as sock:
+        sock.sendall(data)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in header_lines)
+    return int(status_line.split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+def envelope_code(body: bytes) -> int:
+    parsed = json.loads(body)
+    assert parsed["success"] is False and parsed["result"] is None and parsed["messages"] == []
+    return parsed["errors"][0]["code"]
+
+
+def get_event_request(world: World, extra_headers: str = "") -> bytes:
+    path = f"/client/v4/accounts/{world.account}/magic/connectors/{world.connector}/telemetry/events/{T0}.0"
+    return (f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {world.read_token}\r\n"
+            f"{extra_headers}Connection: close\r\n\r\n").encode()
+
+
+def test_normal_request_passes(guarded: World):
+    status, headers, body = raw_exchange(guarded, get_event_request(guarded))
+    assert status == 404 and envelope_code(body) == 20001  # a clean answer: no such event
+
+
+def test_oversized_headers_are_431(guarded: World):
+    status, headers, body = raw_exchange(guarded, get_event_request(guarded, f"X-Big: {'a' * 9000}\r\n"))
+    assert status == 431 and headers["content-type"] == "application/json"
+    assert envelope_code(body) == 20013
+
+
+def test_malformed_http_is_400_in_an_envelope(guarded: World):
+    status, _, body = raw_exchange(guarded, b"NOT HTTP AT ALL\r\n\r\n")
+    assert status == 400 and envelope_code(body) == 20014
+
+
+def test_headers_that_never_finish_are_cut_off(guarded: World):
+    started = time.monotonic()
+    status, headers, body = raw_exchange(guarded, b"GET /client/v4 HTTP/1.1\r\nHost: x\r\n", wait=10)
+    assert status == 408 and envelope_code(body) == 20015
+    assert time.monotonic() - started < 5
+    # An idle connection that sends nothing at all is closed too.
+    with socket.create_connection(("127.0.0.1", guarded.server.port), timeout=10) as sock:
+        data = sock.recv(65536)
+    assert b" 408 " in data.split(b"\r\n", 1)[0]
+
+
+def test_a_body_that_stalls_is_408(guarded: World):
+    head = (f"POST /client/v4/accounts/{guarded.account}/magic/connectors/{guarded.connector}/telemetry/events "
+            f"HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {guarded.write_token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: 1000\r\n\r\n[").encode()
+    status, headers, body = raw_exchange(guarded, head, wait=10)
+    assert status == 408 and envelope_code(body) == 20015
+    assert headers.get("connection") == "close"
+
+
+def test_too_many_connections_get_503_and_the_server_recovers(guarded: World):
+    held = []
+    try:
+        for _ in range(45):
+            held.append(socket.create_connection(("127.0.0.1", guarded.server.port), timeout=5))
+        refused = held[-1].recv(65536)
+        assert b" 503 " in refused.split(b"\r\n", 1)[0]
+        assert envelope_code(refused.partition(b"\r\n\r\n")[2]) == 20016
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.2)
+    response = httpx.get(f"{guarded.events_url()}/{T0}.0", headers=bearer(guarded.read_token))
+    assert response.status_code in (200, 404)
+
+
+def test_a_burst_of_slow_and_oversized_clients_does_not_starve_normal_ones(guarded: World):
+    stop = threading.Event()
+    slow: list[socket.socket] = []
+
+    def slowloris() -> None:
+        while not stop.is_set() and len(slow) < 25:
+            sock = socket.create_connection(("127.0.0.1", guarded.server.port))
+            sock.sendall(b"GET /client/v4 HTTP/1.1\r\nHost: x\r\n")  # and never more
+            slow.append(sock)
+
+    def oversized() -> None:
+        with httpx.Client(headers=bearer(guarded.write_token)) as client:
+            while not stop.is_set():
+                client.post(guarded.events_url(), content=b"[" + b" " * (9 * 1024 * 1024) + b"]")
+
+    attackers = [threading.Thread(target=slowloris), threading.Thread(target=oversized)]
+    for thread in attackers:
+        thread.start()
+    try:
+        latencies = []
+        for _ in range(30):
+            started = time.monotonic()
+            response = httpx.get(f"{guarded.events_url()}/{T0}.0", headers=bearer(guarded.read_token), timeout=5)
+            latencies.append(time.monotonic() - started)
+            assert response.status_code in (200, 404)
+        assert sorted(latencies)[len(latencies) // 2] < 0.5  # normal requests keep being served promptly
+    finally:
+        stop.set()
+        for thread in attackers:
+            thread.join()
+        for sock in slow:
+            sock.close()
+
+
+def test_limits_apply_in_every_worker_process(tmp_path: Path):
+    world = build_world(tmp_path)
+    world.server.stop()
+    server = Server(world.db, log_dir=tmp_path, extra_args=("--workers", "2", "--max-header-bytes", "2048")).start()
+    try:
+        world.server = server
+        for _ in range(4):
+            status, _, body = raw_exchange(world, get_event_request(world, f"X-Big: {'a' * 3000}\r\n"))
+            assert status == 431 and envelope_code(body) == 20013
+    finally:
+        server.stop()
