@@ -25,12 +25,20 @@ def assert_no_route(response: httpx.Response, path: str):
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/client/v4", "/client/v4/zones", "/client/v4/accounts/x/magic/connectors/y/telemetry/events/1.0/extra"],
+    ["/nope", "/assets", "/client/v4", "/client/v4/zones", "/client/v4/accounts/x/magic/connectors/y/telemetry/events/1.0/extra"],
 )
 def test_unknown_route(world: World, path: str):
     response = httpx.get(world.server.origin + path, headers=bearer(world.read_token))
     shown = path.removeprefix("/client/v4") if path.startswith("/client/v4/") else path
     assert_no_route(response, shown)
+
+
+def test_the_dashboard_is_served_at_the_root(world: World):
+    response = httpx.get(world.server.origin + "/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert httpx.get(world.server.origin + "/assets/index.html").status_code == 200
+    missing = httpx.get(world.server.origin + "/assets/nope.js")
+    assert missing.status_code == 400 and missing.json()["errors"][0]["code"] == 7003
 
 
 def test_trailing_slash_is_not_redirected(world: World):

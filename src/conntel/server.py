@@ -17,6 +17,7 @@ from conntel.store import open_store
 
 # How `--workers N` hands the settings to each worker process.
 SETTINGS_ENV = "CONNTEL_SERVER_SETTINGS"
+GRACEFUL_SHUTDOWN_SECONDS = 5
 
 
 def app_from_environment() -> ASGIApp:
@@ -54,6 +55,8 @@ def run(settings: Settings) -> None:
         lifespan="on",
         access_log=False,
         server_header=False,
+        # Live tails never end on their own: give requests in flight this long to finish on shutdown.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         log_level="info",
     )
     # SIGTERM/SIGINT: stop accepting, finish requests in flight, close the store.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from importlib import resources
 import logging
 from typing import AsyncIterator
 
@@ -12,7 +13,8 @@ from starlette.convertors import register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from conntel.api.auth import Authenticator
 from conntel.api.connectors import LIST_QUERY as CONNECTOR_QUERY
@@ -24,6 +26,7 @@ from conntel.api.hotpath import ASGIApp, GetEventEndpoint, Shortcut
 from conntel.api.openapi import Operation, build_openapi
 from conntel.api.ratelimit import RateLimiter, parse_rate_limit
 from conntel.api.routing import CONNECTOR, CONNECTORS, PREFIX, EventRefConvertor, api_path
+from conntel.api.stream import StreamRoutes
 from conntel.api.tokens import TokenRoutes, TokenStatus
 from conntel.config import Settings
 from conntel.connectors import Connector, ConnectorCreate, ConnectorEdit, ConnectorUpdate
@@ -32,6 +35,7 @@ from conntel.model import AppendResult, Event, EventList, LatestEvents, NewEvent
 from conntel.store.base import Store
 
 log = logging.getLogger("conntel")
+DASHBOARD_PAGE = (resources.files("conntel") / "web" / "index.html").read_bytes()
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -71,6 +75,7 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
     events = EventRoutes(store, auth, settings)
     connectors = ConnectorRoutes(store, auth, settings)
     tokens = TokenRoutes(auth)
+    streams = StreamRoutes(store, auth)
     get_event = GetEventEndpoint(events)
 
     @contextlib.asynccontextmanager
@@ -178,8 +183,19 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
     async def openapi_json(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
-    routes = [Route(op.path, op.endpoint, methods=[op.method]) for op in operations]
-    routes.append(Route(PREFIX + "/openapi.json", openapi_json, methods=["GET"]))
+    async def dashboard_page(request: Request) -> Response:
+        return Response(DASHBOARD_PAGE, media_type="text/html; charset=utf-8")
+
+    routes = [
+        # Live tails (Server-Sent Events): outside the OpenAPI document, which describes JSON operations.
+        Route(CONNECTORS + "/telemetry/events/stream", streams.account_stream, methods=["GET"]),
+        Route(CONNECTOR + "/telemetry/events/stream", streams.connector_stream, methods=["GET"]),
+        *(Route(op.path, op.endpoint, methods=[op.method]) for op in operations),
+        Route(PREFIX + "/openapi.json", openapi_json, methods=["GET"]),
+        # The dashboard: its page at `/`, its files at `/assets/`.
+        Route("/", dashboard_page, methods=["GET"]),
+        Mount("/assets", StaticFiles(packages=[("conntel", "web")])),
+    ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -33,6 +33,17 @@ class EventSummary:
 
 
 @dataclass(frozen=True, slots=True)
+class StreamedEvent:
+    seq: int  # the account's position of this event: commit order
+    connector_id: str
+    t: int
+    n: int
+    a: int
+    v: str | None
+    e_json: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class EventQuery:
     """List Events: `from_t`..`to_t` inclusive, optionally one kind, after a (t, n) position."""
 
@@ -121,6 +132,16 @@ class Store(Protocol):
         ...
 
     async def connector_exists(self, account_id: str, connector_id: str) -> bool: ...
+
+    async def stream_position(self, account_id: str) -> int:
+        """The account's latest event position (0 when none): where a new live stream starts."""
+        ...
+
+    async def events_after(
+        self, account_id: str, after: int, connector_id: str | None, limit: int
+    ) -> list[StreamedEvent]:
+        """Events past position `after`, in position order, optionally of one connector."""
+        ...
 
     # -- connectors --
     async def create_connector(self, record: ConnectorRecord) -> None:

@@ -84,13 +84,13 @@ TABLES = (
     Table(
         "accounts",
         ("account_id",),
-        ("account_id", "name", "created_on"),
+        ("account_id", "name", "created_on", "next_seq"),
         describe=lambda k: f"account {k['account_id']}",
     ),
     Table(
         "events",
         ("account_id", "connector_id", "t", "n"),
-        ("account_id", "connector_id", "t", "n", "a", "k", "v", "e"),
+        ("account_id", "connector_id", "t", "n", "a", "k", "v", "e", "seq"),
         blobs=("e",),
         describe=lambda k: f"event {k['t']}.{k['n']} of connector {k['connector_id']} in account {k['account_id']}",
     ),
@@ -424,6 +424,11 @@ def _merge(table: Table, source: dict[str, Any], target: dict[str, Any]) -> dict
         if target["revoked_on"] is None:
             return {"revoked_on": source["revoked_on"]}
         return {}
+    if table.name == "accounts":
+        # Events ingested on the source since an earlier copy took stream positions there: keep the higher.
+        if any(source[c] != target[c] for c in table.rest if c != "next_seq"):
+            return None
+        return {"next_seq": source["next_seq"]} if source["next_seq"] > target["next_seq"] else {}
     if table.name == "connectors":
         # Events and settings changes on the source since an earlier copy: the source's record
         # is as new or newer. One changed here since (newer last_updated) is a conflict.

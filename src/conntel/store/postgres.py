@@ -24,6 +24,7 @@ from conntel.store.base import (
     EventSummary,
     NotFound,
     StoredEvent,
+    StreamedEvent,
     StoreUnavailable,
     TokenRecord,
     UserRecord,
@@ -107,10 +108,17 @@ class PostgresStore:
             )
             if locked is None:
                 raise NotFound(f"No connector {connector_id} in account {account_id}")
+            # Taking positions locks the account row until commit: positions follow commit order.
+            first_seq = await conn.fetchval(
+                "UPDATE accounts SET next_seq = next_seq + $2 WHERE account_id = $1 RETURNING next_seq - $2",
+                account_id,
+                len(unique),
+            )
             inserted = await conn.fetch(
-                "INSERT INTO events (account_id, connector_id, t, n, a, k, v, e)"
-                " SELECT $1, $2, t, n, $3, k, v, e"
-                " FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bytea[]) AS b(t, n, k, v, e)"
+                "INSERT INTO events (account_id, connector_id, t, n, a, k, v, e, seq)"
+                " SELECT $1, $2, t, n, $3, k, v, e, $9 + ordinality - 1"
+                " FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bytea[])"
+                " WITH ORDINALITY AS b(t, n, k, v, e, ordinality)"
                 " ON CONFLICT DO NOTHING RETURNING t, n",
                 account_id,
                 connector_id,
@@ -120,6 +128,7 @@ class PostgresStore:
                 [ev.kind for ev in unique],
                 [ev.v for ev in unique],
                 [msgspec.json.encode(ev.e) for ev in unique],
+                first_seq,
             )
             if len(inserted) < len(unique):
                 # Some keys were already recorded: each must be an identical retry.
@@ -154,6 +163,23 @@ class PostgresStore:
                 account_id, connector_id, after_t, after_n, query.to_t, query.limit,
             )  # fmt: skip
         return [EventSummary(*row) for row in rows]
+
+    async def stream_position(self, account_id: str) -> int:
+        value = await self.pool.fetchval("SELECT next_seq - 1 FROM accounts WHERE account_id = $1", account_id)
+        return value or 0
+
+    async def events_after(
+        self, account_id: str, after: int, connector_id: str | None, limit: int
+    ) -> list[StreamedEvent]:
+        rows = await self.pool.fetch(
+            "SELECT seq, connector_id, t, n, a, v, e FROM events WHERE account_id = $1 AND seq > $2"
+            " AND ($3::text IS NULL OR connector_id = $3) ORDER BY seq LIMIT $4",
+            account_id,
+            after,
+            connector_id,
+            limit,
+        )
+        return [StreamedEvent(*row) for row in rows]
 
     async def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[StoredEvent]:
         rows = await self.pool.fetch(
@@ -267,7 +293,7 @@ class PostgresStore:
         async with self.pool.acquire() as conn:
             await _insert_new(
                 conn,
-                "INSERT INTO accounts VALUES ($1, $2, $3)",
+                "INSERT INTO accounts (account_id, name, created_on) VALUES ($1, $2, $3)",
                 (account_id, name, created_on),
                 f"Account {account_id}",
             )

@@ -30,6 +30,7 @@ from conntel.store.base import (
     EventSummary,
     NotFound,
     StoredEvent,
+    StreamedEvent,
     StoreUnavailable,
     TokenRecord,
     UserRecord,
@@ -157,11 +158,15 @@ class SqliteStore:
         def work(conn: sqlite3.Connection) -> AppendResult:
             if not _connector_exists(conn, account_id, connector_id):
                 raise NotFound(f"No connector {connector_id} in account {account_id}")
+            (first_seq,) = conn.execute(
+                "UPDATE accounts SET next_seq = next_seq + ? WHERE account_id = ? RETURNING next_seq - ?",
+                (len(rows), account_id, len(rows)),
+            ).fetchone()
             before = conn.total_changes
             conn.executemany(
-                "INSERT INTO events (account_id, connector_id, t, n, a, k, v, e) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
-                rows,
+                "INSERT INTO events (account_id, connector_id, t, n, a, k, v, e, seq)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                [(*row, first_seq + i) for i, row in enumerate(rows)],
             )
             inserted = conn.total_changes - before
             if inserted < len(rows):
@@ -190,6 +195,20 @@ class SqliteStore:
             params,
         )
         return [EventSummary(*row) for row in rows]
+
+    async def stream_position(self, account_id: str) -> int:
+        row = self._read().execute("SELECT next_seq - 1 FROM accounts WHERE account_id = ?", (account_id,)).fetchone()
+        return 0 if row is None else row[0]
+
+    async def events_after(
+        self, account_id: str, after: int, connector_id: str | None, limit: int
+    ) -> list[StreamedEvent]:
+        rows = self._read().execute(
+            "SELECT seq, connector_id, t, n, a, v, e FROM events WHERE account_id = ? AND seq > ?"
+            " AND (? IS NULL OR connector_id = ?) ORDER BY seq LIMIT ?",
+            (account_id, after, connector_id, connector_id, limit),
+        )
+        return [StreamedEvent(*row) for row in rows]
 
     async def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[StoredEvent]:
         rows = self._read().execute(
@@ -235,7 +254,7 @@ class SqliteStore:
     async def create_account(self, account_id: str, name: str, created_on: int) -> None:
         def work(conn: sqlite3.Connection) -> None:
             _insert_new(
-                conn, "INSERT INTO accounts VALUES (?, ?, ?)", (account_id, name, created_on), f"Account {account_id}"
+                conn, "INSERT INTO accounts (account_id, name, created_on) VALUES (?, ?, ?)", (account_id, name, created_on), f"Account {account_id}"
             )
 
         await self._write(work)
