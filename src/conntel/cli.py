@@ -417,3 +417,10 @@ def simulate(as_json: bool, **options: Any) -> None:
         )
     else:
         click.echo("", err=True)
+
+
+# The reading CLI (over the HTTP API): conntel events ..., conntel connectors list.
+from conntel.cli_read import connectors_list, events  # noqa: E402
+
+main.add_command(events)
+connectors.add_command(connectors_list)

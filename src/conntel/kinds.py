@@ -52,3 +52,8 @@ KINDS: tuple[Kind, ...] = (
 
 KIND_NAMES: tuple[str, ...] = tuple(kind.name for kind in KINDS)
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}
+
+# Kinds that report something going wrong: shown as failures by the CLI and the dashboard.
+FAILURE_KINDS: frozenset[str] = frozenset(
+    name for name in KIND_NAMES if name.endswith("Failure") or name in ("HaError", "RekeyReset")
+)

@@ -1,0 +1,97 @@
+"""A small client of conntel's own HTTP API, for the reading CLI (`conntel events ...`, `conntel connectors list`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterator
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8787/client/v4"
+
+
+class ClientError(RuntimeError):
+    """The server refused a request, or could not be reached; the message says which and why."""
+
+
+class Client:
+    def __init__(self, url: str, token: str, account: str):
+        self.account = account
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _connectors(self) -> str:
+        return f"/accounts/{self.account}/magic/connectors"
+
+    def _events(self, connector: str) -> str:
+        return f"{self._connectors()}/{connector}/telemetry/events"
+
+    def _result(self, path: str, **params: Any) -> Any:
+        try:
+            response = self._http.get(path, params={k: v for k, v in params.items() if v is not None})
+        except httpx.TransportError as exc:
+            raise ClientError(f"Cannot reach {self._http.base_url}: {exc}") from None
+        return _unwrap(response)
+
+    def get_event(self, connector: str, t: int, n: int) -> dict:
+        return self._result(f"{self._events(connector)}/{t}.{n}")
+
+    def latest(self, connector: str) -> list[dict]:
+        return self._result(f"{self._events(connector)}/latest")["items"]
+
+    def connectors(self) -> list[dict]:
+        return self._result(self._connectors())
+
+    def pages(self, connector: str, start: int, end: int, kind: str | None, limit: int) -> Iterator[list[dict]]:
+        """List Events page by page, following the cursor."""
+        cursor = None
+        while True:
+            page = self._result(self._events(connector), **{"from": start, "to": end, "k": kind, "limit": limit,
+                                                            "cursor": cursor})  # fmt: skip
+            yield page["items"]
+            cursor = page.get("cursor")
+            if cursor is None:
+                return
+
+    def tail(self, connector: str | None, last_id: str | None = None) -> Iterator[tuple[str, dict]]:
+        """Follow the live stream for ever, reconnecting with Last-Event-ID: (id, event) pairs."""
+        path = f"{self._events(connector)}/stream" if connector else f"{self._connectors()}/telemetry/events/stream"
+        while True:
+            headers = {"Last-Event-ID": last_id} if last_id else {}
+            try:
+                with self._http.stream("GET", path, headers=headers, timeout=httpx.Timeout(30, read=60)) as response:
+                    if response.status_code != 200:
+                        response.read()
+                        _unwrap(response)
+                    for message_id, data in _messages(response.iter_lines()):
+                        last_id = message_id
+                        yield message_id, data
+            except httpx.TransportError:
+                time.sleep(1)  # the server went away or restarted: resume where we were
+
+
+def _messages(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
+    import json
+
+    fields: dict[str, str] = {}
+    for line in lines:
+        if line == "":
+            if "data" in fields:
+                yield fields.get("id", ""), json.loads(fields["data"])
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+
+
+def _unwrap(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        raise ClientError(f"HTTP {response.status_code} from {response.request.url} (not a v4 answer)") from None
+    if response.status_code != 200 or not body.get("success"):
+        errors = "; ".join(f"{e['code']} {e['message']}" for e in body.get("errors", []))
+        raise ClientError(f"HTTP {response.status_code}: {errors}")
+    return body["result"]
