@@ -211,6 +211,13 @@ def serve_options(command: Callable) -> Callable:
         help="Requests per credential, e.g. 1200/5minutes (the public API's limit). Default: unlimited.",
     )(command)
     command = click.option(
+        "--access-log/--no-access-log",
+        envvar="CONNTEL_ACCESS_LOG",
+        default=True,
+        show_default=True,
+        help="One JSON line per request on stderr (method, path, route, status, ms; never credentials).",
+    )(command)
+    command = click.option(
         "--max-header-bytes",
         envvar="CONNTEL_MAX_HEADER_BYTES",
         default=Settings.max_header_bytes,

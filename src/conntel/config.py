@@ -23,5 +23,6 @@ class Settings:
     # How long a looked-up credential is trusted before it is read again: the
     # upper bound on how late a revocation or expiry takes effect.
     credential_ttl_seconds: float = 1.0
+    access_log: bool = True  # one JSON line per request on stderr
     # Requests per credential per window, in `limits` notation ("1200/5minutes"); None: unlimited.
     rate_limit: str | None = None

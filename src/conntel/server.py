@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import shutil
+import sys
+import tempfile
 from typing import Any
 
 import msgspec
@@ -23,6 +27,7 @@ GRACEFUL_SHUTDOWN_SECONDS = 5
 def app_from_environment() -> ASGIApp:
     """uvicorn's app factory in each worker process."""
     settings = msgspec.json.decode(os.environ[SETTINGS_ENV], type=Settings)
+    configure_logging()
     apply_connection_limits(settings)
     return create_app(open_store(settings.database, settings.pool_size), settings)
 
@@ -31,6 +36,16 @@ def apply_connection_limits(settings: Settings) -> None:
     protocol.LIMITS = protocol.ConnectionLimits(
         settings.max_header_bytes, settings.header_timeout, settings.max_connections
     )
+
+
+def configure_logging() -> None:
+    """Request log lines (JSON, one per request) go to stderr as they are."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access = logging.getLogger("conntel.access")
+    access.handlers[:] = [handler]
+    access.setLevel(logging.INFO)
+    access.propagate = False
 
 
 def check_store(settings: Settings) -> None:
@@ -46,6 +61,7 @@ def check_store(settings: Settings) -> None:
 
 def run(settings: Settings) -> None:
     check_store(settings)
+    configure_logging()
     apply_connection_limits(settings)
     options: dict[str, Any] = dict(
         host=settings.host,
@@ -62,7 +78,12 @@ def run(settings: Settings) -> None:
     # SIGTERM/SIGINT: stop accepting, finish requests in flight, close the store.
     if settings.workers > 1:
         os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
-        uvicorn.run("conntel.server:app_from_environment", factory=True, workers=settings.workers, **options)
+        # Workers count their metrics in files here, so /metrics adds up every process (prometheus_client).
+        metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="conntel-metrics-"))
+        try:
+            uvicorn.run("conntel.server:app_from_environment", factory=True, workers=settings.workers, **options)
+        finally:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
         app = create_app(open_store(settings.database, settings.pool_size), settings)
         uvicorn.Server(uvicorn.Config(app, **options)).run()

@@ -19,10 +19,11 @@ from starlette.staticfiles import StaticFiles
 from conntel.api.auth import Authenticator
 from conntel.api.connectors import LIST_QUERY as CONNECTOR_QUERY
 from conntel.api.connectors import ConnectorRoutes
-from conntel.api.envelope import error_response
-from conntel.api.errors import INTERNAL_ERROR, METHOD_NOT_ALLOWED, ApiError, no_route
+from conntel.api.envelope import error_response, ok
+from conntel.api.errors import INTERNAL_ERROR, METHOD_NOT_ALLOWED, STORE_UNAVAILABLE, ApiError, no_route
 from conntel.api.events import LIST_QUERY, EventRoutes
 from conntel.api.hotpath import ASGIApp, GetEventEndpoint, Shortcut
+from conntel.api.observability import METRICS_CONTENT_TYPE, Metrics, Observe
 from conntel.api.openapi import Operation, build_openapi
 from conntel.api.ratelimit import RateLimiter, parse_rate_limit
 from conntel.api.routing import CONNECTOR, CONNECTORS, PREFIX, EventRefConvertor, api_path
@@ -32,7 +33,7 @@ from conntel.config import Settings
 from conntel.connectors import Connector, ConnectorCreate, ConnectorEdit, ConnectorUpdate
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.model import AppendResult, Event, EventList, LatestEvents, NewEvent
-from conntel.store.base import Store
+from conntel.store.base import Store, StoreError
 
 log = logging.getLogger("conntel")
 DASHBOARD_PAGE = (resources.files("conntel") / "web" / "index.html").read_bytes()
@@ -70,9 +71,10 @@ GET_EVENT = CONNECTOR + "/telemetry/events/{event_ref:event_ref}"
 
 
 def create_app(store: Store, settings: Settings) -> ASGIApp:
+    metrics = Metrics()
     limiter = RateLimiter(parse_rate_limit(settings.rate_limit)) if settings.rate_limit else None
-    auth = Authenticator(store, settings.credential_ttl_seconds, limiter)
-    events = EventRoutes(store, auth, settings)
+    auth = Authenticator(store, settings.credential_ttl_seconds, limiter, metrics.auth_failures)
+    events = EventRoutes(store, auth, settings, metrics)
     connectors = ConnectorRoutes(store, auth, settings)
     tokens = TokenRoutes(auth)
     streams = StreamRoutes(store, auth)
@@ -183,6 +185,19 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
     async def openapi_json(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
+    async def metrics_page(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
+
+    async def healthz(request: Request) -> Response:
+        return ok({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await store.ping()
+        except StoreError as exc:
+            raise ApiError(503, STORE_UNAVAILABLE, str(exc)) from None
+        return ok({"status": "ready"})
+
     async def dashboard_page(request: Request) -> Response:
         return Response(DASHBOARD_PAGE, media_type="text/html; charset=utf-8")
 
@@ -192,6 +207,10 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         Route(CONNECTOR + "/telemetry/events/stream", streams.connector_stream, methods=["GET"]),
         *(Route(op.path, op.endpoint, methods=[op.method]) for op in operations),
         Route(PREFIX + "/openapi.json", openapi_json, methods=["GET"]),
+        # Operability, outside the API prefix as infrastructure expects it.
+        Route("/metrics", metrics_page, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         # The dashboard: its page at `/`, its files at `/assets/`.
         Route("/", dashboard_page, methods=["GET"]),
         Mount("/assets", StaticFiles(packages=[("conntel", "web")])),
@@ -202,4 +221,4 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected_error},
     )
     app.router.redirect_slashes = False  # a trailing slash is another (unknown) route, not a redirect
-    return Shortcut(app, GET_EVENT, get_event)
+    return Observe(Shortcut(app, GET_EVENT, get_event), metrics, settings.access_log)

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Generic, Mapping, TypeVar
 
+from prometheus_client import Counter
+
 from conntel.api.errors import (
     AUTHENTICATION_ERROR,
     INVALID_AUTHORIZATION_HEADER,
@@ -20,6 +22,7 @@ from conntel.api.errors import (
     INVALID_KEY_HEADER,
     INVALID_REQUEST_HEADERS,
     MISSING_CREDENTIALS,
+    RATE_LIMITED,
     UNKNOWN_GLOBAL_KEY,
     ApiError,
 )
@@ -73,9 +76,16 @@ def token_is_current(token: TokenRecord, now: float) -> bool:
 
 
 class Authenticator:
-    def __init__(self, store: Store, ttl: float, rate_limiter: RateLimiter | None = None):
+    def __init__(
+        self,
+        store: Store,
+        ttl: float,
+        rate_limiter: RateLimiter | None = None,
+        failures: Counter | None = None,  # prometheus counter of refusals, by reason
+    ):
         self._store = store
         self._rate_limiter = rate_limiter
+        self._failures = failures
         self._tokens: TtlCache[bytes, TokenRecord | None] = TtlCache(ttl)
         self._users: TtlCache[str, UserRecord | None] = TtlCache(ttl)
 
@@ -112,9 +122,24 @@ class Authenticator:
         return Principal(f"user:{user.email}", dict.fromkeys(user.accounts, GLOBAL_KEY_PERMISSIONS))
 
     async def authorize(self, headers: Mapping[str, str], account_id: str, accepts: frozenset[str]) -> Principal:
-        principal = await self.authenticate(headers)
-        if self._rate_limiter is not None:
-            self._rate_limiter.check(principal.subject)
-        if not principal.may(account_id, accepts):
-            raise ApiError.of(403, AUTHENTICATION_ERROR)
+        try:
+            principal = await self.authenticate(headers)
+            if self._rate_limiter is not None:
+                self._rate_limiter.check(principal.subject)
+            if not principal.may(account_id, accepts):
+                raise ApiError.of(403, AUTHENTICATION_ERROR)
+        except ApiError as refusal:
+            if self._failures is not None:
+                self._failures.labels(_FAILURE_REASONS.get((refusal.status, refusal.item.code), "other")).inc()
+            raise
         return principal
+
+
+_FAILURE_REASONS = {
+    (400, MISSING_CREDENTIALS.code): "missing",
+    (400, INVALID_REQUEST_HEADERS.code): "malformed",
+    (401, AUTHENTICATION_ERROR.code): "invalid_token",
+    (403, UNKNOWN_GLOBAL_KEY.code): "wrong_global_key",
+    (403, AUTHENTICATION_ERROR.code): "forbidden",
+    (429, RATE_LIMITED.code): "rate_limited",
+}

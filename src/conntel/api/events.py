@@ -24,6 +24,7 @@ from conntel.api.errors import (
     ApiError,
     no_route,
 )
+from conntel.api.observability import Metrics
 from conntel.api.params import Param, invalid, parse_query
 from conntel.api.routing import api_path, connector_scope
 from conntel.config import Settings
@@ -52,10 +53,11 @@ LATEST_LIMIT = 100
 
 
 class EventRoutes:
-    def __init__(self, store: Store, auth: Authenticator, settings: Settings):
+    def __init__(self, store: Store, auth: Authenticator, settings: Settings, metrics: Metrics | None = None):
         self.store = store
         self.auth = auth
         self.settings = settings
+        self.metrics = metrics
         self._signer: CursorSigner | None = None
 
     async def get_event(self, params: Mapping[str, str], headers: Mapping[str, str], path: str) -> bytes:
@@ -120,12 +122,15 @@ class EventRoutes:
         except InvalidBatch as exc:
             raise ApiError(400, INVALID_EVENT, f"Invalid event: {exc}") from None
         try:
-            result = await self.store.append_events(account_id, connector_id, events, int(time.time()))
+            appended = await self.store.append_events(account_id, connector_id, events, int(time.time()))
         except NotFound:
             raise connector_not_found(connector_id) from None
         except EventConflict as exc:
             raise ApiError(409, EVENT_CONFLICT, f"{exc}; nothing in this batch was written") from None
-        return ok(result)
+        if self.metrics is not None:
+            for kind, count in appended.new_kinds.items():
+                self.metrics.events_ingested.labels(kind).inc(count)
+        return ok(appended.result())
 
     async def _require_connector(self, account_id: str, connector_id: str) -> None:
         if not await self.store.connector_exists(account_id, connector_id):

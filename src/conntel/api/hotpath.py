@@ -60,6 +60,7 @@ class Shortcut:
 
     def __init__(self, app: ASGIApp, path: str, endpoint: ASGIApp):
         self.app = app
+        self.path = path
         self.pattern: re.Pattern[str] = compile_path(path)[0]
         self.endpoint = endpoint
 
@@ -68,5 +69,6 @@ class Shortcut:
             match = self.pattern.match(scope["path"])
             if match is not None:
                 scope["path_params"] = match.groupdict()
+                scope["route_path"] = self.path  # for metrics and logs, as Starlette's scope["route"]
                 return await self.endpoint(scope, receive, send)
         await self.app(scope, receive, send)

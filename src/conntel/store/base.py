@@ -6,6 +6,7 @@ above this module speaks SQL.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
@@ -30,6 +31,18 @@ class EventSummary:
     n: int
     a: int
     k: str
+
+
+@dataclass(frozen=True, slots=True)
+class Appended:
+    """What an ingested batch did: the wire result, and the kinds of the events that were new."""
+
+    accepted: int
+    duplicates: int
+    new_kinds: Counter[str]
+
+    def result(self) -> AppendResult:
+        return AppendResult(accepted=self.accepted, duplicates=self.duplicates)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +132,7 @@ class Store(Protocol):
 
     async def append_events(
         self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
-    ) -> AppendResult:
+    ) -> Appended:
         """All or nothing. Raises NotFound (no such connector) or EventConflict."""
         ...
 
@@ -188,6 +201,10 @@ class Store(Protocol):
     ) -> None: ...
 
     async def revoke_token(self, token_id: str, revoked_on: int) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers (readiness)."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -7,15 +7,18 @@ here (the API's credential cache is bounded to one second).
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 import secrets
 from typing import Callable, Sequence
 
 import asyncpg
 import msgspec
 
-from conntel.model import AppendResult, NewEvent, canonical
+from conntel.model import NewEvent, canonical
 from conntel.store.base import (
+    Appended,
     CONNECTOR_COLUMNS,
     AlreadyExists,
     ConnectorRecord,
@@ -74,6 +77,12 @@ class PostgresStore:
                         "INSERT INTO schema_migrations VALUES ($1, extract(epoch from now())::bigint)", version
                     )
 
+    async def ping(self) -> None:
+        try:
+            await self.pool.fetchval("SELECT 1", timeout=2)
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(f"The database {redacted(self.url)} does not answer: {exc}") from None
+
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
@@ -97,7 +106,7 @@ class PostgresStore:
 
     async def append_events(
         self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
-    ) -> AppendResult:
+    ) -> Appended:
         unique = unique_events(events)
         async with self.pool.acquire() as conn, conn.transaction():
             # KEY SHARE: a concurrent delete of the connector waits for this batch (and then removes it).
@@ -119,7 +128,7 @@ class PostgresStore:
                 " SELECT $1, $2, t, n, $3, k, v, e, $9 + ordinality - 1"
                 " FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bytea[])"
                 " WITH ORDINALITY AS b(t, n, k, v, e, ordinality)"
-                " ON CONFLICT DO NOTHING RETURNING t, n",
+                " ON CONFLICT DO NOTHING RETURNING t, n, k",
                 account_id,
                 connector_id,
                 received_at,
@@ -146,7 +155,7 @@ class PostgresStore:
                     if canonical(msgspec.json.decode(stored[0]), stored[1]) != canonical(ev.e, ev.v):
                         raise EventConflict(ev.t, ev.n)
             await _note_activity(conn, account_id, connector_id, unique, received_at)
-        return AppendResult(accepted=len(inserted), duplicates=len(events) - len(inserted))
+        return Appended(len(inserted), len(events) - len(inserted), Counter(row[2] for row in inserted))
 
     async def list_events(self, account_id: str, connector_id: str, query: EventQuery) -> list[EventSummary]:
         after_t, after_n = query.after or (query.from_t, -1)

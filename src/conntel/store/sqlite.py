@@ -10,6 +10,7 @@ of the process and of the machine.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 import json
 import secrets
 import sqlite3
@@ -20,8 +21,9 @@ from typing import Callable, Sequence, TypeVar
 
 import msgspec
 
-from conntel.model import AppendResult, NewEvent, canonical
+from conntel.model import NewEvent, canonical
 from conntel.store.base import (
+    Appended,
     CONNECTOR_COLUMNS,
     AlreadyExists,
     ConnectorRecord,
@@ -115,6 +117,12 @@ class SqliteStore:
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"Cannot open the database {self.path}: {exc}") from None
 
+    async def ping(self) -> None:
+        try:
+            self._read().execute("SELECT 1 FROM accounts LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"The database {self.path} does not answer: {exc}") from None
+
     async def close(self) -> None:
         self._writer.shutdown(wait=True)  # pending writes finish first
         if self._writer_conn is not None:
@@ -148,14 +156,14 @@ class SqliteStore:
 
     async def append_events(
         self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
-    ) -> AppendResult:
+    ) -> Appended:
         unique = unique_events(events)
         rows = [
             (account_id, connector_id, ev.t, ev.n, received_at, ev.kind, ev.v, msgspec.json.encode(ev.e))
             for ev in unique
         ]
 
-        def work(conn: sqlite3.Connection) -> AppendResult:
+        def work(conn: sqlite3.Connection) -> Appended:
             if not _connector_exists(conn, account_id, connector_id):
                 raise NotFound(f"No connector {connector_id} in account {account_id}")
             (first_seq,) = conn.execute(
@@ -169,17 +177,22 @@ class SqliteStore:
                 [(*row, first_seq + i) for i, row in enumerate(rows)],
             )
             inserted = conn.total_changes - before
+            new = unique
             if inserted < len(rows):
-                # Some keys were already recorded: each must be an identical retry.
-                for ev in unique:
-                    stored_e, stored_v = conn.execute(
-                        "SELECT e, v FROM events WHERE account_id = ? AND connector_id = ? AND t = ? AND n = ?",
+                # Some keys were already recorded: each must be an identical retry. The new rows
+                # are those that took this batch's positions.
+                new = []
+                for i, ev in enumerate(unique):
+                    stored_e, stored_v, seq = conn.execute(
+                        "SELECT e, v, seq FROM events WHERE account_id = ? AND connector_id = ? AND t = ? AND n = ?",
                         (account_id, connector_id, ev.t, ev.n),
                     ).fetchone()
-                    if canonical(msgspec.json.decode(stored_e), stored_v) != canonical(ev.e, ev.v):
+                    if seq == first_seq + i:
+                        new.append(ev)
+                    elif canonical(msgspec.json.decode(stored_e), stored_v) != canonical(ev.e, ev.v):
                         raise EventConflict(ev.t, ev.n)
             _note_activity(conn, account_id, connector_id, unique, received_at)
-            return AppendResult(accepted=inserted, duplicates=len(events) - inserted)
+            return Appended(inserted, len(events) - inserted, Counter(ev.kind for ev in new))
 
         return await self._write(work)
 

@@ -360,6 +360,7 @@ class ConnectorView {
     this.events = new Map(); // "t.n" -> {t, n, k, a?}
     this.sorted = [];
     this.stale = false;
+    this.revision = 0;
     this.loading = true;
     this.error = "";
     this.truncated = false;
@@ -377,6 +378,7 @@ class ConnectorView {
     const key = eventKey(event);
     this.events.set(key, { ...this.events.get(key), ...event });
     this.stale = true;
+    this.revision++;
   }
 
   /** The window: as zoomed, or ending now, or at the newest event when that is later (simulated fleets run ahead). */
@@ -410,10 +412,6 @@ class ConnectorView {
   }
 
   render() {
-    if (this.stale) {
-      this.sorted = [...this.events.values()].sort(compareTN);
-      this.stale = false;
-    }
     const state = this.state();
     const now = app.api.now();
     const health = healthNow(state, now);
@@ -421,6 +419,17 @@ class ConnectorView {
     $("#connector-health").replaceChildren(...healthBadges(state, health, now));
     this.renderMeta(state, now);
 
+    // The timeline and the table only when something they show changed: the
+    // account's stream wakes this up for every connector's events.
+    const width = $("#timeline").clientWidth;
+    const signature = JSON.stringify([this.revision, this.selected, this.zoom, this.loading, this.error,
+      this.shownRows, width, Math.floor(now / 15)]); // fmt: skip
+    if (signature === this.signature) return;
+    this.signature = signature;
+    if (this.stale) {
+      this.sorted = [...this.events.values()].sort(compareTN);
+      this.stale = false;
+    }
     const { from, to } = this.window();
     const spans = buildSpans(this.sorted, to);
     const inWindow = this.sorted.filter((e) => e.t >= from && e.t <= to);

@@ -29,9 +29,9 @@ export function familyOf(kind) {
   return family;
 }
 
-/** A kind that reports something going wrong: highlighted everywhere. */
+/** A kind that reports something going wrong (as FAILURE_KINDS in kinds.py): highlighted everywhere. */
 export function isFailure(kind) {
-  return /Failure$|Error$/.test(kind);
+  return kind.endsWith("Failure") || kind === "HaError" || kind === "RekeyReset";
 }
 
 /**

@@ -64,6 +64,7 @@ export function renderTimeline(container, { events, spans, from, to, now, select
 
   // Spans under the dots; a duration label where it does not overlap the previous one in its lane.
   const labelEnd = new Map();
+  const labels = []; // drawn last, over the dots
   for (const span of spans) {
     if (span.to < from || span.from > to) continue;
     const x1 = x(Math.max(span.from, from));
@@ -92,7 +93,7 @@ export function renderTimeline(container, { events, spans, from, to, now, select
     const inside = width > textWidth + 8;
     const textX = inside ? x1 + 5 : x1 + width + 7;
     if (textX >= (labelEnd.get(span.family) ?? 0) && textX + textWidth < LABEL_WIDTH + plot + RIGHT_PAD) {
-      bar.append(svg("text", { class: "span-label", x: textX, y: y + LANE_HEIGHT / 2 + 4, text }));
+      labels.push(svg("text", { class: "span-label", x: textX, y: y + LANE_HEIGHT / 2 + 4, text }));
       labelEnd.set(span.family, textX + textWidth + 4);
     }
     root.append(bar);
@@ -120,6 +121,8 @@ export function renderTimeline(container, { events, spans, from, to, now, select
       ),
     );
   }
+
+  root.append(...labels);
 
   root.addEventListener("click", (click) => {
     const key = click.target.closest("[data-key]")?.getAttribute("data-key");

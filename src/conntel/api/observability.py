@@ -1,0 +1,119 @@
+"""Operability: Prometheus metrics, health and readiness, and one structured log line per request.
+
+Metrics carry route templates, methods, statuses and event kinds — never
+account or connector ids, never credentials. With `--workers N` every process
+writes its counts to a shared folder (prometheus_client's multiprocess mode,
+set up by conntel.server), so `/metrics` answers for the whole server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from conntel.api.routing import PREFIX
+
+access_log = logging.getLogger("conntel.access")
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "conntel_requests", "HTTP requests answered", ["route", "method", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "conntel_request_duration_seconds",
+            "Time from request to complete response",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.events_ingested = Counter(
+            "conntel_events_ingested", "New events written (duplicates excluded)", ["kind"], registry=self.registry
+        )
+        self.auth_failures = Counter(
+            "conntel_auth_failures", "Requests refused for their credentials", ["reason"], registry=self.registry
+        )
+
+    def exposition(self) -> bytes:
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # several worker processes: add up everyone's counts
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry)
+        return generate_latest(self.registry)
+
+
+METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Observe:
+    """Outermost ASGI layer: times every HTTP request, counts it, and logs one JSON line for it."""
+
+    def __init__(self, app: Any, metrics: Metrics, log_requests: bool):
+        self.app = app
+        self.metrics = metrics
+        self.log_requests = log_requests
+        self._children: dict[tuple[str, str, int], Any] = {}  # labelled counters, looked up once
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def observed_send(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+
+    def _record(self, scope: dict, status: int, seconds: float) -> None:
+        route = route_label(scope)
+        method = scope["method"]
+        key = (route, method, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = (
+                self.metrics.requests.labels(route, method, str(status)),
+                self.metrics.latency.labels(route, method),
+            )
+        child[0].inc()
+        child[1].observe(seconds)
+        if self.log_requests:
+            access_log.info(
+                json.dumps(
+                    {
+                        "time": round(time.time(), 3),
+                        "method": method,
+                        "path": scope["path"],  # ids, never credentials: those travel in headers
+                        "route": route,
+                        "status": status,
+                        "ms": round(seconds * 1000, 2),
+                    }
+                )
+            )
+
+
+def route_label(scope: dict) -> str:
+    """The route template a request matched (`unmatched` for unknown paths)."""
+    route = scope.get("route")
+    path = getattr(route, "path", None) or scope.get("route_path") or "unmatched"
+    return _CONVERTOR.sub(r"{\1}", path.removeprefix(PREFIX)) or "/"
+
+
+_CONVERTOR = re.compile(r"{(\w+):\w+}")  # `{event_ref:event_ref}` reads `{event_ref}`

@@ -1,0 +1,228 @@
+// Drives the dashboard in Debian's Chromium (never a downloaded browser) for
+// tests/test_dashboard.py, and prints one JSON report of what the page showed.
+// The Python test does all the ingesting and asserts on the report.
+//
+// Input: the JSON config in $DASHBOARD_CONFIG (see test_dashboard.py).
+// Protocol: at a pause the driver prints {"pause": NAME} on a line and waits
+// for one JSON line on stdin (the test's answer); its last line is the report.
+
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const stdin = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+async function pause(name) {
+  process.stdout.write(JSON.stringify({ pause: name }) + "\n");
+  const { value, done } = await stdin.next();
+  if (done) throw new Error(`no answer to pause ${name}`);
+  return JSON.parse(value);
+}
+const rowsPresent = (page, keys) =>
+  page.waitForFunction(
+    (keys) => keys.every((key) => document.querySelector(`#events-table tbody tr[data-key="${key}"]`)),
+    keys,
+    { polling: 100, timeout: 15000 },
+  );
+
+const config = JSON.parse(process.env.DASHBOARD_CONFIG);
+const LAUNCH_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const report = { steps: [], requests: [], consoleErrors: [], pageErrors: [] };
+const step = (name) => report.steps.push(name);
+
+function watch(page) {
+  page.on("request", (request) =>
+    report.requests.push({
+      url: request.url(),
+      method: request.method(),
+      authorization: request.headers()["authorization"] ?? null,
+    }),
+  );
+  page.on("console", (message) => {
+    if (message.type() === "error") report.consoleErrors.push(message.text());
+  });
+  page.on("pageerror", (error) => report.pageErrors.push(String(error)));
+}
+
+const fleetRows = (page) =>
+  page.$$eval("#fleet-table tbody tr", (rows) =>
+    rows.map((row) => ({
+      id: row.dataset.id,
+      health: row.dataset.health,
+      text: row.innerText,
+      version: row.querySelector(".version-cell").textContent,
+    })),
+  );
+
+async function waitFleetSettled(page, count) {
+  await page.waitForFunction(
+    (count) =>
+      document.querySelectorAll("#fleet-table tbody tr").length === count &&
+      !document.querySelector("#fleet-table tbody tr[data-health=checking]") &&
+      document.querySelector("#fleet-progress").textContent === "",
+    count,
+    { polling: 100, timeout: 20000 },
+  );
+}
+
+async function timelineFacts(page) {
+  return page.evaluate(() => ({
+    status: document.querySelector("#timeline-status").textContent,
+    spans: [...document.querySelectorAll("#timeline g.span")].map((g) => ({
+      classes: g.getAttribute("class"),
+      key: g.dataset.key,
+      title: g.querySelector("title").textContent,
+    })),
+    spanLabels: [...document.querySelectorAll("#timeline .span-label")].map((t) => t.textContent),
+    marks: [...document.querySelectorAll("#timeline circle.mark")].map((c) => ({
+      key: c.dataset.key,
+      failure: c.classList.contains("failure"),
+      fill: c.getAttribute("fill"),
+    })),
+    rows: [...document.querySelectorAll("#events-table tbody tr")].map((tr) => ({
+      key: tr.dataset.key,
+      failure: tr.classList.contains("failure"),
+      text: tr.innerText,
+    })),
+    health: document.querySelector("#connector-health").innerText,
+  }));
+}
+
+async function run(browser) {
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  watch(page);
+
+  // 1. No fragment: the sign-in form; a refused token is explained; the right one opens the fleet.
+  await page.goto(`${config.origin}/`);
+  await page.waitForSelector("#signin:not([hidden])");
+  await page.fill("#signin-account", config.account);
+  await page.fill("#signin-token", config.badToken);
+  await page.click("#signin button[type=submit]");
+  await page.waitForFunction(() => /HTTP 401/.test(document.querySelector("#signin-error").textContent), null, {
+    timeout: 10000,
+  });
+  report.signinError = await page.textContent("#signin-error");
+  step("signin refused");
+  await page.fill("#signin-token", config.token);
+  await page.click("#signin button[type=submit]");
+  await waitFleetSettled(page, config.connectorCount);
+  step("signin form");
+  await context.close();
+
+  // 2. The fragment way, in a fresh tab.
+  const tab = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const p = await tab.newPage();
+  watch(p);
+  const t0 = Date.now();
+  await p.goto(`${config.origin}/#token=${config.token}&account=${config.account}`);
+  await waitFleetSettled(p, config.connectorCount);
+  report.fleetMs = Date.now() - t0;
+  report.fleet = await fleetRows(p);
+  report.hashAfterLoad = await p.evaluate(() => location.hash);
+  report.live = await p.textContent("#live");
+  report.kinds = await p.evaluate(async (kinds) => {
+    const { familyOf, isFailure } = await import("/assets/kinds.js");
+    return Object.fromEntries(kinds.map((kind) => [kind, { family: familyOf(kind).id, failure: isFailure(kind) }]));
+  }, config.kinds);
+  const bottom = await p.evaluate(() => document.querySelector("#fleet").getBoundingClientRect().bottom);
+  await p.screenshot({ path: config.screenshots.fleet, clip: { x: 0, y: 0, width: 1400, height: Math.min(900, bottom + 24) } });
+  step("fleet");
+
+  // 3. A connector's timeline.
+  await p.click(`#fleet-table tbody tr[data-id="${config.open}"] a`);
+  await p.waitForFunction(
+    () => /events, \d+ spans/.test(document.querySelector("#timeline-status").textContent),
+    null,
+    { timeout: 15000 },
+  );
+  report.url = p.url();
+  report.timeline = await timelineFacts(p);
+  step("timeline");
+
+  // 4. An event: what Get Event returns, and a curl for it.
+  await p.click(`#events-table button.kind[data-key="${config.select}"]`);
+  await p.waitForFunction(() => /^HTTP /.test(document.querySelector("#detail-status").textContent), null, {
+    timeout: 10000,
+  });
+  report.detail = {
+    title: await p.textContent("#detail-title"),
+    request: await p.textContent("#detail-request"),
+    pretty: await p.textContent("#detail-json"),
+    curl: await p.textContent("#detail-curl"),
+    focused: await p.evaluate(() => document.activeElement?.id),
+  };
+  await p.uncheck("#detail-pretty");
+  report.detail.raw = await p.textContent("#detail-json");
+  await p.check("#detail-pretty");
+  report.injected = await p.evaluate(() => ({
+    images: document.querySelectorAll("img").length,
+    pwned: document.body.dataset.pwned ?? null,
+  }));
+  await p.screenshot({ path: config.screenshots.connector });
+  step("detail");
+  await p.keyboard.press("Escape");
+  report.detailHiddenAfterEscape = await p.isHidden("#detail");
+
+  // 5. Zoom: drag across the last tenth of the plot.
+  const box = await p.locator("#timeline svg").boundingBox();
+  await p.mouse.move(box.x + box.width * 0.88, box.y + 60);
+  await p.mouse.down();
+  await p.mouse.move(box.x + box.width - 16, box.y + 80, { steps: 5 });
+  await p.mouse.up();
+  await p.waitForFunction(() => /zoomed/.test(document.querySelector("#timeline-status").textContent));
+  report.zoomed = await timelineFacts(p);
+  report.zoomedSpanWidth = await p.evaluate(
+    (key) => Number(document.querySelector(`#timeline g.span[data-key="${key}"] rect`)?.getAttribute("width")),
+    config.select,
+  );
+  await p.click("#timeline-reset");
+  await p.waitForFunction(() => !/zoomed/.test(document.querySelector("#timeline-status").textContent));
+  step("zoom");
+
+  // 6. Live: the test ingests; the events, their span and the health follow through the stream.
+  const live = await pause("live");
+  const before = Date.now();
+  await rowsPresent(p, live.keys);
+  report.liveMs = Date.now() - before;
+  await p.waitForFunction(() => /healthy/.test(document.querySelector("#connector-health").innerText), null, {
+    timeout: 5000,
+  });
+  report.timelineAfterLive = await timelineFacts(p);
+  step("live timeline");
+
+  // 7. The server restarts, and an event lands before the page is back: it resumes with no gap.
+  const resumed = await pause("restart");
+  await rowsPresent(p, resumed.keys);
+  await p.waitForFunction(() => document.querySelector("#live").textContent === "live");
+  report.resumeStreamRequests = report.requests.filter((r) => r.url.endsWith("/telemetry/events/stream")).length;
+  step("resume");
+
+  await p.click("text=← All connectors");
+  await waitFleetSettled(p, config.connectorCount);
+  report.fleetAfterLive = await fleetRows(p);
+  step("live fleet");
+
+  report.session = await p.evaluate(() => ({
+    token: sessionStorage.getItem("conntel.token") !== null,
+    account: sessionStorage.getItem("conntel.account"),
+  }));
+  await tab.close();
+}
+
+const browser = await chromium.launch({ executablePath: config.chromium, args: LAUNCH_ARGS });
+try {
+  await run(browser);
+} catch (error) {
+  report.error = String(error.stack || error);
+} finally {
+  await browser.close();
+}
+process.stdout.write(JSON.stringify(report) + "\n");

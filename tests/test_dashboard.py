@@ -1,0 +1,224 @@
+"""The dashboard at `/`, in a real headless Chromium (Debian's `chromium`), against a real server.
+
+A world of connectors — a simulated day for some, one whose latest upgrade
+failed, one that never pushed an event — is ingested through the API; then
+`tests/dashboard/drive.mjs` (playwright-core driving /usr/bin/chromium; no
+browser is ever downloaded) signs in, reads the fleet, opens a connector's
+timeline, opens an event, ingests more events and watches them arrive through
+the live stream. It prints what the page showed; the assertions are here.
+
+The screenshots go to the test's temporary folder; with
+CONNTEL_UPDATE_SCREENSHOTS=1 (or when they are missing) they are also copied
+to docs/dashboard.png and docs/dashboard-fleet.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from helpers import ROOT, World, bearer, build_world, cli, env_without_proxies, post_events
+
+from conntel.kinds import FAILURE_KINDS, KIND_NAMES
+from conntel.simulate import fleet
+
+HERE = Path(__file__).resolve().parent / "dashboard"
+DRIVER = HERE / "drive.mjs"
+CHROMIUM = os.environ.get("CONNTEL_CHROMIUM", "/usr/bin/chromium")
+DOCS = ROOT / "docs"
+
+HEALTH_KINDS = {f"Finish{x}{outcome}" for x in ("Upgrade", "Attestation", "RotateCryptKey", "RotatePki")
+                for outcome in ("Success", "Failure")}  # fmt: skip
+SIMULATED = ["berlin-office-02", "austin-store-17", "madrid-edge-04", "oslo-lab-09"]
+FAILING = "lisbon-branch-01"
+# Payload text that would run if the page rendered data as HTML.
+INJECTION = '<img src=x onerror="document.body.dataset.pwned=1"><b>bold</b>'
+
+
+def expected_health(events: list[dict]) -> str:
+    """The README's rule, as an oracle: the newest counted Finish decides failing; no events is silent."""
+    if not events:
+        return "silent"
+    finishes = [ev for ev in events if ev["e"]["k"] in HEALTH_KINDS]
+    newest = max(finishes, key=lambda ev: (ev["t"], ev["n"]), default=None)
+    return "failing" if newest and newest["e"]["k"].endswith("Failure") else "healthy"
+
+
+@pytest.fixture(scope="module")
+def driver_ready() -> str:
+    """`node`, with playwright-core installed from tests/dashboard/package-lock.json, and Debian's Chromium."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    assert node, "node (20+) is required for the dashboard test"
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `apt-get install -y chromium` (make test does)"
+    if not (HERE / "node_modules" / "playwright-core" / "package.json").exists():
+        assert npm, "npm is required: run `npm ci --prefix tests/dashboard`"
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True,
+                              timeout=600)  # fmt: skip
+        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
+    return node
+
+
+def ingest(world: World, connector: str, events: list[dict]) -> None:
+    for start in range(0, len(events), 1000):
+        response = post_events(world, events[start : start + 1000], connector=connector)
+        assert response.status_code == 200, response.text
+
+
+def make_fleet(world: World) -> tuple[dict[str, list[dict]], dict]:
+    """Connectors and their events; returns them and the failing upgrade's events."""
+    now = int(time.time())
+    events: dict[str, list[dict]] = {world.connector: []}  # made by build_world: never pushes anything
+    for name in [FAILING, *SIMULATED]:
+        cli("connectors", "create", "--account", world.account, "--id", name, db=world.db)
+    simulated = dict(fleet([FAILING, *SIMULATED], seed=7, start=now - 86_400, end=now - 1_800, failure_rate=0.35))
+    # The failing connector's day ends with an upgrade that fails, then life goes on.
+    upgrade = {
+        "start": {"t": now - 900, "n": 0, "e": {"k": "StartUpgrade", "url": "https://downloads.example.com/b.tar"},
+                  "v": "2026.3.1"},
+        "finish": {"t": now - 780, "n": 0, "e": {"k": "FinishUpgradeFailure", "error": INJECTION}, "v": "2026.3.1"},
+        "after": {"t": now - 600, "n": 0, "e": {"k": "Reconcile", "changed": False}, "v": "2026.3.1"},
+    }  # fmt: skip
+    simulated[FAILING] += list(upgrade.values())
+    for name, evs in simulated.items():
+        ingest(world, name, evs)
+        events[name] = evs
+    return events, upgrade
+
+
+def test_dashboard_in_chromium(tmp_path: Path, driver_ready: str) -> None:
+    world = build_world(tmp_path)
+    try:
+        run_dashboard(world, tmp_path, driver_ready)
+    finally:
+        world.server.stop()
+
+
+def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
+    events, upgrade = make_fleet(world)
+    expected = {name: expected_health(evs) for name, evs in events.items()}
+    assert expected[FAILING] == "failing" and expected[world.connector] == "silent"
+    assert "healthy" in expected.values()
+    now = int(time.time())
+    live_events = [
+        {"t": now - 60, "n": 0, "e": {"k": "StartUpgrade", "url": "https://downloads.example.com/c.tar"}, "v": "2026.3.1"},
+        {"t": now - 30, "n": 0, "e": {"k": "FinishUpgradeSuccess"}, "v": "2026.3.2"},
+    ]  # fmt: skip
+    finish = upgrade["finish"]
+    shots = {"fleet": str(tmp_path / "dashboard-fleet.png"), "connector": str(tmp_path / "dashboard.png")}
+    config = {
+        "chromium": CHROMIUM,
+        "origin": world.server.origin,
+        "account": world.account,
+        "token": world.read_token,
+        "badToken": "x" * 40,
+        "connectorCount": len(events),
+        "open": FAILING,
+        "select": f"{finish['t']}.{finish['n']}",
+        "kinds": list(KIND_NAMES),
+        "screenshots": shots,
+        "ingest": {"url": world.events_url(FAILING), "token": world.write_token, "events": live_events},
+    }
+    done = subprocess.run(
+        [node, str(DRIVER)],
+        cwd=HERE,
+        env={**env_without_proxies(), "DASHBOARD_CONFIG": json.dumps(config)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, f"driver failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "error" not in report, f"{report['error']}\nsteps done: {report['steps']}\n{world.server.server_log()[-3000:]}"
+    # Chromium logs the refused sign-in's 401 responses; nothing else may go wrong.
+    console_errors = [m for m in report["consoleErrors"] if "status of 401 (Unauthorized)" not in m]
+    assert not report["pageErrors"] and not console_errors, (report["pageErrors"], console_errors)
+
+    # Sign-in: a refused token says so; the token never stays in the address bar.
+    assert "HTTP 401" in report["signinError"]
+    assert report["hashAfterLoad"] == "#/"
+    assert report["session"] == {"token": True, "account": world.account}
+    assert report["live"] == "live"
+
+    # The fleet: every connector of the account, with the rule's health.
+    shown = {row["id"]: row["health"] for row in report["fleet"]}
+    assert shown == expected
+    versions = {row["id"]: row["version"] for row in report["fleet"]}
+    assert versions[FAILING] == "2026.3.1" and versions[world.connector] == "—"
+
+    # Every kind of the server's table has a family (a colour) in the page's table, and the same failures.
+    assert set(report["kinds"]) == set(KIND_NAMES)
+    assert all(kind["family"] != "other" for kind in report["kinds"].values()), report["kinds"]
+    assert {name for name, kind in report["kinds"].items() if kind["failure"]} == FAILURE_KINDS
+
+    # The timeline: spans with durations, the failed upgrade drawn as a failure.
+    timeline = report["timeline"]
+    assert report["url"].endswith(f"#/connectors/{FAILING}")
+    assert len(timeline["spans"]) >= 2
+    failed_span = [s for s in timeline["spans"] if s["key"] == config["select"]]
+    assert len(failed_span) == 1 and "span-failure" in failed_span[0]["classes"]
+    assert "StartUpgrade → FinishUpgradeFailure: 2m 00s" in failed_span[0]["title"]
+    assert any(label.endswith("s") for label in timeline["spanLabels"])
+    failure_marks = {m["key"] for m in timeline["marks"] if m["failure"]}
+    assert config["select"] in failure_marks
+    rows = {row["key"]: row for row in timeline["rows"]}
+    assert rows[config["select"]]["failure"] and "FinishUpgradeFailure" in rows[config["select"]]["text"]
+    assert "2m 00s" in rows[config["select"]]["text"]  # the "Took" column
+    assert timeline["health"].startswith("failing")
+
+    # The event: exactly what Get Event returns, and a curl that returns it too.
+    event_url = f"{world.events_url(FAILING)}/{config['select']}"
+    served = httpx.get(event_url, headers=bearer(world.read_token))
+    assert served.status_code == 200
+    detail = report["detail"]
+    assert detail["raw"] == served.text
+    assert json.loads(detail["pretty"]) == served.json()
+    assert json.loads(detail["pretty"])["result"]["e"]["error"] == INJECTION  # shown as text
+    assert report["injected"] == {"images": 0, "pwned": None}
+    assert detail["request"] == f"GET {event_url}"
+    assert detail["title"] == f"FinishUpgradeFailure · {config['select']}"
+    assert detail["focused"] == "detail-close"
+    assert report["detailHiddenAfterEscape"]
+    curl = detail["curl"]
+    assert curl == f"curl -sS -H \"Authorization: Bearer $CLOUDFLARE_API_TOKEN\" '{event_url}'"
+    if shutil.which("curl") and shutil.which("sh"):
+        env = {**env_without_proxies(), "CLOUDFLARE_API_TOKEN": world.read_token}
+        ran = subprocess.run(["sh", "-c", curl], env=env, capture_output=True, text=True, timeout=30)
+        assert ran.returncode == 0 and ran.stdout == served.text
+
+    # Live: the new events, their span, and the connector's health follow within seconds.
+    assert report["ingestStatus"] == 200
+    assert report["liveMs"] < 5000, report["liveMs"]
+    after = report["timelineAfterLive"]
+    live_keys = [f"{ev['t']}.{ev['n']}" for ev in live_events]
+    assert {row["key"] for row in after["rows"]} >= set(live_keys)
+    new_span = [s for s in after["spans"] if s["key"] == live_keys[1]]
+    assert len(new_span) == 1 and "span-success" in new_span[0]["classes"]
+    assert "StartUpgrade → FinishUpgradeSuccess: 30s" in new_span[0]["title"]
+    assert after["health"].startswith("healthy")
+    fleet_after = {row["id"]: row for row in report["fleetAfterLive"]}
+    assert fleet_after[FAILING]["health"] == "healthy"
+    assert fleet_after[FAILING]["version"] == "2026.3.2"
+    assert "FinishUpgradeSuccess" in fleet_after[FAILING]["text"]
+
+    # Offline and private: every request stays on this server; the token only ever in the header.
+    origin = world.server.origin + "/"
+    assert report["requests"], "no requests recorded"
+    for request in report["requests"]:
+        assert request["url"].startswith(origin), request["url"]
+        assert world.read_token not in request["url"]
+        if "/client/v4/accounts/" in request["url"]:
+            assert request["authorization"] in (f"Bearer {world.read_token}", "Bearer " + "x" * 40), request
+    assert any(r["url"].endswith("/telemetry/events/stream") for r in report["requests"])
+    assert world.read_token not in world.server.server_log()
+
+    for name, path in (("dashboard.png", shots["connector"]), ("dashboard-fleet.png", shots["fleet"])):
+        assert Path(path).stat().st_size > 10_000
+        if os.environ.get("CONNTEL_UPDATE_SCREENSHOTS") == "1" or not (DOCS / name).exists():
+            DOCS.mkdir(exist_ok=True)
+            shutil.copyfile(path, DOCS / name)
