@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -53,6 +54,20 @@ def test_demo_prints_a_working_curl(tmp_path: Path):
         ):
             assert kinds.get(kind, 0) > 0, kind
         assert kinds["StartUpgrade"] > kinds["FinishUpgradeSuccess"]  # a failed upgrade was retried
+
+        # And a simulated fleet posts live beside the seeded connectors.
+        base = url.split("/accounts/")[0]
+        account = url.split("/accounts/")[1].split("/")[0]
+        deadline = time.monotonic() + 15
+        while True:
+            listed = httpx.get(f"{base}/accounts/{account}/magic/connectors",
+                               headers={"Authorization": f"Bearer {token}"}).json()["result"]
+            live = [c for c in listed if c.get("device", {}).get("serial_number", "").startswith("SIM-")]
+            if len(live) == 8 and all(c.get("last_heartbeat") for c in live):
+                break
+            assert time.monotonic() < deadline, listed
+            time.sleep(0.5)
+        assert "Dashboard: http://" in output and "#token=" in output
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -12,6 +12,7 @@ import msgspec
 from conntel import admin
 from conntel.config import Settings
 from conntel.credentials import MAGIC_WAN_READ, MAGIC_WAN_WRITE
+from conntel.fleet import FleetError, FleetOptions, run_fleet
 from conntel.model import decode_batch
 from conntel.server import run
 from conntel.simulate import fleet
@@ -21,6 +22,8 @@ DEMO_ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"  # the reference page's exampl
 DEMO_CONNECTORS = ["lisbon-branch-01", "porto-dc-01", "berlin-office-02", "austin-store-17"]
 DEMO_HOURS = 24
 DEMO_FAILURE_RATE = 0.35
+FLEET_SIZE = 8  # live simulated connectors beside the seeded ones
+FLEET_SPEED = 60.0
 
 
 async def seed(database: str, seed_value: int) -> tuple[str, dict]:
@@ -61,7 +64,19 @@ conntel demo: account {DEMO_ACCOUNT}, {len(DEMO_CONNECTORS)} connectors, last {D
 Get one event (a StartUpgrade):
   curl -s -H "Authorization: Bearer {token}" {base}{path}
 
+Dashboard: http://{settings.host}:{settings.port}/#token={token}&account={DEMO_ACCOUNT}
+Live tail: conntel events tail --account {DEMO_ACCOUNT}
+A simulated fleet of {FLEET_SIZE} more connectors is posting events live ({FLEET_SPEED:g}x real time).
+
 Press Ctrl-C to stop.
 """
     )
-    run(settings)
+    fleet = FleetOptions(base, token, DEMO_ACCOUNT, connectors=FLEET_SIZE, speed=FLEET_SPEED, seed=seed_value)
+
+    async def live_fleet() -> None:
+        try:
+            await run_fleet(fleet)
+        except FleetError as exc:  # the demo server keeps serving; say why the fleet stopped
+            click.echo(f"simulated fleet stopped: {exc}", err=True)
+
+    run(settings, alongside=live_fleet)

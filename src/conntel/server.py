@@ -8,10 +8,11 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import msgspec
 import uvicorn
+import uvloop
 
 from conntel import protocol
 from conntel.api.app import create_app
@@ -59,7 +60,8 @@ def check_store(settings: Settings) -> None:
     asyncio.run(check())
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT; `alongside` (one process only) runs as a task once the server listens."""
     check_store(settings)
     configure_logging()
     apply_connection_limits(settings)
@@ -86,4 +88,19 @@ def run(settings: Settings) -> None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
         app = create_app(open_store(settings.database, settings.pool_size), settings)
-        uvicorn.Server(uvicorn.Config(app, **options)).run()
+        server = uvicorn.Server(uvicorn.Config(app, **options))
+        uvloop.run(_serve(server, alongside))
+
+
+async def _serve(server: uvicorn.Server, alongside: Callable[[], Awaitable[None]] | None) -> None:
+    async def when_listening() -> None:
+        while not server.started:
+            await asyncio.sleep(0.05)
+        await alongside()
+
+    task = asyncio.create_task(when_listening()) if alongside is not None else None
+    try:
+        await server.serve()
+    finally:
+        if task is not None:
+            task.cancel()

@@ -43,6 +43,7 @@ function watch(page) {
       url: request.url(),
       method: request.method(),
       authorization: request.headers()["authorization"] ?? null,
+      lastEventId: request.headers()["last-event-id"] ?? null,
     }),
   );
   page.on("console", (message) => {
