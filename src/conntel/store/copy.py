@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import asyncpg
 
-from conntel.store.base import StoreError, StoreUnavailable
+from conntel.store.base import CONNECTOR_COLUMNS, StoreError, StoreUnavailable
 from conntel.store.migrations import migrations
 from conntel.store.postgres import PostgresStore
 from conntel.store.urls import has_password, redacted
@@ -97,21 +97,7 @@ TABLES = (
     Table(
         "connectors",
         ("account_id", "connector_id"),
-        (
-            "account_id",
-            "connector_id",
-            "settings",
-            "created_on",
-            "last_updated",
-            "device_id",
-            "device_serial_number",
-            "device_type",
-            "license_key_hash",
-            "last_heartbeat",
-            "last_seen_version",
-            "version_t",
-            "version_n",
-        ),
+        (*CONNECTOR_COLUMNS, "version_t", "version_n"),  # the record, plus where last_seen_version came from
         blobs=("settings", "license_key_hash"),
         # Rows made before migration 0002 got last_updated = created_on; the same here for any left NULL.
         source_exprs={"last_updated": "coalesce(last_updated, created_on)"},
