@@ -8,10 +8,13 @@ BIN := $(VENV)/bin
 PY_STAMP := $(VENV)/.installed
 NODE_DIR := tests/conformance
 NODE_STAMP := $(NODE_DIR)/node_modules/.installed
+DASH_DIR := tests/dashboard
+DASH_STAMP := $(DASH_DIR)/node_modules/.installed
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test bench setup clean
 
-setup: $(PY_STAMP) $(NODE_STAMP)
+setup: $(PY_STAMP) $(NODE_STAMP) $(DASH_STAMP) $(CHROMIUM)
 
 $(PY_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +25,22 @@ $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
 	npm ci --prefix $(NODE_DIR) --no-audit --no-fund
 	touch $@
 
+$(DASH_STAMP): $(DASH_DIR)/package.json $(DASH_DIR)/package-lock.json
+	npm ci --prefix $(DASH_DIR) --no-audit --no-fund
+	touch $@
+
+# Debian's Chromium for the dashboard test (never a downloaded browser).
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
 demo: $(PY_STAMP)
 	$(BIN)/conntel demo
 
-test: $(PY_STAMP) $(NODE_STAMP)
+test: $(PY_STAMP) $(NODE_STAMP) $(DASH_STAMP) $(CHROMIUM)
 	$(BIN)/pytest
 
 bench: $(PY_STAMP)
 	$(BIN)/python bench/run.py --rounds 3
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules demo.db demo.db-wal demo.db-shm
+	rm -rf $(VENV) $(NODE_DIR)/node_modules $(DASH_DIR)/node_modules demo.db demo.db-wal demo.db-shm

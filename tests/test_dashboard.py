@@ -4,8 +4,9 @@ A world of connectors — a simulated day for some, one whose latest upgrade
 failed, one that never pushed an event — is ingested through the API; then
 `tests/dashboard/drive.mjs` (playwright-core driving /usr/bin/chromium; no
 browser is ever downloaded) signs in, reads the fleet, opens a connector's
-timeline, opens an event, ingests more events and watches them arrive through
-the live stream. It prints what the page showed; the assertions are here.
+timeline and an event, zooms, and watches events the test ingests arrive
+through the live stream, also across a server restart. It prints what the page
+showed; the assertions are here.
 
 The screenshots go to the test's temporary folder; with
 CONNTEL_UPDATE_SCREENSHOTS=1 (or when they are missing) they are also copied
@@ -59,8 +60,9 @@ def driver_ready() -> str:
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `apt-get install -y chromium` (make test does)"
     if not (HERE / "node_modules" / "playwright-core" / "package.json").exists():
         assert npm, "npm is required: run `npm ci --prefix tests/dashboard`"
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True,
-                              timeout=600)  # fmt: skip
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, capture_output=True, text=True, timeout=600, check=False
+        )
         assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
     return node
 
@@ -106,35 +108,35 @@ def restart_then_ingest(world: World, events: list[dict]) -> dict:
 
 def drive(node: str, config: dict, answers: dict, tmp_path: Path) -> dict:
     """Run drive.mjs, answering its pauses; return its report."""
-    stderr = open(tmp_path / "driver.stderr", "w+")
-    proc = subprocess.Popen(
-        [node, str(DRIVER)],
-        cwd=HERE,
-        env={**env_without_proxies(), "DASHBOARD_CONFIG": json.dumps(config)},
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-    )
-    watchdog = threading.Timer(240, proc.kill)
-    watchdog.start()
-    try:
-        report = None
-        for line in proc.stdout:
-            message = json.loads(line)
-            if "pause" not in message:
-                report = message
-                break
-            proc.stdin.write(json.dumps(answers[message["pause"]]()) + "\n")
-            proc.stdin.flush()
-        proc.stdin.close()
-        returncode = proc.wait(timeout=60)
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-    stderr.seek(0)
-    assert returncode == 0 and report is not None, f"driver failed ({returncode}):\n{stderr.read()}"
+    with open(tmp_path / "driver.stderr", "w+") as stderr:
+        proc = subprocess.Popen(
+            [node, str(DRIVER)],
+            cwd=HERE,
+            env={**env_without_proxies(), "DASHBOARD_CONFIG": json.dumps(config)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        watchdog = threading.Timer(240, proc.kill)
+        watchdog.start()
+        try:
+            report = None
+            for line in proc.stdout:
+                message = json.loads(line)
+                if "pause" not in message:
+                    report = message
+                    break
+                proc.stdin.write(json.dumps(answers[message["pause"]]()) + "\n")
+                proc.stdin.flush()
+            proc.stdin.close()
+            returncode = proc.wait(timeout=60)
+        finally:
+            watchdog.cancel()
+            if proc.poll() is None:
+                proc.kill()
+        stderr.seek(0)
+        assert returncode == 0 and report is not None, f"driver failed ({returncode}):\n{stderr.read()}"
     return report
 
 
@@ -176,7 +178,9 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
         "restart": lambda: restart_then_ingest(world, resumed_events),
     }
     report = drive(node, config, answers, tmp_path)
-    assert "error" not in report, f"{report['error']}\nsteps done: {report['steps']}\n{world.server.server_log()[-3000:]}"
+    assert "error" not in report, (
+        f"{report['error']}\nsteps done: {report['steps']}\n{world.server.server_log()[-3000:]}"
+    )
     # Chromium logs the refused sign-in's 401s and the refused connections while the server restarts.
     expected_noise = ("status of 401 (Unauthorized)", "ERR_CONNECTION_REFUSED", "ERR_INCOMPLETE_CHUNKED_ENCODING")
     console_errors = [m for m in report["consoleErrors"] if not any(noise in m for noise in expected_noise)]
@@ -184,6 +188,7 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
 
     # Sign-in: a refused token says so; the token never stays in the address bar.
     assert "HTTP 401" in report["signinError"]
+    assert report["afterReload"] == {"silentMinutes": "30", "signinHidden": True}
     assert report["hashAfterLoad"] == "#/"
     assert report["session"] == {"token": True, "account": world.account}
     assert report["live"] == "live"
@@ -231,7 +236,7 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
     assert curl == f"curl -sS -H \"Authorization: Bearer $CLOUDFLARE_API_TOKEN\" '{event_url}'"
     if shutil.which("curl") and shutil.which("sh"):
         env = {**env_without_proxies(), "CLOUDFLARE_API_TOKEN": world.read_token}
-        ran = subprocess.run(["sh", "-c", curl], env=env, capture_output=True, text=True, timeout=30)
+        ran = subprocess.run(["sh", "-c", curl], env=env, capture_output=True, text=True, timeout=30, check=False)
         assert ran.returncode == 0 and ran.stdout == served.text
 
     # Zoom: the failed upgrade's two minutes become a visible bar.

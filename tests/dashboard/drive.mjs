@@ -16,11 +16,11 @@ async function pause(name) {
   if (done) throw new Error(`no answer to pause ${name}`);
   return JSON.parse(value);
 }
-const rowsPresent = (page, keys) =>
+const rowsPresent = (page, keys, timeout = 15000) =>
   page.waitForFunction(
     (keys) => keys.every((key) => document.querySelector(`#events-table tbody tr[data-key="${key}"]`)),
     keys,
-    { polling: 100, timeout: 15000 },
+    { polling: 100, timeout },
   );
 
 const config = JSON.parse(process.env.DASHBOARD_CONFIG);
@@ -116,6 +116,16 @@ async function run(browser) {
   await page.click("#signin button[type=submit]");
   await waitFleetSettled(page, config.connectorCount);
   step("signin form");
+  // The silent threshold is remembered, and so is the session (this tab): a reload opens the fleet again.
+  await page.fill("#silent-minutes", "30");
+  await page.press("#silent-minutes", "Tab");
+  await page.reload();
+  await waitFleetSettled(page, config.connectorCount);
+  report.afterReload = {
+    silentMinutes: await page.inputValue("#silent-minutes"),
+    signinHidden: await page.isHidden("#signin"),
+  };
+  step("reload");
   await context.close();
 
   // 2. The fragment way, in a fresh tab.
@@ -172,11 +182,12 @@ async function run(browser) {
   await p.keyboard.press("Escape");
   report.detailHiddenAfterEscape = await p.isHidden("#detail");
 
-  // 5. Zoom: drag across the last tenth of the plot.
+  // 5. Zoom: drag across the last 3% of the plot (the last 45 minutes of the day).
   const box = await p.locator("#timeline svg").boundingBox();
-  await p.mouse.move(box.x + box.width * 0.88, box.y + 60);
+  const plotRight = box.x + box.width - 14;
+  await p.mouse.move(plotRight - (box.width - 144) * 0.03, box.y + 60);
   await p.mouse.down();
-  await p.mouse.move(box.x + box.width - 16, box.y + 80, { steps: 5 });
+  await p.mouse.move(plotRight, box.y + 80, { steps: 5 });
   await p.mouse.up();
   await p.waitForFunction(() => /zoomed/.test(document.querySelector("#timeline-status").textContent));
   report.zoomed = await timelineFacts(p);
@@ -201,12 +212,14 @@ async function run(browser) {
 
   // 7. The server restarts, and an event lands before the page is back: it resumes with no gap.
   const resumed = await pause("restart");
-  await rowsPresent(p, resumed.keys);
+  await rowsPresent(p, resumed.keys, 30000); // reconnecting backs off: 1 s, 2 s, 4 s…
   await p.waitForFunction(() => document.querySelector("#live").textContent === "live");
   report.resumeStreamRequests = report.requests.filter((r) => r.url.endsWith("/telemetry/events/stream")).length;
   step("resume");
 
   await p.click("text=← All connectors");
+  await p.waitForSelector("#fleet:not([hidden])");
+  await p.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
   await waitFleetSettled(p, config.connectorCount);
   report.fleetAfterLive = await fleetRows(p);
   step("live fleet");

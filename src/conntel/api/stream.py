@@ -82,7 +82,8 @@ class StreamRoutes:
         )
 
     async def _messages(self, account_id: str, connector_id: str | None, position: int) -> AsyncIterator[bytes]:
-        yield b": stream open\n\n"  # headers and a first byte at once: the client knows it is connected
+        # At once: the client knows it is connected, and where it is (to resume from, even before any event).
+        yield b"id: %d\n: stream open\n\n" % position
         quiet_since = time.monotonic()
         while True:
             events = await self.store.events_after(account_id, position, connector_id, BATCH)

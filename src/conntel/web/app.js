@@ -192,6 +192,8 @@ function showSignin(message = "") {
   for (const id of ["fleet", "connector"]) $(`#${id}`).hidden = true;
   $("#signin").hidden = false;
   $("#signin-account").value = sessionStorage.getItem("conntel.account") || "";
+  $("#signin-token").value = sessionStorage.getItem("conntel.token") || ""; // from a #token= without an account
+  $("#signin button[type=submit]").disabled = false;
   $("#signin-error").textContent = message;
   ($("#signin-account").value ? $("#signin-token") : $("#signin-account")).focus();
 }
@@ -639,6 +641,7 @@ function wireControls() {
     const account = $("#signin-account").value.trim();
     const token = $("#signin-token").value.trim();
     $("#signin-token").value = "";
+    $("#signin button[type=submit]").disabled = true;
     sessionStorage.setItem("conntel.account", account);
     $("#signin-error").textContent = "Opening…";
     open(account, token);
