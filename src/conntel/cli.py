@@ -12,6 +12,7 @@ from typing import Any, Awaitable, Callable
 import click
 
 from conntel import admin
+from conntel.cli_read import connectors_list, events
 from conntel.config import DEFAULT_DB, Settings
 from conntel.credentials import PERMISSIONS
 from conntel.store import UnsupportedDatabase, open_store
@@ -427,7 +428,5 @@ def simulate(as_json: bool, **options: Any) -> None:
 
 
 # The reading CLI (over the HTTP API): conntel events ..., conntel connectors list.
-from conntel.cli_read import connectors_list, events  # noqa: E402
-
 main.add_command(events)
 connectors.add_command(connectors_list)

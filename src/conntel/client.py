@@ -87,11 +87,18 @@ def _messages(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
 
 
 def _unwrap(response: httpx.Response) -> Any:
+    if response.status_code != 200:
+        raise ClientError(f"HTTP {response.status_code}: {errors_text(response)}")
     try:
-        body = response.json()
-    except ValueError:
+        return response.json()["result"]
+    except (ValueError, KeyError, TypeError):
         raise ClientError(f"HTTP {response.status_code} from {response.request.url} (not a v4 answer)") from None
-    if response.status_code != 200 or not body.get("success"):
-        errors = "; ".join(f"{e['code']} {e['message']}" for e in body.get("errors", []))
-        raise ClientError(f"HTTP {response.status_code}: {errors}")
-    return body["result"]
+
+
+def errors_text(response: httpx.Response) -> str:
+    """A refusal's error items as one line: `code message; code message`."""
+    try:
+        errors = response.json()["errors"]
+        return "; ".join(f"{e['code']} {e['message']}" for e in errors) or f"HTTP {response.status_code}"
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {response.status_code}"

@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator
 import httpx
 
 from conntel import simulate
+from conntel.client import errors_text
 
 SERIAL_PREFIX = "SIM"  # simulated connectors are recognised by their device serial number
 
@@ -131,7 +132,7 @@ async def _push(
             stats.by_connector[virtual.connector_id] = stats.by_connector.get(virtual.connector_id, 0) + len(batch)
             return
         if response is not None and response.status_code < 500 and response.status_code != 429:
-            raise FleetError(f"The server refused a batch of {virtual.connector_id}: {_errors(response)}")
+            raise FleetError(f"The server refused a batch of {virtual.connector_id}: {errors_text(response)}")
         stats.retries += 1
         await asyncio.sleep(min(0.25 * 2**attempt, 10))
     raise FleetError(f"Gave up on a batch of {virtual.connector_id} after {opts.max_retries} retries")
@@ -143,13 +144,5 @@ async def _call(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any
     except httpx.TransportError as exc:
         raise FleetError(f"Cannot reach {client.base_url}: {exc}") from None
     if response.status_code != 200:
-        raise FleetError(f"{method} {path}: {_errors(response)}")
+        raise FleetError(f"{method} {path}: {errors_text(response)}")
     return response.json()["result"]
-
-
-def _errors(response: httpx.Response) -> str:
-    try:
-        errors = response.json()["errors"]
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}"
-    return "; ".join(f"{e['code']} {e['message']}" for e in errors) or f"HTTP {response.status_code}"
