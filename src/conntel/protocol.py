@@ -6,6 +6,7 @@ headers, and answers its own refusals in plain text. This subclass adds:
 - a cap on the request line plus headers (431),
 - a deadline for a request's headers to arrive, idle new connections included
   (408, then the connection is closed: slowloris clients cannot pile up),
+  checked by one sweep every half second rather than a timer per request,
 - a cap on open connections (503 at once, before anything is read),
 - v4 envelopes instead of plain text for these and for malformed HTTP (400).
 
@@ -45,15 +46,15 @@ _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header 
             503: b"Service Unavailable"}  # fmt: skip
 
 
-class _Refused(Exception):
-    """Stops the parser once a request has been answered with a refusal."""
-
-
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    # Cheap per request: a request only notes when its headers began and how many bytes they took;
+    # one sweep a second per process finds the connections whose headers are late.
+    _sweeps: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}
+
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._header_bytes = 0
-        self._header_deadline: asyncio.TimerHandle | None = None
+        self._headers_since: float | None = None  # loop time the current request's headers began
         self._refused = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -61,62 +62,55 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if len(self.connections) > LIMITS.max_connections:
             self._refuse(503, TOO_MANY_CONNECTIONS, "Too many open connections; try again shortly")
             return
-        self._start_header_deadline()
+        self._headers_since = self.loop.time()  # a connection that sends nothing is late too
+        if self.loop not in self._sweeps:
+            self._schedule_sweep(self.loop, self.connections)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_header_deadline()
-        super().connection_lost(exc)
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._headers_since is not None and not self._refused:
+            self._header_bytes += len(data)
+            if self._header_bytes > LIMITS.max_header_bytes:
+                self._refuse(431, HEADERS_TOO_LARGE, f"Request line and headers exceed {LIMITS.max_header_bytes} bytes")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
-        self._start_header_deadline()
-
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
+        self._headers_since = self.loop.time()
 
     def on_headers_complete(self) -> None:
-        self._stop_header_deadline()
+        self._headers_since = None
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > LIMITS.max_header_bytes:  # headers that came in one read: data_received could not tell
+            self._refuse(431, HEADERS_TOO_LARGE, f"Request line and headers exceed {LIMITS.max_header_bytes} bytes")
+            return
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
-        # uvicorn's answer to unparseable HTTP, and how a _Refused raised in a parser callback surfaces.
-        if not self._refused:
-            self._refuse(400, MALFORMED_REQUEST, "Malformed HTTP request")
+        # uvicorn's answer to unparseable HTTP: the same, as an envelope.
+        self._refuse(400, MALFORMED_REQUEST, "Malformed HTTP request")
 
     # -- guards --
-    def _count(self, size: int) -> None:
-        if self._refused:
-            raise _Refused
-        self._header_bytes += size
-        if self._header_bytes > LIMITS.max_header_bytes:
-            self._refuse(431, HEADERS_TOO_LARGE, f"Request line and headers exceed {LIMITS.max_header_bytes} bytes")
-            raise _Refused
+    @classmethod
+    def _schedule_sweep(cls, loop: asyncio.AbstractEventLoop, connections: set) -> None:
+        def sweep() -> None:
+            deadline = loop.time() - LIMITS.header_timeout
+            for connection in list(connections):
+                since = getattr(connection, "_headers_since", None)
+                if since is not None and since < deadline:
+                    connection._refuse(
+                        408, REQUEST_TIMEOUT, f"Request headers not received within {LIMITS.header_timeout:g} seconds"
+                    )
+            cls._sweeps[loop] = loop.call_later(_SWEEP_SECONDS, sweep)
 
-    def _start_header_deadline(self) -> None:
-        self._stop_header_deadline()
-        self._header_deadline = self.loop.call_later(LIMITS.header_timeout, self._headers_too_slow)
-
-    def _stop_header_deadline(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
-
-    def _headers_too_slow(self) -> None:
-        self._header_deadline = None
-        self._refuse(408, REQUEST_TIMEOUT, f"Request headers not received within {LIMITS.header_timeout:g} seconds")
+        cls._sweeps[loop] = loop.call_later(_SWEEP_SECONDS, sweep)
 
     def _refuse(self, status: int, code: int, message: str) -> None:
         """Answer with an error envelope and close the connection."""
+        self._headers_since = None
         if self._refused or self.transport.is_closing():
             return
         self._refused = True
-        self._stop_header_deadline()
         body = error_body(ApiError(status, code, message))
         self.transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
@@ -124,3 +118,6 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             + body
         )
         self.transport.close()
+
+
+_SWEEP_SECONDS = 0.5

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import shutil
 import sys
@@ -28,7 +27,6 @@ GRACEFUL_SHUTDOWN_SECONDS = 5
 def app_from_environment() -> ASGIApp:
     """uvicorn's app factory in each worker process."""
     settings = msgspec.json.decode(os.environ[SETTINGS_ENV], type=Settings)
-    configure_logging()
     apply_connection_limits(settings)
     return create_app(open_store(settings.database, settings.pool_size), settings)
 
@@ -37,16 +35,6 @@ def apply_connection_limits(settings: Settings) -> None:
     protocol.LIMITS = protocol.ConnectionLimits(
         settings.max_header_bytes, settings.header_timeout, settings.max_connections
     )
-
-
-def configure_logging() -> None:
-    """Request log lines (JSON, one per request) go to stderr as they are."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access = logging.getLogger("conntel.access")
-    access.handlers[:] = [handler]
-    access.setLevel(logging.INFO)
-    access.propagate = False
 
 
 def check_store(settings: Settings) -> None:
@@ -63,7 +51,6 @@ def check_store(settings: Settings) -> None:
 def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = None) -> None:
     """Serve until SIGTERM/SIGINT; `alongside` (one process only) runs as a task once the server listens."""
     check_store(settings)
-    configure_logging()
     apply_connection_limits(settings)
     options: dict[str, Any] = dict(
         host=settings.host,

@@ -23,7 +23,7 @@ from conntel.api.envelope import error_response, ok
 from conntel.api.errors import INTERNAL_ERROR, METHOD_NOT_ALLOWED, STORE_UNAVAILABLE, ApiError, no_route
 from conntel.api.events import LIST_QUERY, EventRoutes
 from conntel.api.hotpath import ASGIApp, GetEventEndpoint, Shortcut
-from conntel.api.observability import METRICS_CONTENT_TYPE, Metrics, Observe
+from conntel.api.observability import METRICS_CONTENT_TYPE, AccessLog, Metrics, Observe
 from conntel.api.openapi import Operation, build_openapi
 from conntel.api.ratelimit import RateLimiter, parse_rate_limit
 from conntel.api.routing import CONNECTOR, CONNECTORS, PREFIX, EventRefConvertor, api_path
@@ -72,6 +72,7 @@ GET_EVENT = CONNECTOR + "/telemetry/events/{event_ref:event_ref}"
 
 def create_app(store: Store, settings: Settings) -> ASGIApp:
     metrics = Metrics()
+    access_log = AccessLog() if settings.access_log else None
     limiter = RateLimiter(parse_rate_limit(settings.rate_limit)) if settings.rate_limit else None
     auth = Authenticator(store, settings.credential_ttl_seconds, limiter, metrics.auth_failures)
     events = EventRoutes(store, auth, settings, metrics)
@@ -84,6 +85,8 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
         yield
+        if access_log is not None:
+            access_log.flush()
         await store.close()
 
     operations = [
@@ -221,4 +224,4 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected_error},
     )
     app.router.redirect_slashes = False  # a trailing slash is another (unknown) route, not a redirect
-    return Observe(Shortcut(app, GET_EVENT, get_event), metrics, settings.access_log)
+    return Observe(Shortcut(app, GET_EVENT, get_event), metrics, access_log)

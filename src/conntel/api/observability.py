@@ -8,19 +8,50 @@ set up by conntel.server), so `/metrics` answers for the whole server.
 
 from __future__ import annotations
 
-import json
-import logging
+import asyncio
 import os
 import re
+import sys
 import time
 from typing import Any
+
+import msgspec
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from conntel.api.routing import PREFIX
 
-access_log = logging.getLogger("conntel.access")
+
+class AccessLog:
+    """Request log lines, written to stderr in batches: one write a tick, not one per request.
+
+    The per-request cost is an encode and an append; the loop writes what
+    gathered every FLUSH_SECONDS (and at shutdown).
+    """
+
+    FLUSH_SECONDS = 0.1
+
+    def __init__(self, stream: Any = None):
+        self.stream = stream or sys.stderr.buffer
+        self._pending: list[bytes] = []
+        self._scheduled = False
+
+    def write(self, line: bytes) -> None:
+        self._pending.append(line)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._pending:
+            lines, self._pending = self._pending, []
+            self.stream.write(b"".join(lines))
+            self.stream.flush()
+
+
+_encode_line = msgspec.json.Encoder().encode
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -59,10 +90,10 @@ METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 class Observe:
     """Outermost ASGI layer: times every HTTP request, counts it, and logs one JSON line for it."""
 
-    def __init__(self, app: Any, metrics: Metrics, log_requests: bool):
+    def __init__(self, app: Any, metrics: Metrics, access_log: AccessLog | None):
         self.app = app
         self.metrics = metrics
-        self.log_requests = log_requests
+        self.access_log = access_log
         self._children: dict[tuple[str, str, int], Any] = {}  # labelled counters, looked up once
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -83,29 +114,33 @@ class Observe:
             self._record(scope, status, time.perf_counter() - started)
 
     def _record(self, scope: dict, status: int, seconds: float) -> None:
-        route = route_label(scope)
         method = scope["method"]
-        key = (route, method, status)
+        route = scope.get("route")
+        key = (route.path if route is not None else scope.get("route_path"), method, status)  # labels: once per key
         child = self._children.get(key)
         if child is None:
+            label = route_label(scope)
             child = self._children[key] = (
-                self.metrics.requests.labels(route, method, str(status)),
-                self.metrics.latency.labels(route, method),
+                label,
+                self.metrics.requests.labels(label, method, str(status)),
+                self.metrics.latency.labels(label, method),
             )
-        child[0].inc()
-        child[1].observe(seconds)
-        if self.log_requests:
-            access_log.info(
-                json.dumps(
+        label, requests, latency = child
+        requests.inc()
+        latency.observe(seconds)
+        if self.access_log is not None:
+            self.access_log.write(
+                _encode_line(
                     {
                         "time": round(time.time(), 3),
                         "method": method,
                         "path": scope["path"],  # ids, never credentials: those travel in headers
-                        "route": route,
+                        "route": label,
                         "status": status,
                         "ms": round(seconds * 1000, 2),
                     }
                 )
+                + b"\n"
             )
 
 
