@@ -94,16 +94,23 @@ each measure on the same port, and stopped afterwards, also on errors.
    fixed 300 requests a second (`--soak-rate`) against a copy of the 1M
    store: 70% Get Event, 15% List Events (one day of a connector, limit
    100), 5% Latest Events, 10% ingestion of 50 new events (the store grows
-   by ~0.9M events). An asyncio client (httpx, up to 64 connections) sends
-   request i at start + i/rate whatever happened before, and measures its
-   latency from that due time (no coordinated omission). Targets: **zero
-   errors** (non-200, transport errors, timeouts, unfinished requests) and
-   **memory flat** (server RSS, sampled every 10 s, grows by at most 5 MiB
-   over the second half); p50/p99 latencies per kind are reported.
+   by ~0.9M events). Every request is built beforehand and sent by a bare
+   asyncio HTTP/1.1 client (`bench/client.py`, up to 64 keep-alive
+   connections): request i at start + i/rate whatever happened before, its
+   latency measured from that due time (no coordinated omission). Targets:
+   **zero errors** (non-200, transport errors, timeouts, unfinished
+   requests) and **memory flat** (server RSS, sampled every 10 s, grows by
+   at most 5 MiB over the second half); p50/p99 latencies per kind are
+   reported, with the bursts of requests slower than 100 ms and, every
+   10 s, the CPU used by other processes on the machine (other sessions'
+   tests and benchmarks show up there, and explain most bursts).
 6. **Profiles** (`--profile`) — py-spy (`record --native`, 200 Hz, attached
-   during an extra, unmeasured run) on conntel serving Get Event (wrk as in 1)
-   and ingestion (as in 2) on each backend: the top functions by self time,
-   read by innermost Python function and by leaf frame (C included).
+   during an extra, unmeasured run: the sampling slows the server down
+   several times) on conntel serving Get Event (wrk as in 1) and ingestion
+   (as in 2) on each backend: the top functions by share of the busy
+   samples, read by innermost Python function and by leaf frame (C
+   included); idle threads (the event loop in epoll, SQLite's writer thread
+   waiting for work) are counted apart.
 
 Columns: "server CPU" is the served process's CPU time over the measured
 run, in % of one core; "database CPU" the same for the PostgreSQL backend
