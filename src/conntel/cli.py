@@ -24,7 +24,7 @@ def store_options(command: Callable) -> Callable:
     command = click.option(
         "--database-url",
         envvar="CONNTEL_DATABASE_URL",
-        help="Database URL (sqlite:///PATH). Overrides --db. [env: CONNTEL_DATABASE_URL]",
+        help="postgresql://USER:PASSWORD@HOST:PORT/DB or sqlite:///PATH. Overrides --db. [env: CONNTEL_DATABASE_URL]",
     )(command)
     command = click.option(
         "--db",
@@ -178,86 +178,41 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str | N
     return value
 
 
+# The server's options: (flag, what it sets, help), each with a CONNTEL_* environment fallback
+# named after the setting and its default from Settings, the one place defaults live.
+_POSITIVE = click.IntRange(1)
+_SECONDS = click.FloatRange(min=0, min_open=True)
+SERVE_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
+    ("--host", "host", {}),
+    ("--port", "port", {"type": int}),
+    ("--workers", "workers", {"type": _POSITIVE, "help": "Server processes sharing the port and the database."}),
+    ("--pool-size", "pool_size", {"type": _POSITIVE, "help": "PostgreSQL connections per server process."}),
+    ("--max-batch-events", "max_batch_events",
+     {"type": _POSITIVE, "help": "Most events accepted in one ingestion request."}),
+    ("--max-body-bytes", "max_body_bytes", {"type": _POSITIVE, "help": "Largest request body accepted."}),
+    ("--max-header-bytes", "max_header_bytes",
+     {"type": click.IntRange(1024), "help": "Largest request line plus headers accepted (431 beyond)."}),
+    ("--header-timeout", "header_timeout",
+     {"type": _SECONDS, "help": "Seconds a client has to send a request's headers (408 and close beyond)."}),
+    ("--body-timeout", "body_timeout",
+     {"type": _SECONDS, "help": "Seconds a client has to send a request's body (408 beyond)."}),
+    ("--max-connections", "max_connections",
+     {"type": _POSITIVE, "help": "Open connections per server process (503 beyond)."}),
+    ("--access-log/--no-access-log", "access_log",
+     {"help": "One JSON line per request on stderr (method, path, route, status, ms; never credentials)."}),
+    ("--rate-limit", "rate_limit",
+     {"callback": _check_rate_limit,
+      "help": "Requests per credential, e.g. 1200/5minutes (the public API's limit). Default: unlimited."}),
+]  # fmt: skip
+
+
 def serve_options(command: Callable) -> Callable:
-    command = click.option("--port", envvar="CONNTEL_PORT", default=8787, show_default=True, type=int)(command)
-    command = click.option("--host", envvar="CONNTEL_HOST", default="127.0.0.1", show_default=True)(command)
-    command = click.option(
-        "--workers",
-        envvar="CONNTEL_WORKERS",
-        default=1,
-        show_default=True,
-        type=click.IntRange(1),
-        help="Server processes sharing the port and the database.",
-    )(command)
-    command = click.option(
-        "--pool-size",
-        envvar="CONNTEL_POOL_SIZE",
-        default=Settings.pool_size,
-        show_default=True,
-        type=click.IntRange(1),
-        help="PostgreSQL connections per server process.",
-    )(command)
-    command = click.option(
-        "--max-batch-events",
-        envvar="CONNTEL_MAX_BATCH_EVENTS",
-        default=Settings.max_batch_events,
-        show_default=True,
-        type=click.IntRange(1),
-        help="Most events accepted in one ingestion request.",
-    )(command)
-    command = click.option(
-        "--rate-limit",
-        envvar="CONNTEL_RATE_LIMIT",
-        callback=_check_rate_limit,
-        help="Requests per credential, e.g. 1200/5minutes (the public API's limit). Default: unlimited.",
-    )(command)
-    command = click.option(
-        "--access-log/--no-access-log",
-        envvar="CONNTEL_ACCESS_LOG",
-        default=True,
-        show_default=True,
-        help="One JSON line per request on stderr (method, path, route, status, ms; never credentials).",
-    )(command)
-    command = click.option(
-        "--max-header-bytes",
-        envvar="CONNTEL_MAX_HEADER_BYTES",
-        default=Settings.max_header_bytes,
-        show_default=True,
-        type=click.IntRange(1024),
-        help="Largest request line plus headers accepted (431 beyond).",
-    )(command)
-    command = click.option(
-        "--header-timeout",
-        envvar="CONNTEL_HEADER_TIMEOUT",
-        default=Settings.header_timeout,
-        show_default=True,
-        type=click.FloatRange(min=0, min_open=True),
-        help="Seconds a client has to send a request's headers (408 and close beyond).",
-    )(command)
-    command = click.option(
-        "--body-timeout",
-        envvar="CONNTEL_BODY_TIMEOUT",
-        default=Settings.body_timeout,
-        show_default=True,
-        type=click.FloatRange(min=0, min_open=True),
-        help="Seconds a client has to send a request's body (408 beyond).",
-    )(command)
-    command = click.option(
-        "--max-connections",
-        envvar="CONNTEL_MAX_CONNECTIONS",
-        default=Settings.max_connections,
-        show_default=True,
-        type=click.IntRange(1),
-        help="Open connections per server process (503 beyond).",
-    )(command)
-    command = click.option(
-        "--max-body-bytes",
-        envvar="CONNTEL_MAX_BODY_BYTES",
-        default=Settings.max_body_bytes,
-        show_default=True,
-        type=click.IntRange(1),
-        help="Largest request body accepted.",
-    )(command)
+    for flag, setting, extra in reversed(SERVE_OPTIONS):
+        default = getattr(Settings, setting)
+        command = click.option(
+            flag, setting, envvar=f"CONNTEL_{setting.upper()}", default=default, show_default=default is not None,
+            **extra,
+        )(command)  # fmt: skip
     return command
 
 
