@@ -59,6 +59,8 @@ def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = No
         lifespan="on",
         access_log=False,
         server_header=False,
+        # conntel never reads the client's address, so uvicorn need not rewrite it from X-Forwarded-*.
+        proxy_headers=False,
         # Live tails never end on their own: give requests in flight this long to finish on shutdown.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         log_level="info",

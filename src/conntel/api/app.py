@@ -23,7 +23,7 @@ from conntel.api.envelope import error_response, ok
 from conntel.api.errors import INTERNAL_ERROR, METHOD_NOT_ALLOWED, STORE_UNAVAILABLE, ApiError, no_route
 from conntel.api.events import LIST_QUERY, EventRoutes
 from conntel.api.hotpath import ASGIApp, GetEventEndpoint, Shortcut
-from conntel.api.observability import METRICS_CONTENT_TYPE, AccessLog, Metrics, Observe
+from conntel.api.observability import METRICS_CONTENT_TYPE, AccessLog, Metrics, Observe, RequestRecorder
 from conntel.api.openapi import Operation, build_openapi
 from conntel.api.ratelimit import RateLimiter, parse_rate_limit
 from conntel.api.routing import CONNECTOR, CONNECTORS, PREFIX, EventRefConvertor, api_path
@@ -79,7 +79,8 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
     connectors = ConnectorRoutes(store, auth, settings)
     tokens = TokenRoutes(auth)
     streams = StreamRoutes(store, auth)
-    get_event = GetEventEndpoint(events)
+    recorder = RequestRecorder(metrics, access_log)
+    get_event = GetEventEndpoint(events)  # as Starlette's route (HEAD), inside Observe
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -224,4 +225,5 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected_error},
     )
     app.router.redirect_slashes = False  # a trailing slash is another (unknown) route, not a redirect
-    return Observe(Shortcut(app, GET_EVENT, get_event), metrics, access_log)
+    # GETs of one event skip Observe and Starlette: that endpoint records itself.
+    return Shortcut(Observe(app, recorder), GET_EVENT, GetEventEndpoint(events, recorder))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Generic, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, Generic, Mapping, TypeVar
 
 from prometheus_client import Counter
 
@@ -55,16 +55,23 @@ class TtlCache(Generic[K, V]):
         self.max_entries = max_entries
         self._entries: dict[K, tuple[float, V]] = {}
 
-    async def get(self, key: K, load: Callable[[K], Awaitable[V]]) -> V:
-        now = time.monotonic()
+    def peek(self, key: K, default: Any = None) -> V | Any:
+        """The cached value while it is fresh, else `default` (no await: the hot path's common case)."""
         hit = self._entries.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else default
+
+    async def get(self, key: K, load: Callable[[K], Awaitable[V]]) -> V:
+        hit = self.peek(key, _MISSING)
+        if hit is not _MISSING:
+            return hit
         value = await load(key)
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[key] = (now + self.ttl, value)
+        self._entries[key] = (time.monotonic() + self.ttl, value)
         return value
+
+
+_MISSING = object()
 
 
 def token_is_current(token: TokenRecord, now: float) -> bool:
@@ -86,26 +93,39 @@ class Authenticator:
         self._store = store
         self._rate_limiter = rate_limiter
         self._failures = failures
-        self._tokens: TtlCache[bytes, TokenRecord | None] = TtlCache(ttl)
+        # A token's record with the Principal it makes, built once per lookup rather than per request.
+        self._tokens: TtlCache[bytes, tuple[TokenRecord, Principal] | None] = TtlCache(ttl)
         self._users: TtlCache[str, UserRecord | None] = TtlCache(ttl)
 
     async def find_token(self, authorization: str) -> TokenRecord | None:
         """The token named by a well-formed `Bearer` header, current or not; raises when malformed."""
+        found = await self._find_token(authorization)
+        return None if found is None else found[0]
+
+    async def _find_token(self, authorization: str) -> tuple[TokenRecord, Principal] | None:
         scheme, _, secret = authorization.partition(" ")
         if scheme != "Bearer" or not TOKEN_FORMAT.fullmatch(secret):
             raise ApiError.of(400, INVALID_REQUEST_HEADERS, chain=(INVALID_AUTHORIZATION_HEADER,))
         digest = secret_hash(secret)
-        token = await self._tokens.get(digest, self._store.find_token)
+        found = self._tokens.peek(digest, _MISSING)
+        if found is _MISSING:
+            found = await self._tokens.get(digest, self._load_token)
         # Found by its hash; still compare in constant time, as for global keys.
-        return token if token is not None and hmac.compare_digest(token.secret_hash, digest) else None
+        return found if found is not None and hmac.compare_digest(found[0].secret_hash, digest) else None
+
+    async def _load_token(self, digest: bytes) -> tuple[TokenRecord, Principal] | None:
+        token = await self._store.find_token(digest)
+        if token is None:
+            return None
+        return token, Principal(f"token:{token.token_id}", {token.account_id: token.permissions}, token)
 
     async def authenticate(self, headers: Mapping[str, str]) -> Principal:
         authorization = headers.get("authorization")
         if authorization is not None:
-            token = await self.find_token(authorization)
-            if token is None or not token_is_current(token, time.time()):
+            found = await self._find_token(authorization)
+            if found is None or not token_is_current(found[0], time.time()):
                 raise ApiError.of(401, AUTHENTICATION_ERROR)
-            return Principal(f"token:{token.token_id}", {token.account_id: token.permissions}, token)
+            return found[1]
         email, key = headers.get("x-auth-email"), headers.get("x-auth-key")
         if email is None and key is None:
             raise ApiError.of(400, MISSING_CREDENTIALS)

@@ -2,14 +2,16 @@
 
 Get Event is most of the traffic. Starlette's routing, middleware and
 Request/Response objects cost more than the work itself, so GETs on the Get
-Event path go straight to this endpoint; everything else (other methods
-there included, for their 405) goes through Starlette as usual.
+Event path go straight to this endpoint, which counts, times and logs itself
+as Observe does for the rest; everything else (other methods there included,
+for their 405) goes through Observe and Starlette as usual.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any, Awaitable, Callable
 
 from starlette.routing import compile_path
@@ -17,6 +19,7 @@ from starlette.routing import compile_path
 from conntel.api.envelope import error_body
 from conntel.api.errors import INTERNAL_ERROR, ApiError
 from conntel.api.events import EventRoutes
+from conntel.api.observability import RequestRecorder
 from conntel.api.routing import api_path
 
 log = logging.getLogger("conntel")
@@ -38,10 +41,12 @@ async def send_json(send: Send, status: int, body: bytes, extra_headers: dict[st
 
 
 class GetEventEndpoint:
-    def __init__(self, events: EventRoutes):
+    def __init__(self, events: EventRoutes, recorder: RequestRecorder | None = None):
         self.events = events
+        self.recorder = recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         path = scope["path"]
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
         extra_headers = None
@@ -52,7 +57,11 @@ class GetEventEndpoint:
         except Exception:
             log.exception("unexpected error on GET %s", api_path(path))
             status, body = 500, error_body(ApiError(500, INTERNAL_ERROR, "Internal server error"))
-        await send_json(send, status, body, extra_headers)
+        try:
+            await send_json(send, status, body, extra_headers)
+        finally:
+            if self.recorder is not None:
+                self.recorder.record(scope, status, time.perf_counter() - started)
 
 
 class Shortcut:

@@ -87,33 +87,15 @@ class Metrics:
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
-class Observe:
-    """Outermost ASGI layer: times every HTTP request, counts it, and logs one JSON line for it."""
+class RequestRecorder:
+    """Counts, times and logs one answered request: shared by Observe and the hot path."""
 
-    def __init__(self, app: Any, metrics: Metrics, access_log: AccessLog | None):
-        self.app = app
+    def __init__(self, metrics: Metrics, access_log: AccessLog | None):
         self.metrics = metrics
         self.access_log = access_log
         self._children: dict[tuple[str, str, int], Any] = {}  # labelled counters, looked up once
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        started = time.perf_counter()
-        status = 500
-
-        async def observed_send(message: dict) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observed_send)
-        finally:
-            self._record(scope, status, time.perf_counter() - started)
-
-    def _record(self, scope: dict, status: int, seconds: float) -> None:
+    def record(self, scope: dict, status: int, seconds: float) -> None:
         method = scope["method"]
         route = scope.get("route")
         key = (route.path if route is not None else scope.get("route_path"), method, status)  # labels: once per key
@@ -142,6 +124,31 @@ class Observe:
                 )
                 + b"\n"
             )
+
+
+class Observe:
+    """ASGI layer that times every HTTP request, counts it, and logs one JSON line for it."""
+
+    def __init__(self, app: Any, recorder: RequestRecorder):
+        self.app = app
+        self.recorder = recorder
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        status = 500
+
+        async def observed_send(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed_send)
+        finally:
+            self.recorder.record(scope, status, time.perf_counter() - started)
 
 
 def route_label(scope: dict) -> str:
