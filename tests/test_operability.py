@@ -48,6 +48,12 @@ def test_metrics_count_requests_ingestion_and_refusals(world: World):
 
     assert grew("conntel_requests_total", route=EVENT_ROUTE, method="GET", status="200") == 2
     assert grew("conntel_request_duration_seconds_count", route=EVENT_ROUTE, method="GET") == 4
+    # The histogram is filled in batches (api/observability.py): its buckets and sum must add up too.
+    latency = {"route": EVENT_ROUTE, "method": "GET"}
+    assert grew("conntel_request_duration_seconds_bucket", le="+Inf", **latency) == 4
+    assert grew("conntel_request_duration_seconds_bucket", le="5.0", **latency) == 4  # each well under 5 s
+    assert grew("conntel_request_duration_seconds_bucket", le="0.0005", **latency) <= 4
+    assert 0 < grew("conntel_request_duration_seconds_sum", **latency) < 4 * 5.0
     assert grew("conntel_events_ingested_total", kind="Init") == 1
     assert grew("conntel_events_ingested_total", kind="HaInit") == 2
     assert grew("conntel_auth_failures_total", reason="missing") == 1
@@ -96,7 +102,12 @@ def test_metrics_add_up_every_worker_process(tmp_path: Path):
     try:
         for _ in range(20):
             httpx.get(server.origin + "/healthz")
-        # Spread over both processes, counted as one server.
-        assert metric(scrape(server), "conntel_requests_total", route="/healthz", status="200") == 20
+        # Spread over both processes, counted as one server: each process folds its counts into
+        # the shared files every RequestRecorder.FLUSH_SECONDS (the scraped one at once).
+        deadline = time.monotonic() + 2
+        while (count := metric(scrape(server), "conntel_requests_total", route="/healthz", status="200")) < 20:
+            assert time.monotonic() < deadline, f"only {count} of 20 requests counted"
+            time.sleep(0.05)
+        assert count == 20
     finally:
         server.stop()

@@ -86,8 +86,7 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
         yield
-        if access_log is not None:
-            access_log.flush()
+        recorder.flush()
         await store.close()
 
     operations = [
@@ -190,6 +189,7 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         return Response(openapi, media_type="application/json")
 
     async def metrics_page(request: Request) -> Response:
+        recorder.flush()  # this process's counts up to now (other workers fold theirs every tick)
         return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
 
     async def healthz(request: Request) -> Response:

@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import time
+from bisect import bisect_left
 from typing import Any
 
 import msgspec
@@ -24,27 +25,16 @@ from conntel.api.routing import PREFIX
 
 
 class AccessLog:
-    """Request log lines, written to stderr in batches: one write a tick, not one per request.
-
-    The per-request cost is an encode and an append; the loop writes what
-    gathered every FLUSH_SECONDS (and at shutdown).
-    """
-
-    FLUSH_SECONDS = 0.1
+    """Request log lines for stderr, gathered in memory and written in one go by `flush`."""
 
     def __init__(self, stream: Any = None):
         self.stream = stream or sys.stderr.buffer
         self._pending: list[bytes] = []
-        self._scheduled = False
 
     def write(self, line: bytes) -> None:
         self._pending.append(line)
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
 
     def flush(self) -> None:
-        self._scheduled = False
         if self._pending:
             lines, self._pending = self._pending, []
             self.stream.write(b"".join(lines))
@@ -87,29 +77,59 @@ class Metrics:
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
+class _Tally:
+    """One route, method and status: its Prometheus children, and what it gathered since the last fold."""
+
+    __slots__ = ("label", "requests", "latency", "count", "seconds", "buckets")
+
+    def __init__(self, label: str, requests: Any, latency: Any):
+        self.label, self.requests, self.latency = label, requests, latency
+        self.count, self.seconds, self.buckets = 0, 0.0, [0] * (len(LATENCY_BUCKETS) + 1)
+
+    def fold(self) -> None:
+        """Add what was gathered to the Prometheus metrics, and start again."""
+        if not self.count:
+            return
+        self.requests.inc(self.count)
+        # prometheus_client can only observe one value at a time; a batch goes straight into
+        # the histogram child's values (pinned version; tests/test_operability.py checks them).
+        self.latency._sum.inc(self.seconds)
+        for bucket, count in enumerate(self.buckets):
+            if count:
+                self.latency._buckets[bucket].inc(count)
+        self.count, self.seconds, self.buckets = 0, 0.0, [0] * len(self.buckets)
+
+
 class RequestRecorder:
-    """Counts, times and logs one answered request: shared by Observe and the hot path."""
+    """Counts, times and logs one answered request: shared by Observe and the hot path.
+
+    Per request it only adds to plain counters and appends a log line; every
+    FLUSH_SECONDS the loop folds the counts into the Prometheus metrics (which
+    cost microseconds per call, with their locks) and writes the log lines in
+    one write. `flush` also runs before /metrics answers and at shutdown.
+    """
+
+    FLUSH_SECONDS = 0.1
 
     def __init__(self, metrics: Metrics, access_log: AccessLog | None):
         self.metrics = metrics
         self.access_log = access_log
-        self._children: dict[tuple[str, str, int], Any] = {}  # labelled counters, looked up once
+        self._tallies: dict[tuple[str, str, int], _Tally] = {}
+        self._scheduled = False
 
     def record(self, scope: dict, status: int, seconds: float) -> None:
         method = scope["method"]
         route = scope.get("route")
-        key = (route.path if route is not None else scope.get("route_path"), method, status)  # labels: once per key
-        child = self._children.get(key)
-        if child is None:
+        key = (route.path if route is not None else scope.get("route_path"), method, status)
+        tally = self._tallies.get(key)
+        if tally is None:  # labels: worked out once per key
             label = route_label(scope)
-            child = self._children[key] = (
-                label,
-                self.metrics.requests.labels(label, method, str(status)),
-                self.metrics.latency.labels(label, method),
+            tally = self._tallies[key] = _Tally(
+                label, self.metrics.requests.labels(label, method, str(status)), self.metrics.latency.labels(label, method)
             )
-        label, requests, latency = child
-        requests.inc()
-        latency.observe(seconds)
+        tally.count += 1
+        tally.seconds += seconds
+        tally.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # Prometheus buckets are `le`: bound included
         if self.access_log is not None:
             self.access_log.write(
                 _encode_line(
@@ -117,13 +137,23 @@ class RequestRecorder:
                         "time": round(time.time(), 3),
                         "method": method,
                         "path": scope["path"],  # ids, never credentials: those travel in headers
-                        "route": label,
+                        "route": tally.label,
                         "status": status,
                         "ms": round(seconds * 1000, 2),
                     }
                 )
                 + b"\n"
             )
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        self._scheduled = False
+        for tally in self._tallies.values():
+            tally.fold()
+        if self.access_log is not None:
+            self.access_log.flush()
 
 
 class Observe:
