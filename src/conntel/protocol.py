@@ -53,7 +53,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self._header_bytes = 0
+        self._header_bytes = 0  # of the current request's headers, counted by data_received
+        self._chunk_bytes = 0  # of the read being parsed
         self._headers_since: float | None = None  # loop time the current request's headers began
         self._refused = False
 
@@ -67,6 +68,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._schedule_sweep(self.loop, self.connections)
 
     def data_received(self, data: bytes) -> None:
+        self._chunk_bytes = len(data)
         super().data_received(data)
         if self._headers_since is not None and not self._refused:
             self._header_bytes += len(data)
@@ -80,8 +82,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._headers_since = None
-        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
-        if size > LIMITS.max_header_bytes:  # headers that came in one read: data_received could not tell
+        # Headers that came in one read: data_received could not tell. Count them exactly only
+        # when everything read so far could exceed the cap (the common request is far below it).
+        if (
+            self._header_bytes + self._chunk_bytes > LIMITS.max_header_bytes
+            and len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > LIMITS.max_header_bytes
+        ):
             self._refuse(431, HEADERS_TOO_LARGE, f"Request line and headers exceed {LIMITS.max_header_bytes} bytes")
             return
         super().on_headers_complete()

@@ -30,6 +30,9 @@ from conntel.api.ratelimit import RateLimiter
 from conntel.credentials import API_KEY_FORMAT, GLOBAL_KEY_PERMISSIONS, TOKEN_FORMAT, is_valid_email, secret_hash
 from conntel.store.base import Store, TokenRecord, UserRecord
 
+# The request headers that carry credentials (ASGI names them in lowercase).
+CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-auth-email", b"x-auth-key"})
+
 K = TypeVar("K")
 V = TypeVar("V")
 

@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable
 
 from starlette.routing import compile_path
 
+from conntel.api.auth import CREDENTIAL_HEADERS
 from conntel.api.envelope import error_body
 from conntel.api.errors import INTERNAL_ERROR, ApiError
 from conntel.api.events import EventRoutes
@@ -48,7 +49,11 @@ class GetEventEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         path = scope["path"]
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if name in CREDENTIAL_HEADERS  # all that get_event reads
+        }
         extra_headers = None
         try:
             status, body = 200, await self.events.get_event(scope["path_params"], headers, path)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Callable, NamedTuple, Protocol, Sequence
 
 import msgspec
 
@@ -16,8 +16,7 @@ from conntel.connectors import ConnectorSettings
 from conntel.model import AppendResult, NewEvent, canonical
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
+class StoredEvent(NamedTuple):  # a tuple: the hot path builds one per request
     t: int
     n: int
     a: int
