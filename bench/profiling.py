@@ -1,7 +1,7 @@
 """Where a server's time goes: py-spy attached to it during an extra, unmeasured run (`--profile`).
 
-py-spy is not a dependency of conntel: install it into the bench's
-virtualenv first (`.venv/bin/pip install py-spy`). It samples the server
+py-spy is not a dependency of conntel: `make bench` installs it (the `bench`
+extra in pyproject.toml), and `make bench` profiles. It samples the server
 process's stacks (`py-spy record --native --format raw --nolineno`, 200
 samples a second, blocking: the process is paused for each sample, which is
 what keeps the stacks exact and also why the profiled runs are not the
@@ -39,7 +39,7 @@ TOP = 15
 def py_spy() -> str:
     found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(found).exists():
-        raise BenchError("--profile needs py-spy: .venv/bin/pip install py-spy (not a conntel dependency)")
+        raise BenchError("--profile needs py-spy: make bench installs it (or: .venv/bin/pip install -e '.[bench]')")
     return found
 
 

@@ -13,17 +13,19 @@ MEMORY_TARGET_MB = 200  # server RSS, MB = 10^6 bytes (190.7 MiB)
 
 HEADER = f"""# conntel benchmark results
 
-`make bench` (= `.venv/bin/python bench/run.py --rounds 3`) measures, in one
-run on one machine, what the issue "Speed and staying power" asks for; every
-target is a ratio of two figures taken minutes apart in the same run (or an
-absolute bound), because the machine (2 cores, shared) is too noisy for
-absolute req/s to compare across runs. `--soak` adds the ten-minute soak
-(not in `make bench`: it alone takes ten minutes per backend); `--profile`
-adds py-spy profiles. Each run adds a dated section below, newest first,
-which opens with the table "measure | target | measured | met?".
+`make bench` (= `.venv/bin/python bench/run.py --rounds 5 --profile`, after
+installing py-spy) measures, in one run on one machine, what the issue "Speed
+and staying power" asks for; every target is a ratio of two figures taken
+seconds apart in the same run (or an absolute bound), because the machine
+(2 cores, shared) is too noisy for absolute req/s to compare across runs: the
+same server's req/s moves by ±20% from one minute to the next, which is also
+why Get Event takes the median of five rounds. `--soak` adds the ten-minute
+soak (not in `make bench`: it alone takes ten minutes per backend). Each run
+adds a dated section below, newest first, which opens with the table
+"measure | target | measured | met?".
 
-    make bench                                  # Get Event, ingestion, deep pages, memory; both backends
-    .venv/bin/python bench/run.py --rounds 3 --soak --profile   # everything (~30 min)
+    make bench                                  # Get Event, ingestion, deep pages, memory, profiles; both backends
+    .venv/bin/python bench/run.py --rounds 5 --soak --profile   # everything (~35 min)
     .venv/bin/python bench/run.py --measures soak --backends sqlite --soak-seconds 600
     .venv/bin/python bench/run.py --measures ingest,pages --backends postgres
     .venv/bin/python bench/run.py --postgres-url postgresql://USER@HOST:5432 --pool-size 10
@@ -124,17 +126,44 @@ See the profiles in the newest section with `--profile`. In short:
 
 - Get Event on SQLite: most of the server's time is the HTTP stack that
   the bare app pays too (uvicorn's send and the write(2) syscalls under it,
-  httptools parsing, the event loop); conntel's own code (auth with its
-  cache, routing, the SQLite lookup, encoding) is the rest.
+  httptools parsing, the event loop); then the SQLite lookup (a random
+  primary-key lookup in a 1M-row B-tree: ~8 µs of C, a quarter of
+  conntel's own time); auth, routing, encoding and the request record are
+  the rest.
+- Ingestion: until 2026-11-26 half the server's time went to
+  `msgspec.convert(payload, union of 29 kinds)` once per event, which
+  rebuilds msgspec's type tree on every call (`typenode_collect_type` in the
+  profiles): 28.8 ms per 1000 events in-process. A second typed decode of
+  the same body (one decoder, built once) does the same validation in 0.56
+  ms: the ingestion ratio went from 0.16 to 0.57.
+- Kept (A/B against the commit before, alternating servers in one run):
+  - asyncpg's per-release connection reset removed (conntel keeps no
+    session state): PostgreSQL ratio +40%;
+  - request log lines written in batches, one write a tick, not one per
+    request (the per-request write had cost 44%);
+  - Get Event served outside the Observe wrapper (it records itself), a
+    token's Principal cached with its record, uvicorn's X-Forwarded-*
+    rewriting off (conntel never reads the client address): about +20%;
+  - request metrics added up in plain counters and folded into the
+    Prometheus metrics every 0.1 s (prometheus_client's per-call locks cost
+    ~2 µs a request): about +5%, within the noise of a single A/B.
 - Tried and rejected:
   - SQLite `PRAGMA mmap_size=256MB`: looked faster in A/B runs but maps the
     file into the server's resident set (~180 MB more at 1M events), against
     the memory target.
-  - SQLite `PRAGMA cache_size=64MB`: no clear gain in noisy A/B runs.
-  - Kept: asyncpg's per-release connection reset removed (conntel keeps no
-    session state): PostgreSQL ratio +40%. The bare baseline now runs the
-    same wrk Lua script as conntel, so the client's own cost is the same on
-    both sides of the ratio.
+  - SQLite `PRAGMA cache_size` of 8–64 MB: it halves the pread(2) calls per
+    lookup (1.85 → 0.82 at 32 MB) but did not make lookups faster (8.3 vs
+    8.7 µs in-process); not worth the memory.
+  - One write(2) per response instead of uvicorn's two (a transport wrapper
+    holding the head until the body joins it): no gain in a five-round A/B
+    (18,251 vs 17,892 req/s), so not worth wrapping uvicorn's transport.
+  - granian instead of uvicorn: conntel's Get Event +14% in one A/B, less
+    than the in-app changes above, and its refusals (header size, timeouts,
+    malformed HTTP) are not v4 envelopes; not adopted.
+- Not tried yet: an integer key per connector, so that the events B-tree
+  keys shrink from ~70 bytes to ~20 (fewer pages, shorter compares).
+- The bare baseline runs the same wrk Lua script as conntel, so the
+  client's own cost is the same on both sides of the ratio.
 
 {RUNS_MARKER}
 """

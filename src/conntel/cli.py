@@ -272,10 +272,12 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
     is overwritten) or a failed verification; 130 when interrupted. Rerunning
     the same command resumes.
     """
+    import signal
     import sys
+    import threading
 
     from conntel.store import is_postgres, redacted
-    from conntel.store.copy import CopyError, Progress, copy_store
+    from conntel.store.copy import CopyError, CopyInterrupted, Progress, copy_store
 
     if not is_postgres(destination):
         raise click.ClickException(f"--to must be a postgresql:// URL, not {redacted(destination)!r}")
@@ -293,13 +295,25 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
         else:
             click.echo(f"events: {p.done:,} of {p.total:,} verified{share}{rate}", err=True)
 
+    # Ctrl-C asks the copy to stop after the chunk in flight commits (cancelling it mid-query is
+    # not reliably seen through asyncpg); a second Ctrl-C stops it at once.
+    stop = threading.Event()
+
+    def on_ctrl_c(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
     try:
-        report = asyncio.run(copy_store(source, destination, batch_size, show))
+        report = asyncio.run(copy_store(source, destination, batch_size, show, stop.is_set))
     except (CopyError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
-    except KeyboardInterrupt:
+    except (CopyInterrupted, KeyboardInterrupt):
         click.echo("Interrupted: what was copied is kept. Run the same command again to resume.", err=True)
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:

@@ -50,6 +50,10 @@ class CopyConflict(CopyError):
     """The destination holds a row under a source key with other content."""
 
 
+class CopyInterrupted(Exception):
+    """The caller asked the copy to stop (Ctrl-C); every chunk before it is committed."""
+
+
 @dataclass(frozen=True)
 class Table:
     name: str
@@ -220,12 +224,14 @@ async def copy_store(
     destination: str,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: ProgressCallback | None = None,
+    stop: Callable[[], bool] = lambda: False,
 ) -> CopyReport:
     """Copy every table of the SQLite store `source` into the PostgreSQL database `destination`.
 
     The destination schema is made (or upgraded) first by PostgresStore.start().
     Raises CopyConflict, CopyError or StoreUnavailable; the report says
-    whether every source row is now in the destination.
+    whether every source row is now in the destination. `stop` is asked after
+    every committed chunk: when it says so, CopyInterrupted is raised there.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -241,7 +247,7 @@ async def copy_store(
                 " (postgresql://USER:PASSWORD@HOST:PORT/DATABASE, special characters percent-encoded)"
             ) from None
         async with store.pool.acquire() as conn:
-            return await _Copier(reader, conn, batch_size, progress).run()
+            return await _Copier(reader, conn, batch_size, progress, stop).run()
     except _PG_FAILURES as exc:
         raise CopyError(
             f"The destination {redacted(destination)} failed: {exc}."
@@ -264,11 +270,13 @@ class _Copier:
         conn: asyncpg.Connection,
         batch_size: int,
         progress: ProgressCallback | None,
+        stop: Callable[[], bool],
     ):
         self.reader = reader
         self.conn = conn
         self.batch_size = batch_size
         self.progress = progress or (lambda _: None)
+        self.stop = stop
         self.counts = {table.name: TableCount() for table in TABLES}
 
     async def run(self) -> CopyReport:
@@ -340,6 +348,8 @@ class _Copier:
     def report(self, table: Table, phase: str, done: int, total: int, started: float, finished: bool = False) -> None:
         copied = self.counts[table.name].copied
         self.progress(Progress(phase, table.name, done, total, copied, time.monotonic() - started, finished))
+        if self.stop():  # between chunks: everything reported so far is committed
+            raise CopyInterrupted(f"{table.name}: stopped after {done:,} of {total:,} rows ({phase})")
 
     async def _reconcile(self, table: Table, row: asyncpg.Record) -> int:
         """Settle one source row whose key the destination holds with other content; 1 if it was updated."""
