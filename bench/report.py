@@ -127,9 +127,9 @@ See the profiles in the newest section with `--profile`. In short:
 - Get Event on SQLite: most of the server's time is the HTTP stack that
   the bare app pays too (uvicorn's send and the write(2) syscalls under it,
   httptools parsing, the event loop); then the SQLite lookup (a random
-  primary-key lookup in a 1M-row B-tree: ~8 µs of C, a quarter of
-  conntel's own time); auth, routing, encoding and the request record are
-  the rest.
+  primary-key lookup in a 1M-row B-tree: ~8 µs of C, a fifth of the
+  server's time); auth, routing, encoding and the request record are the
+  rest (about a quarter).
 - Ingestion: until 2026-11-26 half the server's time went to
   `msgspec.convert(payload, union of 29 kinds)` once per event, which
   rebuilds msgspec's type tree on every call (`typenode_collect_type` in the
@@ -146,7 +146,11 @@ See the profiles in the newest section with `--profile`. In short:
     rewriting off (conntel never reads the client address): about +20%;
   - request metrics added up in plain counters and folded into the
     Prometheus metrics every 0.1 s (prometheus_client's per-call locks cost
-    ~2 µs a request): about +5%, within the noise of a single A/B.
+    ~2 µs a request): about +5%, within the noise of a single A/B;
+  - PostgreSQL: Get Event's connections kept out of asyncpg's pool (a free
+    list of up to half the pool; acquire + release were 11% of its profile,
+    a shielded task per release): +15% req/s, -13% CPU per request
+    (five-round A/B, 7,910 → 9,097 req/s).
 - Tried and rejected:
   - SQLite `PRAGMA mmap_size=256MB`: looked faster in A/B runs but maps the
     file into the server's resident set (~180 MB more at 1M events), against

@@ -1,0 +1,65 @@
+"""PostgreSQL's read lane (store/postgres.py ReadLane): Get Event's connections kept out of the pool.
+
+More callers than lane connections wait in line and all get their answer;
+other operations still find pool connections meanwhile; and when the lane's
+connections are killed under it, the lane gives them back and borrows anew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+
+from helpers import Server, bearer, build_world, drop_pg_database, post_events, _pg_admin
+
+T0 = 1_700_000_000
+EVENTS = 40
+
+
+def _start_small(tmp_path: Path):
+    """A PostgreSQL world whose server has a pool of 2: one lane connection, one for the rest."""
+    world = build_world(tmp_path, "postgres")
+    post_events(world, [{"t": T0 + i, "n": i, "e": {"k": "Init"}} for i in range(EVENTS)]).raise_for_status()
+    world.server.stop()
+    world.server = Server(world.db, log_dir=tmp_path, extra_args=("--pool-size", "2")).start()
+    return world
+
+
+def test_more_callers_than_lane_connections_all_get_their_event(tmp_path: Path):
+    world = _start_small(tmp_path)
+    try:
+
+        async def burst() -> tuple[list[httpx.Response], list[httpx.Response]]:
+            limits = httpx.Limits(max_connections=64)
+            async with httpx.AsyncClient(headers=bearer(world.read_token), limits=limits, timeout=30) as client:
+                gets = [client.get(f"{world.events_url()}/{T0 + i % EVENTS}.{i % EVENTS}") for i in range(200)]
+                lists = [client.get(world.events_url(), params={"from": T0, "to": T0 + EVENTS}) for _ in range(10)]
+                answers = await asyncio.gather(*gets, *lists)
+            return answers[:200], answers[200:]
+
+        gets, lists = asyncio.run(burst())
+        assert [r.status_code for r in gets] == [200] * 200
+        for i, response in enumerate(gets):
+            assert (response.json()["result"]["t"], response.json()["result"]["n"]) == (T0 + i % EVENTS, i % EVENTS)
+        assert [r.json()["result"]["count"] for r in lists] == [EVENTS] * 10  # the rest of the pool still served
+    finally:
+        world.server.stop()
+        drop_pg_database(world.db)
+
+
+def test_the_lane_recovers_when_its_connections_are_killed(tmp_path: Path):
+    world = _start_small(tmp_path)
+    url = f"{world.events_url()}/{T0}.0"
+    try:
+        assert httpx.get(url, headers=bearer(world.read_token)).status_code == 200
+        database = str(world.db).rsplit("/", 1)[1]
+        _pg_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+        # The request that meets the dead connection fails; the lane gives it back and borrows a new one.
+        statuses = [httpx.get(url, headers=bearer(world.read_token), timeout=10).status_code for _ in range(4)]
+        assert statuses[-2:] == [200, 200], statuses
+        assert all(status in (200, 500) for status in statuses), statuses
+    finally:
+        world.server.stop()
+        drop_pg_database(world.db)
