@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from helpers import Server, bearer, build_world, drop_pg_database, post_events, _pg_admin
+from helpers import Server, bearer, build_world, cut_pg_connections, drop_pg_database, post_events
 
 T0 = 1_700_000_000
 EVENTS = 40
@@ -54,8 +54,7 @@ def test_the_lane_recovers_when_its_connections_are_killed(tmp_path: Path):
     url = f"{world.events_url()}/{T0}.0"
     try:
         assert httpx.get(url, headers=bearer(world.read_token)).status_code == 200
-        database = str(world.db).rsplit("/", 1)[1]
-        _pg_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'")
+        cut_pg_connections(world.db)
         # The request that meets the dead connection fails; the lane gives it back and borrows a new one.
         statuses = [httpx.get(url, headers=bearer(world.read_token), timeout=10).status_code for _ in range(4)]
         assert statuses[-2:] == [200, 200], statuses

@@ -48,7 +48,7 @@ _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # Cheap per request: a request only notes when its headers began and how many bytes they took;
-    # one sweep a second per process finds the connections whose headers are late.
+    # one sweep every _SWEEP_SECONDS per process finds the connections whose headers are late.
     _sweeps: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}
 
     def __init__(self, *args: Any, **kwargs: Any):
