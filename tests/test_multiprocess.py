@@ -47,6 +47,39 @@ def test_a_write_through_one_process_is_readable_through_every_other(fleet):
                 assert got.status_code == 200 and got.json()["result"]["e"]["by"] == i
 
 
+def test_a_write_is_readable_at_once_through_processes_busy_reading(fleet):
+    # Busy SQLite readers serve several requests per turn of their event loop from one read transaction.
+    world, servers = fleet
+    busy, connector = world.new_connector(), world.new_connector()
+    loaded = [{"t": T0, "n": 0, "e": {"k": "Init"}}]
+    assert httpx.post(url_on(servers[0], world, busy), json=loaded, headers=bearer(world.write_token)).status_code == 200
+    stop = threading.Event()
+    load_statuses: set[int] = set()
+
+    def read_busily(server: Server) -> None:
+        with httpx.Client(headers=bearer(world.read_token), timeout=30) as client:
+            while not stop.is_set():
+                load_statuses.add(client.get(f"{url_on(server, world, busy)}/{T0}.0").status_code)
+
+    threads = [threading.Thread(target=read_busily, args=(server,)) for server in servers[1:] for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        with httpx.Client(timeout=30) as client:
+            for i in range(60):
+                batch = [{"t": T0 + i, "n": 0, "e": {"k": "Reconcile", "by": i}}]
+                posted = client.post(url_on(servers[0], world, connector), json=batch, headers=bearer(world.write_token))
+                assert posted.status_code == 200
+                for reader in servers[1:]:
+                    got = client.get(f"{url_on(reader, world, connector)}/{T0 + i}.0", headers=bearer(world.read_token))
+                    assert got.status_code == 200 and got.json()["result"]["e"]["by"] == i
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert load_statuses == {200}
+
+
 def test_concurrent_identical_ingestion_stores_each_event_once(fleet):
     world, servers = fleet
     connector = world.new_connector()

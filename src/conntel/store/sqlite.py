@@ -1,7 +1,8 @@
 """The embedded store: one SQLite file in WAL mode.
 
 Reads run inline on the calling thread (a primary-key lookup costs
-microseconds, less than a hop to a thread). Writes go to one writer thread so
+microseconds, less than a hop to a thread), and on the event loop the reads
+of one turn of the loop share a read transaction (see `_read`). Writes go to one writer thread so
 that fsync never blocks the event loop and writers never contend with each
 other. Commits use synchronous=FULL: an acknowledged write survives a crash
 of the process and of the machine.
@@ -77,17 +78,41 @@ class SqliteStore:
     def __init__(self, path: str | Path):
         self.path = str(path)
         self._readers = threading.local()
-        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_conns: set[sqlite3.Connection] = set()
         self._writer_conn: sqlite3.Connection | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conntel-sqlite-writer")
 
     # -- plumbing --
     def _read(self) -> sqlite3.Connection:
+        """This thread's read connection, inside the read transaction of this turn of the event loop.
+
+        Beginning and ending a read transaction (locks on the WAL index, a stat of the file) costs
+        about as much as a primary-key lookup, so the reads of one turn of the loop share one: it
+        begins with the turn's first read and ends in a callback queued behind every callback ready
+        by then. Those run inside it, and each was queued, so what it waits on (a request's bytes,
+        an acknowledged write, here or in another process) happened, before the snapshot began;
+        callbacks queued later run after its end and begin a new one. So no read misses a write it
+        could know of.
+        """
         conn = getattr(self._readers, "conn", None)
         if conn is None:
             conn = self._readers.conn = _connect(self.path)
-            self._reader_conns.append(conn)
+            self._reader_conns.add(conn)
+        if not conn.in_transaction:
+            conn.execute("BEGIN")
+            asyncio.get_running_loop().call_soon(self._end_read, conn)
         return conn
+
+    def _end_read(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            # Closed by close() meanwhile; or, never seen, unable to end: either way no read may
+            # stay on an old snapshot, so the thread's next read opens a fresh connection.
+            conn.close()
+            if getattr(self._readers, "conn", None) is conn:
+                del self._readers.conn
+            self._reader_conns.discard(conn)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` in one IMMEDIATE transaction on the writer thread."""
