@@ -8,6 +8,7 @@ connections are killed under it, the lane gives them back and borrows anew.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import httpx
@@ -55,10 +56,10 @@ def test_the_lane_recovers_when_its_connections_are_killed(tmp_path: Path):
     try:
         assert httpx.get(url, headers=bearer(world.read_token)).status_code == 200
         cut_pg_connections(world.db)
-        # The request that meets the dead connection fails; the lane gives it back and borrows a new one.
+        time.sleep(0.2)  # the server sees its connections close
+        # The lane gives the lost connection back and borrows a new one: no request fails.
         statuses = [httpx.get(url, headers=bearer(world.read_token), timeout=10).status_code for _ in range(4)]
-        assert statuses[-2:] == [200, 200], statuses
-        assert all(status in (200, 500) for status in statuses), statuses
+        assert statuses == [200] * 4, statuses
     finally:
         world.server.stop()
         drop_pg_database(world.db)

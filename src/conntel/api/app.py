@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from importlib import resources
-import logging
 from typing import AsyncIterator
 
 import msgspec
 from starlette.applications import Starlette
 from starlette.convertors import register_url_convertor
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -22,6 +22,7 @@ from conntel.api.connectors import ConnectorRoutes
 from conntel.api.envelope import error_response, ok
 from conntel.api.errors import INTERNAL_ERROR, METHOD_NOT_ALLOWED, STORE_UNAVAILABLE, ApiError, no_route
 from conntel.api.events import LIST_QUERY, EventRoutes
+from conntel.api.failures import AnswerFailures
 from conntel.api.hotpath import ASGIApp, GetEventEndpoint, Shortcut
 from conntel.api.observability import METRICS_CONTENT_TYPE, AccessLog, Metrics, Observe, RequestRecorder
 from conntel.api.openapi import Operation, build_openapi
@@ -35,7 +36,6 @@ from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.model import AppendResult, Event, EventList, LatestEvents, NewEvent
 from conntel.store.base import Store, StoreError
 
-log = logging.getLogger("conntel")
 DASHBOARD_PAGE = (resources.files("conntel") / "web" / "index.html").read_bytes()
 
 
@@ -58,11 +58,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
             )
         )
     return error_response(ApiError(exc.status_code, INTERNAL_ERROR, exc.detail))
-
-
-async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, api_path(request.url.path))
-    return error_response(ApiError(500, INTERNAL_ERROR, "Internal server error"))
 
 
 # `event_ref` starts with a digit, so `.../events/latest` is not taken for an event.
@@ -222,7 +217,8 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected_error},
+        middleware=[Middleware(AnswerFailures, is_unavailable=store.is_unavailable)],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
     )
     app.router.redirect_slashes = False  # a trailing slash is another (unknown) route, not a redirect
     # GETs of one event skip Observe and Starlette: that endpoint records itself.

@@ -9,7 +9,6 @@ for their 405) goes through Observe and Starlette as usual.
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from typing import Any, Awaitable, Callable
@@ -18,12 +17,10 @@ from starlette.routing import compile_path
 
 from conntel.api.auth import CREDENTIAL_HEADERS
 from conntel.api.envelope import error_body
-from conntel.api.errors import INTERNAL_ERROR, ApiError
+from conntel.api.errors import ApiError
 from conntel.api.events import EventRoutes
+from conntel.api.failures import unexpected
 from conntel.api.observability import RequestRecorder
-from conntel.api.routing import api_path
-
-log = logging.getLogger("conntel")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]
@@ -59,9 +56,9 @@ class GetEventEndpoint:
             status, body = 200, await self.events.get_event(scope["path_params"], headers, path)
         except ApiError as error:
             status, body, extra_headers = error.status, error_body(error), error.headers
-        except Exception:
-            log.exception("unexpected error on GET %s", api_path(path))
-            status, body = 500, error_body(ApiError(500, INTERNAL_ERROR, "Internal server error"))
+        except Exception as error:
+            failure = unexpected(error, "GET", path, self.events.store.is_unavailable(error))
+            status, body, extra_headers = failure.status, error_body(failure), failure.headers
         try:
             await send_json(send, status, body, extra_headers)
         finally:

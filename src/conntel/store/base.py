@@ -205,6 +205,12 @@ class Store(Protocol):
         """Raise StoreUnavailable unless the database answers (readiness)."""
         ...
 
+    def is_unavailable(self, error: Exception) -> bool:
+        """Whether an error out of this store means the database cannot be used just now (it is
+        restarting or unreachable, a connection was lost, a lock was held past the timeout, the disk
+        is full) rather than a bug: the API answers 503 and the client may retry."""
+        ...
+
     async def close(self) -> None: ...
 
 

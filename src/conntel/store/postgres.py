@@ -41,6 +41,16 @@ from conntel.store.urls import redacted
 
 _MIGRATION_LOCK = 0x636F6E6E74656C  # "conntel": one advisory lock id for schema changes
 
+# Errors that mean the database cannot be used just now (PostgresStore.is_unavailable).
+_UNAVAILABLE = (
+    StoreUnavailable,
+    OSError,  # cannot connect
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,  # class 08, and a connection lost mid-statement
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up, terminated
+    asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
+)
+
 _SELECT_CONNECTOR = f"SELECT {', '.join(CONNECTOR_COLUMNS)} FROM connectors"
 
 
@@ -51,8 +61,9 @@ class ReadLane:
     (a queue, and a shielded task per release: ~11% of Get Event's time in the
     profiles). The lane borrows up to `size` connections from the pool once
     and hands them out from a free list; callers beyond that wait in line. A
-    connection whose statement failed or was cancelled goes back to the pool,
-    which resets or replaces it, and the lane borrows afresh when next needed.
+    connection whose statement failed or was cancelled, or that was lost while
+    idle, goes back to the pool, which resets or replaces it, and the lane
+    borrows afresh when next needed.
     """
 
     def __init__(self, pool: asyncpg.Pool, size: int):
@@ -78,8 +89,11 @@ class ReadLane:
             await self._give_back_to_pool(conn)
 
     async def _take(self) -> asyncpg.Connection:
-        if self._idle:
-            return self._idle.pop()
+        while self._idle:
+            conn = self._idle.pop()
+            if _alive(conn):
+                return conn
+            await self._give_back_to_pool(conn)  # lost while idle (a database restart): the pool replaces it
         if self._borrowed < self._size:
             self._borrowed += 1
             try:
@@ -120,6 +134,13 @@ class ReadLane:
             await self._pool.release(conn)
         finally:
             self._wake_one(None)
+
+
+def _alive(conn: asyncpg.Connection) -> bool:
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:  # lost, and so already taken back by the pool, which detached it
+        return False
 
 
 class PostgresStore:
@@ -163,6 +184,9 @@ class PostgresStore:
             await self.pool.fetchval("SELECT 1", timeout=2)
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"The database {redacted(self.url)} does not answer: {exc}") from None
+
+    def is_unavailable(self, error: Exception) -> bool:
+        return isinstance(error, _UNAVAILABLE)
 
     async def close(self) -> None:
         if self._reads is not None:

@@ -48,6 +48,20 @@ T = TypeVar("T")
 
 _BUSY_TIMEOUT_MS = 10_000
 
+# SQLite's primary result codes that mean the database cannot be used just now (SqliteStore.is_unavailable):
+# busy or locked past the busy timeout, read-only, an I/O error, a full disk, cannot open, WAL-index protocol.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
 
 def _connect(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
@@ -147,6 +161,12 @@ class SqliteStore:
             self._read().execute("SELECT 1 FROM accounts LIMIT 1").fetchall()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"The database {self.path} does not answer: {exc}") from None
+
+    def is_unavailable(self, error: Exception) -> bool:
+        if isinstance(error, StoreUnavailable):
+            return True
+        code = getattr(error, "sqlite_errorcode", None)  # extended code: the primary one in its low byte
+        return isinstance(error, sqlite3.Error) and code is not None and code & 0xFF in _UNAVAILABLE_CODES
 
     async def close(self) -> None:
         self._writer.shutdown(wait=True)  # pending writes finish first

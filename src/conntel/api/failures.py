@@ -1,0 +1,61 @@
+"""What a request that fails unexpectedly is answered: 503 when the database cannot be used just now, else 500.
+
+A database restarting or out of reach, a lost connection, a lock held past
+the busy timeout, a full disk: the store tells these apart from bugs
+(`Store.is_unavailable`). They are answered 503 with code 20017 and
+`Retry-After`, and logged in one line; anything else is a bug: 500 with code
+20009, logged with its traceback. Neither answer shows the exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from conntel.api.envelope import error_response
+from conntel.api.errors import INTERNAL_ERROR, STORE_UNAVAILABLE, ApiError
+from conntel.api.routing import api_path
+
+log = logging.getLogger("conntel")
+
+RETRY_AFTER_SECONDS = 1
+
+
+def unexpected(error: Exception, method: str, path: str, store_unavailable: bool) -> ApiError:
+    """The answer to `error`, which no handler expected, and its log line."""
+    if store_unavailable:
+        log.warning("database unavailable on %s %s: %s: %s", method, api_path(path), type(error).__name__, error)
+        return ApiError(
+            503,
+            STORE_UNAVAILABLE,
+            "The database is unavailable just now; try again shortly",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    log.error("unexpected error on %s %s", method, api_path(path), exc_info=error)
+    return ApiError(500, INTERNAL_ERROR, "Internal server error")
+
+
+class AnswerFailures:
+    """ASGI middleware: answers requests that raise an unexpected exception (see `unexpected`)."""
+
+    def __init__(self, app: Any, is_unavailable: Callable[[Exception], bool]):
+        self.app = app
+        self.is_unavailable = is_unavailable
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def tracked_send(message: dict) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked_send)
+        except Exception as error:
+            if started:  # too late for another answer (e.g. a live tail): the server closes the connection
+                raise
+            answer = unexpected(error, scope["method"], scope["path"], self.is_unavailable(error))
+            await error_response(answer)(scope, receive, send)
