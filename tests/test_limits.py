@@ -6,6 +6,7 @@ Every refusal is a v4 envelope, and a burst of bad clients does not starve good 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -70,6 +71,36 @@ def test_oversized_headers_are_431(guarded: World):
     status, headers, body = raw_exchange(guarded, get_event_request(guarded, f"X-Big: {'a' * 9000}\r\n"))
     assert status == 431 and headers["content-type"] == "application/json"
     assert envelope_code(body) == 20013
+
+
+def test_headers_that_keep_growing_are_431_before_they_end(guarded: World):
+    head = get_event_request(guarded).replace(b"Connection: close\r\n\r\n", b"X-Big: ")
+    with socket.create_connection(("127.0.0.1", guarded.server.port), timeout=5) as sock:
+        sock.sendall(head + b"a" * 3000)
+        for _ in range(3):  # one header value, in reads of their own (well within --header-timeout), never finished
+            time.sleep(0.15)
+            sock.sendall(b"a" * 3000)  # the last one crosses the cap: nothing is sent after the refusal
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 431 ") and envelope_code(answer.partition(b"\r\n\r\n")[2]) == 20013
+
+
+def test_a_pipelined_request_after_a_big_body_is_not_taken_for_oversized_headers(guarded: World):
+    # One read can end one request's large body and begin the next request's headers: only the latter count.
+    batch = json.dumps([{"t": T0, "n": i, "e": {"k": "Reconcile", "pad": "x" * 200}} for i in range(60)]).encode()
+    assert len(batch) > 8192  # the server's header cap
+    post = (f"POST /client/v4/accounts/{guarded.account}/magic/connectors/{guarded.connector}/telemetry/events "
+            f"HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {guarded.write_token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(batch)}\r\n\r\n").encode() + batch
+    get = get_event_request(guarded).replace(b".0 HTTP", b".59 HTTP")
+    with socket.create_connection(("127.0.0.1", guarded.server.port), timeout=5) as sock:
+        sock.sendall(post + get[:40])
+        time.sleep(0.3)  # the rest of the second request's headers in a later read
+        sock.sendall(get[40:])
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", received) == [b"200", b"200"], received[:300]
+    assert json.loads(received.rpartition(b"\r\n\r\n")[2])["result"]["n"] == 59  # the event the first one wrote
 
 
 def test_malformed_http_is_400_in_an_envelope(guarded: World):

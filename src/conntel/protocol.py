@@ -3,7 +3,10 @@
 uvicorn bounds neither header size nor how long a client may take to send its
 headers, and answers its own refusals in plain text. This subclass adds:
 
-- a cap on the request line plus headers (431),
+- a cap on the request line plus headers (431), counted as they arrive, so
+  headers that never end are cut off too (of the read in which a request
+  began, a header still in progress counts once complete: at most one read
+  goes uncounted),
 - a deadline for a request's headers to arrive, idle new connections included
   (408, then the connection is closed: slowloris clients cannot pile up),
   checked by one sweep every half second rather than a timer per request,
@@ -55,6 +58,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._header_bytes = 0  # of the current request's headers, counted by data_received
         self._chunk_bytes = 0  # of the read being parsed
+        self._began_in_chunk = False  # whether the current request began in the read being parsed
         self._headers_since: float | None = None  # loop time the current request's headers began
         self._refused = False
 
@@ -69,15 +73,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._chunk_bytes = len(data)
+        self._began_in_chunk = False
         super().data_received(data)
-        if self._headers_since is not None and not self._refused:
-            self._header_bytes += len(data)
+        if self._headers_since is not None and not self._refused:  # a request's headers are still arriving
+            if self._began_in_chunk:
+                # The read may also have ended the previous request (a pipelined one after a large body):
+                # of it, count what the parser took for this request so far (all but a header in progress).
+                self._header_bytes = self._parsed_head_bytes()
+            else:
+                self._header_bytes += len(data)
             if self._header_bytes > LIMITS.max_header_bytes:
                 self._refuse(431, HEADERS_TOO_LARGE, f"Request line and headers exceed {LIMITS.max_header_bytes} bytes")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
+        self._began_in_chunk = True
         self._headers_since = self.loop.time()
 
     def on_headers_complete(self) -> None:
@@ -86,11 +97,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # when everything read so far could exceed the cap (the common request is far below it).
         if (
             self._header_bytes + self._chunk_bytes > LIMITS.max_header_bytes
-            and len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers) > LIMITS.max_header_bytes
+            and self._parsed_head_bytes() > LIMITS.max_header_bytes
         ):
             self._refuse(431, HEADERS_TOO_LARGE, f"Request line and headers exceed {LIMITS.max_header_bytes} bytes")
             return
         super().on_headers_complete()
+
+    def _parsed_head_bytes(self) -> int:
+        """The request line and headers the parser has handed over, counted as sent (about: separators vary)."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to unparseable HTTP: the same, as an envelope.
