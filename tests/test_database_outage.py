@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from helpers import PG_ADMIN_URL, Server, TcpProxy, World, bearer, build_world, drop_pg_database, post_events
+from helpers import Server, TcpProxy, World, bearer, build_world, drop_pg_database, post_events
 
 T0 = 1_700_000_000
 
@@ -46,9 +47,10 @@ def proxied_postgres_world(tmp_path: Path):
     world = build_world(tmp_path, "postgres")
     post_events(world, [{"t": T0, "n": 0, "e": {"k": "Init"}}]).raise_for_status()
     world.server.stop()
-    host, port = PG_ADMIN_URL.split("@", 1)[1].split("/", 1)[0].split(":")
-    proxy = TcpProxy((host, int(port))).start()
-    proxied_url = world.db.replace(f"@{host}:{port}/", f"@127.0.0.1:{proxy.port}/")
+    direct = urlsplit(world.db)
+    proxy = TcpProxy((direct.hostname, direct.port or 5432)).start()
+    credentials, _, _ = direct.netloc.rpartition("@")
+    proxied_url = direct._replace(netloc=f"{credentials}@127.0.0.1:{proxy.port}".lstrip("@")).geturl()
     world.server = Server(proxied_url, log_dir=tmp_path, extra_args=("--pool-size", "4")).start()
     yield world, proxy
     world.server.stop()

@@ -1,11 +1,11 @@
 """The embedded store: one SQLite file in WAL mode.
 
 Reads run inline on the calling thread (a primary-key lookup costs
-microseconds, less than a hop to a thread), and on the event loop the reads
-of one turn of the loop share a read transaction (see `_read`). Writes go to one writer thread so
-that fsync never blocks the event loop and writers never contend with each
-other. Commits use synchronous=FULL: an acknowledged write survives a crash
-of the process and of the machine.
+microseconds, less than a hop to a thread); the reads of one turn of the
+event loop share a read transaction (see `_read`). Writes go to one writer
+thread so that fsync never blocks the event loop and writers never contend
+with each other. Commits use synchronous=FULL: an acknowledged write
+survives a crash of the process and of the machine.
 """
 
 from __future__ import annotations
@@ -101,12 +101,12 @@ class SqliteStore:
         """This thread's read connection, inside the read transaction of this turn of the event loop.
 
         Beginning and ending a read transaction (locks on the WAL index, a stat of the file) costs
-        about as much as a primary-key lookup, so the reads of one turn of the loop share one: it
-        begins with the turn's first read and ends in a callback queued behind every callback ready
-        by then. Those run inside it, and each was queued, so what it waits on (a request's bytes,
-        an acknowledged write, here or in another process) happened, before the snapshot began;
-        callbacks queued later run after its end and begin a new one. So no read misses a write it
-        could know of.
+        about as much as a primary-key lookup, so the reads of one turn of the loop share one. It
+        begins with the turn's first read and ends in a callback queued then, behind every callback
+        already ready: those run inside it, and each was queued after what it waits on had happened
+        (a request's bytes arriving, a write acknowledged by this or another process), so before
+        the snapshot began. Callbacks queued later run after its end and begin a new one. No read
+        misses a write it could know of (tests/test_multiprocess.py, tests/test_sqlite_reads.py).
         """
         conn = getattr(self._readers, "conn", None)
         if conn is None:
