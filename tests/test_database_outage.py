@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from cloudflare import Cloudflare
 
 from helpers import Server, TcpProxy, World, bearer, build_world, drop_pg_database, post_events
 
@@ -70,6 +72,25 @@ def test_postgresql_out_of_reach_is_503_and_the_server_recovers_by_itself(proxie
         proxy.restore()
         assert [r.status_code for r in every_operation(world, client)] == [200] * 5
     assert_logged_as_unavailable(world.server.server_log(), "GET")
+
+
+def test_the_official_sdk_rides_out_a_short_outage_with_its_own_retries(proxied_postgres_world):
+    world, proxy = proxied_postgres_world
+    client = Cloudflare(api_token=world.read_token, base_url=world.server.base_url)  # the SDK's default retries
+    events = client.magic_transit.connectors.events
+    assert events.get(0, account_id=world.account, connector_id=world.connector, event_t=T0).t == T0
+    proxy.cut()
+    time.sleep(1.1)  # past the credential cache: the token lookup meets the outage too
+    back = threading.Timer(0.5, proxy.restore)  # the database is back within the SDK's first wait
+    back.start()
+    started = time.monotonic()
+    try:
+        event = events.get(0, account_id=world.account, connector_id=world.connector, event_t=T0)
+    finally:
+        back.join()
+    assert event.t == T0 and event.e.k == "Init"
+    assert time.monotonic() - started >= 0.9  # it waited as Retry-After said, after a 503
+    assert "database unavailable on GET /accounts/" in world.server.server_log()
 
 
 def test_sqlite_write_lock_held_past_the_busy_timeout_is_503_while_reads_go_on(tmp_path: Path):
