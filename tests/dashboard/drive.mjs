@@ -73,6 +73,19 @@ async function waitFleetSettled(page, count) {
   );
 }
 
+// The timeline's SVG is redrawn whenever the view updates: a box measured just as it is replaced
+// comes back null, so measure again until the current one answers.
+async function timelineBox(page) {
+  const svg = page.locator("#timeline svg");
+  for (let attempt = 0; attempt < 50; attempt++) {
+    await svg.waitFor({ state: "visible" });
+    const box = await svg.boundingBox();
+    if (box) return box;
+    await page.waitForTimeout(100);
+  }
+  throw new Error("the timeline never held still long enough to be measured");
+}
+
 async function timelineFacts(page) {
   return page.evaluate(() => ({
     status: document.querySelector("#timeline-status").textContent,
@@ -183,7 +196,7 @@ async function run(browser) {
   report.detailHiddenAfterEscape = await p.isHidden("#detail");
 
   // 5. Zoom: drag across the last 3% of the plot (the last 45 minutes of the day).
-  const box = await p.locator("#timeline svg").boundingBox();
+  const box = await timelineBox(p);
   const plotRight = box.x + box.width - 14;
   await p.mouse.move(plotRight - (box.width - 144) * 0.03, box.y + 60);
   await p.mouse.down();
