@@ -69,7 +69,7 @@ class Pool:
             self._idle.put_nowait(None)  # the slot stays, for the next request to try again
             raise
 
-    async def request(self, raw: bytes, timeout: float) -> tuple[int, bytes]:
+    async def request(self, raw: bytes, timeout: float) -> tuple[int, bytes]:  # noqa: ASYNC109 (a per-request bound)
         conn = await self._acquire()
         try:
             async with asyncio.timeout(timeout):

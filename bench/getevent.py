@@ -13,11 +13,10 @@ import argparse
 import random
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import httpx
-
 from harness import BenchError, Server, WrkResult, cpu_seconds, fmt_mib, hello_server, log, median_index, run_wrk
 from stores import Dataset, conntel_server
 
@@ -52,18 +51,23 @@ class Measure:
     db_cpu_pct: float | None  # the database server's processes working for it (PostgreSQL), same window
 
 
-def measure(server: Server, url: str, args: argparse.Namespace, script_args: list[str] | None,
-            helper_pids: Callable[[], list[int]] = list) -> Measure:
+def measure(
+    server: Server,
+    url: str,
+    args: argparse.Namespace,
+    script_args: list[str] | None,
+    helper_pids: Callable[[], list[int]] = list,
+) -> Measure:
     rss_idle = server.rss_kib()
     if args.warmup > 0:
         warm = run_wrk(url, args.warmup, threads=args.threads, connections=args.connections, script_args=script_args)
         if warm.errors:
-            raise BenchError(f"{server.name}: warm-up saw {warm.non_2xx} non-2xx answers, "
-                             f"socket errors {warm.socket_errors}")
+            raise BenchError(
+                f"{server.name}: warm-up saw {warm.non_2xx} non-2xx answers, socket errors {warm.socket_errors}"
+            )
     helpers0 = {pid: cpu_seconds(pid) for pid in helper_pids()}
     cpu0, t0 = server.cpu_seconds(), time.monotonic()
-    result = run_wrk(url, args.duration, threads=args.threads, connections=args.connections,
-                     script_args=script_args)
+    result = run_wrk(url, args.duration, threads=args.threads, connections=args.connections, script_args=script_args)
     elapsed = time.monotonic() - t0
     cpu_pct = 100 * (server.cpu_seconds() - cpu0) / elapsed
     # A helper that appeared during the run (a pool connection opened late) did all its work in it.
@@ -72,17 +76,27 @@ def measure(server: Server, url: str, args: argparse.Namespace, script_args: lis
     rss_after = server.rss_kib()
     if not server.alive():
         raise BenchError(f"{server.name} died during the benchmark:\n{server.log_tail()}")
-    log(f"{server.name}: {result.rps:,.0f} req/s, p50 {result.latency_ms.get('p50', 0):.2f} ms, "
+    log(
+        f"{server.name}: {result.rps:,.0f} req/s, p50 {result.latency_ms.get('p50', 0):.2f} ms, "
         f"p99 {result.latency_ms.get('p99', 0):.2f} ms, non-2xx {result.non_2xx}, "
         f"socket errors {result.socket_errors or 0}, server CPU {cpu_pct:.0f}%"
         + (f" + database {db_cpu_pct:.0f}% ({len(helpers)} processes)" if db_cpu_pct is not None else "")
-        + f", RSS {fmt_mib(rss_after)}")
+        + f", RSS {fmt_mib(rss_after)}"
+    )
     if result.errors:
         log(f"{server.name} wrk output:\n{result.output}")
-        raise BenchError(f"{server.name}: {result.non_2xx} non-2xx answers and socket errors {result.socket_errors} "
-                         f"under load; the figures are not a valid benchmark (server log: {server.log_path})")
-    return Measure(server.name, result, rss_idle, rss_after, round(cpu_pct, 1),
-                   None if db_cpu_pct is None else round(db_cpu_pct, 1))
+        raise BenchError(
+            f"{server.name}: {result.non_2xx} non-2xx answers and socket errors {result.socket_errors} "
+            f"under load; the figures are not a valid benchmark (server log: {server.log_path})"
+        )
+    return Measure(
+        server.name,
+        result,
+        rss_idle,
+        rss_after,
+        round(cpu_pct, 1),
+        None if db_cpu_pct is None else round(db_cpu_pct, 1),
+    )
 
 
 def bench_round(port: int, datasets: list[Dataset], args: argparse.Namespace, round_no: int) -> dict[str, Measure]:
@@ -103,13 +117,14 @@ def bench_round(port: int, datasets: list[Dataset], args: argparse.Namespace, ro
     finally:
         hello.stop()
 
-    for letter, ds in zip("bcdefgh", datasets):
+    for letter, ds in zip("bcdefgh", datasets, strict=False):
         log(f"{tag}({letter}) conntel serve on {ds.backend.label}: {ds.where}")
         server = conntel_server(ds, port, f"conntel-{ds.backend.name}").start()
         try:
             precheck(port, ds, args.precheck)
-            measures[ds.backend.name] = measure(server, url, args, [str(ds.paths_file), ds.read_token],
-                                                lambda: ds.backend.helper_pids(ds.store))
+            measures[ds.backend.name] = measure(
+                server, url, args, [str(ds.paths_file), ds.read_token], lambda ds=ds: ds.backend.helper_pids(ds.store)
+            )
         finally:
             server.stop()
     return measures

@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -98,7 +98,9 @@ def parse_wrk(output: str) -> WrkResult:
     latency = {f"p{p}": _to_ms(v) for p, v in re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)\s*$", output, re.M)}
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    socket_errors = dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()))) if sock else {}
+    socket_errors = (
+        dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()), strict=False)) if sock else {}
+    )
     return WrkResult(
         requests=int(total.group(1)),
         seconds=_to_ms(total.group(2)) / 1000,
@@ -110,8 +112,9 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-def run_wrk(url: str, duration: float, *, threads: int, connections: int,
-            script_args: list[str] | None = None) -> WrkResult:
+def run_wrk(
+    url: str, duration: float, *, threads: int, connections: int, script_args: list[str] | None = None
+) -> WrkResult:
     """`wrk --latency` for `duration` seconds; with script_args, driven by get_event.lua (PATHS_FILE TOKEN)."""
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "10s"]
     if script_args is not None:
@@ -135,20 +138,24 @@ class Server:
     memory at stop, now and at its peak (VmRSS, VmHWM), in `Server.memory`.
     """
 
-    running: list["Server"] = []
-    memory: list[dict] = []
+    running: ClassVar[list[Server]] = []
+    memory: ClassVar[list[dict]] = []
 
     def __init__(self, name: str, argv: list[str], port: int, cwd: Path = ROOT, group: str | None = None):
         self.name, self.argv, self.port, self.cwd, self.group = name, argv, port, cwd, group
         self.log_path = WORK / f"{name}.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> "Server":
+    def start(self, timeout: float = 60.0) -> Server:
         if port_in_use(self.port):
             raise BenchError(f"port {self.port} is already in use; refusing to benchmark someone else's server")
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(
-                self.argv, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                self.argv,
+                cwd=self.cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         Server.running.append(self)
@@ -198,8 +205,9 @@ class Server:
         if self.proc is None:
             return
         if self.group and self.alive():
-            Server.memory.append({"name": self.name, "group": self.group,
-                                  "rss_kib": self.rss_kib(), "peak_kib": self.peak_kib()})
+            Server.memory.append(
+                {"name": self.name, "group": self.group, "rss_kib": self.rss_kib(), "peak_kib": self.peak_kib()}
+            )
         if self.proc.poll() is None:
             for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
                 try:
@@ -250,9 +258,26 @@ def conntel_argv(*args: str) -> list[str]:
 
 def hello_server(port: int) -> Server:
     argv = [
-        sys.executable, "-m", "uvicorn", HELLO_APP, "--app-dir", str(BENCH), "--host", "127.0.0.1",
-        "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
-        "--no-server-header", "--log-level", "warning", "--workers", "1",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        HELLO_APP,
+        "--app-dir",
+        str(BENCH),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--no-server-header",
+        "--log-level",
+        "warning",
+        "--workers",
+        "1",
     ]
     return Server("hello", argv, port)
 
@@ -262,7 +287,6 @@ def cli_json(*args: str) -> dict:
     if done.returncode != 0:
         raise BenchError(f"conntel {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
     return json.loads(done.stdout)
-
 
 
 def fmt_mib(kib: int | None) -> str:
@@ -308,7 +332,6 @@ def loadavg() -> str:
         return "?"
 
 
-
 def median_index(values: list[float]) -> int:
     """The index of the median value (the upper one for an even count)."""
     return sorted(range(len(values)), key=values.__getitem__)[len(values) // 2]
@@ -340,7 +363,7 @@ def cpu_seconds_named(name: str) -> float:
             text = stat.read_text()
         except OSError:
             continue
-        if text[text.index("(") + 1:text.rindex(")")] == name:
+        if text[text.index("(") + 1 : text.rindex(")")] == name:
             fields = text.rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total

@@ -32,13 +32,14 @@ import json
 import sqlite3
 import statistics
 import time
-from typing import Callable, ContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 
 import msgspec
-
-from conntel.store.sqlite import _connect, migrate
 from harness import WORK, BenchError, Server, log
 from stores import Backend, Dataset, Workload, load, prepare, settle
+
+from conntel.store.sqlite import _connect, migrate
 
 # The columns conntel.store.sqlite.SqliteStore.append_events writes, and its conflict clause; plus `seq`
 # (each account numbers its events in commit order, one run of numbers per batch) where the schema has it.
@@ -50,8 +51,19 @@ def baseline_batches(ds: Dataset, workload: Workload, received_at: int) -> list[
     """The workload's rows as the server stores them, batch by batch, in the order the clients interleave."""
     connector_of = {ds.path(i): cid for i, cid in enumerate(ds.connector_ids)}
     return [
-        [(ds.account, connector_of[path], ev["t"], ev["n"], received_at, ev["e"]["k"], ev.get("v"),
-          msgspec.json.encode(ev["e"])) for ev in json.loads(body)]
+        [
+            (
+                ds.account,
+                connector_of[path],
+                ev["t"],
+                ev["n"],
+                received_at,
+                ev["e"]["k"],
+                ev.get("v"),
+                msgspec.json.encode(ev["e"]),
+            )
+            for ev in json.loads(body)
+        ]
         for path, body, _ in workload.bodies()
     ]
 
@@ -66,8 +78,9 @@ def insert_loop(batches: list[list[tuple]]) -> dict:
         pragmas = {name: conn.execute(f"PRAGMA {name}").fetchone()[0] for name in ("journal_mode", "synchronous")}
         numbered = any(column[1] == "seq" for column in conn.execute("PRAGMA table_info(events)"))
         columns = COLUMNS + (("seq",) if numbered else ())
-        insert = (f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-                  " ON CONFLICT DO NOTHING")
+        insert = (
+            f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) ON CONFLICT DO NOTHING"
+        )
         if numbered:  # numbered beforehand, off the clock
             batches = numbered_runs(batches)
         started, cpu0 = time.monotonic(), time.process_time()
@@ -79,8 +92,13 @@ def insert_loop(batches: list[list[tuple]]) -> dict:
     finally:
         conn.close()
     events = sum(len(rows) for rows in batches)
-    return {"seconds": round(seconds, 3), "events_per_s": round(events / seconds), "cpu_s": round(cpu_s, 2),
-            "pragmas": pragmas, "columns": list(columns)}
+    return {
+        "seconds": round(seconds, 3),
+        "events_per_s": round(events / seconds),
+        "cpu_s": round(cpu_s, 2),
+        "pragmas": pragmas,
+        "columns": list(columns),
+    }
 
 
 def numbered_runs(batches: list[list[tuple]]) -> list[list[tuple]]:
@@ -98,8 +116,9 @@ def rows_digest(path: str) -> tuple[int, str]:
     count = 0
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        for row in conn.execute("SELECT account_id, connector_id, t, n, k, v, e FROM events"
-                                " ORDER BY account_id, connector_id, t, n"):
+        for row in conn.execute(
+            "SELECT account_id, connector_id, t, n, k, v, e FROM events ORDER BY account_id, connector_id, t, n"
+        ):
             digest.update(repr(row).encode())
             count += 1
     finally:
@@ -107,8 +126,9 @@ def rows_digest(path: str) -> tuple[int, str]:
     return count, digest.hexdigest()
 
 
-def ingest_round(backend: Backend, args: argparse.Namespace, port: int,
-                 around: Callable[[Server], ContextManager] | None = None) -> tuple[Dataset, dict]:
+def ingest_round(
+    backend: Backend, args: argparse.Namespace, port: int, around: Callable[[Server], ContextManager] | None = None
+) -> tuple[Dataset, dict]:
     """One fresh store loaded over HTTP (and, for SQLite, the in-process baseline first): (dataset, figures)."""
     ds = Dataset.for_size(backend, args.ingest_events, 1, tag="ingest")
     workload, _ = prepare(ds, args.ingest_batch, args.ingest_clients, sample=1)
@@ -116,8 +136,10 @@ def ingest_round(backend: Backend, args: argparse.Namespace, port: int,
     if backend.name == "sqlite":
         batches = baseline_batches(ds, workload, int(time.time()))
         figures["baseline"] = insert_loop(batches)
-        log(f"in-process insert loop: {ds.events:,} rows in {figures['baseline']['seconds']:.2f}s = "
-            f"{figures['baseline']['events_per_s']:,} rows/s ({figures['baseline']['pragmas']})")
+        log(
+            f"in-process insert loop: {ds.events:,} rows in {figures['baseline']['seconds']:.2f}s = "
+            f"{figures['baseline']['events_per_s']:,} rows/s ({figures['baseline']['pragmas']})"
+        )
     figures["http"] = load(ds, workload, port, f"conntel-{backend.name}-ingest", around)
     if backend.name == "sqlite":
         served, baseline = rows_digest(ds.store), rows_digest(str(BASELINE_DB))
@@ -134,8 +156,11 @@ def run(backends: list[Backend], args: argparse.Namespace, port: int) -> tuple[l
     for backend in backends:
         rounds = []
         for i in range(args.rounds):
-            log(f"ingestion {backend.label}" + (f", round {i + 1}" if args.rounds > 1 else "")
-                + f": {args.ingest_events:,} events, batches of {args.ingest_batch}, {args.ingest_clients} clients")
+            log(
+                f"ingestion {backend.label}"
+                + (f", round {i + 1}" if args.rounds > 1 else "")
+                + f": {args.ingest_events:,} events, batches of {args.ingest_batch}, {args.ingest_clients} clients"
+            )
             ds, figures = ingest_round(backend, args, port)
             rounds.append(figures)
         settle(ds)  # PostgreSQL: VACUUM (ANALYZE) + CHECKPOINT before the pages are read
@@ -160,9 +185,9 @@ def summarize(backend: Backend, rounds: list[dict], args: argparse.Namespace) ->
     }
 
 
-def profiled_round(backend: Backend, args: argparse.Namespace, port: int,
-                   around: Callable[[Server], ContextManager]) -> dict:
+def profiled_round(
+    backend: Backend, args: argparse.Namespace, port: int, around: Callable[[Server], ContextManager]
+) -> dict:
     """An extra, unmeasured round with a profiler attached to the server (see profiling.py)."""
     _, figures = ingest_round(backend, args, port, around)
     return figures["http"]
-

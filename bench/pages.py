@@ -20,7 +20,6 @@ import statistics
 import time
 
 import httpx
-
 from harness import WORK, BenchError, log, run_wrk
 from stores import Dataset, conntel_server
 
@@ -35,13 +34,16 @@ def walk(http: httpx.Client, path: str, limit: int, depth: int) -> tuple[str, fl
     while behind < depth:
         response = http.get(path, params=params)
         if response.status_code != 200:
-            raise BenchError(f"walking List Events: GET {response.url} -> {response.status_code}: "
-                             f"{response.text[:300]}")
+            raise BenchError(
+                f"walking List Events: GET {response.url} -> {response.status_code}: {response.text[:300]}"
+            )
         result = response.json()["result"]
         items = result["items"]
         if len(items) != limit or "cursor" not in result:
-            raise BenchError(f"walking List Events: a page of {len(items)} events at {behind:,} deep, "
-                             f"cursor {'present' if 'cursor' in result else 'absent'}; need {depth + limit:,} events")
+            raise BenchError(
+                f"walking List Events: a page of {len(items)} events at {behind:,} deep, "
+                f"cursor {'present' if 'cursor' in result else 'absent'}; need {depth + limit:,} events"
+            )
         if (items[0]["t"], items[0]["n"]) <= last:
             raise BenchError("walking List Events: pages out of (t, n) order")
         last = (items[-1]["t"], items[-1]["n"])
@@ -56,16 +58,20 @@ def walk(http: httpx.Client, path: str, limit: int, depth: int) -> tuple[str, fl
 
 def run(ds: Dataset, args: argparse.Namespace, port: int) -> dict:
     if ds.events < args.page_depth + args.page_limit:
-        raise BenchError(f"the deep page needs {args.page_depth + args.page_limit:,} events on one connector, "
-                         f"the ingestion store has {ds.events:,} (raise --ingest-events)")
+        raise BenchError(
+            f"the deep page needs {args.page_depth + args.page_limit:,} events on one connector, "
+            f"the ingestion store has {ds.events:,} (raise --ingest-events)"
+        )
     label = ds.backend.label
     server = conntel_server(ds, port, f"conntel-{ds.backend.name}-pages").start()
     try:
         url = f"http://127.0.0.1:{port}"
         path = ds.path()
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ds.read_token}"}, timeout=30) as http:
-            log(f"List Events on {label}: walking {args.page_depth // args.page_limit:,} pages of "
-                f"{args.page_limit} to {args.page_depth:,} events deep")
+            log(
+                f"List Events on {label}: walking {args.page_depth // args.page_limit:,} pages of "
+                f"{args.page_limit} to {args.page_depth:,} events deep"
+            )
             cursor, walk_s = walk(http, path, args.page_limit, args.page_depth)
         first = f"{path}?from={WHOLE_HISTORY['from']}&to={WHOLE_HISTORY['to']}&limit={args.page_limit}"
         requests = {"first": first, "deep": f"{first}&cursor={cursor}"}
@@ -77,20 +83,27 @@ def run(ds: Dataset, args: argparse.Namespace, port: int) -> dict:
         p99s: dict[str, list[float]] = {"first": [], "deep": []}
         for pair in range(args.page_pairs):
             for which in ("first", "deep"):
-                result = run_wrk(url, args.page_seconds, threads=1, connections=1,
-                                 script_args=[str(files[which]), ds.read_token])
+                result = run_wrk(
+                    url, args.page_seconds, threads=1, connections=1, script_args=[str(files[which]), ds.read_token]
+                )
                 if result.errors:
-                    raise BenchError(f"List Events {which} page: {result.non_2xx} non-2xx answers, "
-                                     f"socket errors {result.socket_errors}\n{result.output}")
+                    raise BenchError(
+                        f"List Events {which} page: {result.non_2xx} non-2xx answers, "
+                        f"socket errors {result.socket_errors}\n{result.output}"
+                    )
                 p50s[which].append(result.latency_ms["p50"])
                 p99s[which].append(result.latency_ms["p99"])
-                log(f"  pair {pair + 1}, {which} page: p50 {result.latency_ms['p50']:.3f} ms, "
-                    f"p99 {result.latency_ms['p99']:.3f} ms, {result.requests:,} requests")
+                log(
+                    f"  pair {pair + 1}, {which} page: p50 {result.latency_ms['p50']:.3f} ms, "
+                    f"p99 {result.latency_ms['p99']:.3f} ms, {result.requests:,} requests"
+                )
     finally:
         server.stop()
     first_ms, deep_ms = statistics.median(p50s["first"]), statistics.median(p50s["deep"])
-    log(f"List Events on {label}: page {args.page_depth:,} deep p50 {deep_ms:.3f} ms / first page "
-        f"{first_ms:.3f} ms = {deep_ms / first_ms:.3f}")
+    log(
+        f"List Events on {label}: page {args.page_depth:,} deep p50 {deep_ms:.3f} ms / first page "
+        f"{first_ms:.3f} ms = {deep_ms / first_ms:.3f}"
+    )
     return {
         "name": ds.backend.name,
         "label": label,

@@ -27,8 +27,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from harness import WORK, BenchError, Server, log
 
@@ -54,8 +54,20 @@ class Recorder:
     @contextlib.contextmanager
     def __call__(self, server: Server) -> Iterator[None]:
         self.output.unlink(missing_ok=True)
-        argv = [py_spy(), "record", "--pid", str(server.pid), "--rate", str(RATE), "--format", "raw",
-                "--nolineno", "--native", "--output", str(self.output)]
+        argv = [
+            py_spy(),
+            "record",
+            "--pid",
+            str(server.pid),
+            "--rate",
+            str(RATE),
+            "--format",
+            "raw",
+            "--nolineno",
+            "--native",
+            "--output",
+            str(self.output),
+        ]
         log_path = WORK / f"{self.name}.pyspy.log"
         with open(log_path, "wb") as out:
             spy = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)

@@ -165,7 +165,7 @@ See the profiles in the newest section with `--profile`. In short:
   - SQLite `PRAGMA mmap_size=256MB`: looked faster in A/B runs but maps the
     file into the server's resident set (~180 MB more at 1M events), against
     the memory target.
-  - SQLite `PRAGMA cache_size` of 8–64 MB: it halves the pread(2) calls per
+  - SQLite `PRAGMA cache_size` of 8-64 MB: it halves the pread(2) calls per
     lookup (1.85 → 0.82 at 32 MB) but did not make lookups faster (8.3 vs
     8.7 µs in-process); not worth the memory.
   - One write(2) per response instead of uvicorn's two (a transport wrapper
@@ -212,33 +212,67 @@ def summary_rows(report: dict) -> list[tuple[str, str, str, str]]:
     full = report["params"]["events"] >= 1_000_000
     for b in report.get("get", {}).get("backends", []):
         target = b["target"]
-        rows.append((f"Get Event ÷ bare ASGI, {b['label']}", f"≥ {target}", f"{b['ratio']:.3f}",
-                     met(b["ratio"] >= target) if full else "— (not 1M events)"))
+        rows.append(
+            (
+                f"Get Event ÷ bare ASGI, {b['label']}",
+                f"≥ {target}",
+                f"{b['ratio']:.3f}",
+                met(b["ratio"] >= target) if full else "— (not 1M events)",
+            )
+        )
     for i in report.get("ingest", []):
         m = i["median"]["http"]
         if i["ratio"] is not None:
-            rows.append((f"Ingestion HTTP ÷ in-process insert loop, {i['label']}", f"≥ {INGEST_TARGET}",
-                         f"{i['ratio']:.3f} ({m['events_per_s']:,} ÷ "
-                         f"{i['median']['baseline']['events_per_s']:,} events/s)", met(i["ratio"] >= INGEST_TARGET)))
+            rows.append(
+                (
+                    f"Ingestion HTTP ÷ in-process insert loop, {i['label']}",
+                    f"≥ {INGEST_TARGET}",
+                    f"{i['ratio']:.3f} ({m['events_per_s']:,} ÷ {i['median']['baseline']['events_per_s']:,} events/s)",
+                    met(i["ratio"] >= INGEST_TARGET),
+                )
+            )
         else:
             rows.append((f"Ingestion over HTTP, {i['label']} (absolute)", "—", f"{m['events_per_s']:,} events/s", "—"))
     for p in report.get("pages", []):
-        rows.append((f"List Events page {p['depth']:,} deep ÷ first page, {p['label']}", f"≤ {PAGE_TARGET}",
-                     f"{p['ratio']:.3f} ({p['deep_p50_ms']:.3f} ÷ {p['first_p50_ms']:.3f} ms)",
-                     met(p["ratio"] <= PAGE_TARGET)))
+        rows.append(
+            (
+                f"List Events page {p['depth']:,} deep ÷ first page, {p['label']}",
+                f"≤ {PAGE_TARGET}",
+                f"{p['ratio']:.3f} ({p['deep_p50_ms']:.3f} ÷ {p['first_p50_ms']:.3f} ms)",
+                met(p["ratio"] <= PAGE_TARGET),
+            )
+        )
     for m in report.get("memory", []):
-        rows.append((f"Server RSS after 1M events and the loads, {m['label']}", f"≤ {MEMORY_TARGET_MB} MB",
-                     f"{mb(m['max_kib'])}, {m['max_what']}",
-                     met(m["max_kib"] is not None and m["max_kib"] * 1024 <= MEMORY_TARGET_MB * 1e6)))
+        rows.append(
+            (
+                f"Server RSS after 1M events and the loads, {m['label']}",
+                f"≤ {MEMORY_TARGET_MB} MB",
+                f"{mb(m['max_kib'])}, {m['max_what']}",
+                met(m["max_kib"] is not None and m["max_kib"] * 1024 <= MEMORY_TARGET_MB * 1e6),
+            )
+        )
     for s in report.get("soak", []):
         minutes = f"{s['seconds']:g} s at {s['rate']:g}/s"
-        rows.append((f"Soak {s['label']}: errors ({minutes})", "0", f"{s['errors']} of {s['answered']:,}",
-                     met(s["errors"] == 0)))
-        rows.append((f"Soak {s['label']}: memory flat", "≤ +5 MiB over the 2nd half",
-                     f"{s['rss_second_half_growth_mib']:+.1f} MiB (first {fmt_mib(s['rss_first_kib'])}, "
-                     f"last {fmt_mib(s['rss_last_kib'])}, max {fmt_mib(s['rss_max_kib'])})", met(s["flat"])))
-        rows.append((f"Soak {s['label']}: p99 latency", "reported",
-                     f"{s['p99_ms']:.1f} ms (p50 {s['p50_ms']:.2f} ms)", "—"))
+        rows.append(
+            (
+                f"Soak {s['label']}: errors ({minutes})",
+                "0",
+                f"{s['errors']} of {s['answered']:,}",
+                met(s["errors"] == 0),
+            )
+        )
+        rows.append(
+            (
+                f"Soak {s['label']}: memory flat",
+                "≤ +5 MiB over the 2nd half",
+                f"{s['rss_second_half_growth_mib']:+.1f} MiB (first {fmt_mib(s['rss_first_kib'])}, "
+                f"last {fmt_mib(s['rss_last_kib'])}, max {fmt_mib(s['rss_max_kib'])})",
+                met(s["flat"]),
+            )
+        )
+        rows.append(
+            (f"Soak {s['label']}: p99 latency", "reported", f"{s['p99_ms']:.1f} ms (p50 {s['p50_ms']:.2f} ms)", "—")
+        )
     return rows
 
 
@@ -251,13 +285,15 @@ def get_event_lines(report: dict) -> list[str]:
         "### Get Event",
         "",
         f"`wrk -t{p['threads']} -c{p['connections']} -d{p['duration']:g}s --latency`, warm-up {p['warmup']:g}s"
-        + (f", {p['rounds']} rounds; each row is that server's median round" if p["rounds"] > 1 else "") + ".",
+        + (f", {p['rounds']} rounds; each row is that server's median round" if p["rounds"] > 1 else "")
+        + ".",
         "",
         "| server | req/s | p50 ms | p99 ms | non-2xx | server CPU | database CPU | RSS idle | RSS after wrk |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, row in [("bare ASGI hello", g["bare"])] + [(f"conntel Get Event, {b['label']}", b["row"])
-                                                         for b in g["backends"]]:
+    for name, row in [("bare ASGI hello", g["bare"])] + [
+        (f"conntel Get Event, {b['label']}", b["row"]) for b in g["backends"]
+    ]:
         lines.append(
             f"| {name} | {row['rps']:,.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['non_2xx']} "
             f"| {pct(row['server_cpu_pct'])} | {pct(row['db_cpu_pct'])} "
@@ -265,12 +301,18 @@ def get_event_lines(report: dict) -> list[str]:
         )
     backends = g["backends"]
     if len(g["rounds"]) > 1:
-        lines += ["", "| round | bare req/s | " + " | ".join(f"{b['label']} req/s | ratio" for b in backends) + " |",
-                  "|---:|---:|" + "---:|---:|" * len(backends)]
+        lines += [
+            "",
+            "| round | bare req/s | " + " | ".join(f"{b['label']} req/s | ratio" for b in backends) + " |",
+            "|---:|---:|" + "---:|---:|" * len(backends),
+        ]
         for i, rps in enumerate(g["rounds"]):
-            lines.append(f"| {i + 1} | {rps['bare']:,.0f} | "
-                         + " | ".join(f"{rps[b['name']]:,.0f} | {b['ratios'][i]:.3f}" for b in backends) + " |")
-    return lines + [""]
+            lines.append(
+                f"| {i + 1} | {rps['bare']:,.0f} | "
+                + " | ".join(f"{rps[b['name']]:,.0f} | {b['ratios'][i]:.3f}" for b in backends)
+                + " |"
+            )
+    return [*lines, ""]
 
 
 def ingest_lines(report: dict) -> list[str]:
@@ -292,9 +334,12 @@ def ingest_lines(report: dict) -> list[str]:
         )
     base = next((i["median"]["baseline"] for i in report["ingest"] if i["median"].get("baseline")), None)
     if base:
-        lines += ["", f"In-process loop: {base['seconds']:.2f} s, {base['cpu_s']:.2f} s CPU, "
-                      f"pragmas {base['pragmas']} (synchronous 2 = FULL)."]
-    return lines + [""]
+        lines += [
+            "",
+            f"In-process loop: {base['seconds']:.2f} s, {base['cpu_s']:.2f} s CPU, "
+            f"pragmas {base['pragmas']} (synchronous 2 = FULL).",
+        ]
+    return [*lines, ""]
 
 
 def pages_lines(report: dict) -> list[str]:
@@ -306,18 +351,22 @@ def pages_lines(report: dict) -> list[str]:
         "|---|---:|---:|---:|---:|---|---:|",
     ]
     for p in report["pages"]:
-        pairs = ", ".join(f"{a:.3f} → {b:.3f}" for a, b in zip(p["p50s"]["first"], p["p50s"]["deep"]))
+        pairs = ", ".join(f"{a:.3f} → {b:.3f}" for a, b in zip(p["p50s"]["first"], p["p50s"]["deep"], strict=False))
         lines.append(
             f"| {p['label']} | {p['connector_events']:,} | {p['depth'] // p['limit']:,} pages in {p['walk_s']:.1f} s "
             f"| {p['first_p50_ms']:.3f} / {p['first_p99_ms']:.3f} | {p['deep_p50_ms']:.3f} / {p['deep_p99_ms']:.3f} "
             f"| {pairs} | **{p['ratio']:.3f}** |"
         )
-    return lines + [""]
+    return [*lines, ""]
 
 
 def memory_lines(report: dict) -> list[str]:
-    lines = ["### Server memory", "",
-             "| store | conntel processes | how many | largest RSS at stop | largest peak RSS |", "|---|---|---:|---:|---:|"]
+    lines = [
+        "### Server memory",
+        "",
+        "| store | conntel processes | how many | largest RSS at stop | largest peak RSS |",
+        "|---|---|---:|---:|---:|",
+    ]
     for m in report["memory"]:
         by_name: dict[str, list[dict]] = {}
         for proc in m["processes"]:
@@ -326,7 +375,7 @@ def memory_lines(report: dict) -> list[str]:
             rss = max((p["rss_kib"] or 0 for p in procs), default=None)
             peak = max((p["peak_kib"] or 0 for p in procs), default=None)
             lines.append(f"| {m['label']} | {name} | {len(procs)} | {fmt_mib(rss)} | {fmt_mib(peak)} |")
-    return lines + [""]
+    return [*lines, ""]
 
 
 def soak_lines(report: dict) -> list[str]:
@@ -344,18 +393,28 @@ def soak_lines(report: dict) -> list[str]:
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for kind, k in s["kinds"].items():
-            lines.append(f"| {kind} | {k['requests']:,} | {k['errors']} | {k['p50_ms']:.2f} | {k['p90_ms']:.2f} "
-                         f"| {k['p99_ms']:.2f} | {k['p99.9_ms']:.2f} | {k['max_ms']:.1f} |")
-        lines.append(f"| all | {s['answered']:,} | {s['errors']} | {s['p50_ms']:.2f} | | {s['p99_ms']:.2f} | "
-                     f"| {s['max_ms']:.1f} |")
+            lines.append(
+                f"| {kind} | {k['requests']:,} | {k['errors']} | {k['p50_ms']:.2f} | {k['p90_ms']:.2f} "
+                f"| {k['p99_ms']:.2f} | {k['p99.9_ms']:.2f} | {k['max_ms']:.1f} |"
+            )
+        lines.append(
+            f"| all | {s['answered']:,} | {s['errors']} | {s['p50_ms']:.2f} | | {s['p99_ms']:.2f} | "
+            f"| {s['max_ms']:.1f} |"
+        )
         samples = ", ".join(f"{x['rss_kib'] / 1024:.0f}" for x in s["rss_samples"] if x["rss_kib"])
         lines += ["", f"Server RSS every 10 s (MiB): {samples}.", ""]
         if "slow" in s:
-            bursts = "; ".join(f"{b['requests']} due within a second of each other from {b['at_s']:g} s "
-                               f"(worst {b['worst_ms']} ms)" for b in s["stalls"])
-            lines += [f"Requests slower than 100 ms: {s['slow']:,}" + (f"; the largest bursts: {bursts}" if bursts else "")
-                      + f". CPU of other processes on the machine (neither server, client nor PostgreSQL), "
-                      f"per 10 s: mean {s['other_cpu_mean_pct']}%, max {s['other_cpu_max_pct']}% of one core.", ""]
+            bursts = "; ".join(
+                f"{b['requests']} due within a second of each other from {b['at_s']:g} s (worst {b['worst_ms']} ms)"
+                for b in s["stalls"]
+            )
+            lines += [
+                f"Requests slower than 100 ms: {s['slow']:,}"
+                + (f"; the largest bursts: {bursts}" if bursts else "")
+                + f". CPU of other processes on the machine (neither server, client nor PostgreSQL), "
+                f"per 10 s: mean {s['other_cpu_mean_pct']}%, max {s['other_cpu_max_pct']}% of one core.",
+                "",
+            ]
         if s["error_examples"]:
             lines += ["First errors:", *(f"- `{e}`" for e in s["error_examples"]), ""]
     return lines
@@ -369,27 +428,38 @@ def profile_lines(report: dict) -> list[str]:
             f"**{prof['what']}** — {summary['busy']:,} busy samples (all threads; {summary['idle_pct']:.0f}% more "
             f"were idle threads), `{summary['file']}`; throughput while profiled: {prof['throughput']}.",
             "",
-            "| by innermost Python function (self + the C it calls) | % of busy | by leaf frame, C included | % of busy |",
+            "| by innermost Python function (self + the C it calls) | % of busy "
+            "| by leaf frame, C included | % of busy |",
             "|---|---:|---|---:|",
         ]
-        for (pf, pp), (lf, lp) in zip(summary["python_self"], summary["leaf_self"]):
+        for (pf, pp), (lf, lp) in zip(summary["python_self"], summary["leaf_self"], strict=False):
             lines.append(f"| `{pf}` | {pp:.1f} | `{lf}` | {lp:.1f} |")
-        lines += ["", "conntel functions, inclusive: " + "; ".join(
-            f"`{f}` {p:.1f}%" for f, p in summary["conntel_inclusive"][:8]) + ".", ""]
+        lines += [
+            "",
+            "conntel functions, inclusive: "
+            + "; ".join(f"`{f}` {p:.1f}%" for f, p in summary["conntel_inclusive"][:8])
+            + ".",
+            "",
+        ]
     return lines
 
 
 def load_line(backend: dict, events: int) -> str:
     load = backend["load"]
     extra = f", {backend['label']} backends CPU {load['db_cpu_s']:.0f}s" if load.get("db_cpu_s") else ""
-    after = (f"; {backend['after_load']} afterwards {load['after_load_s']:.1f}s"
-             if backend["after_load"] and load.get("after_load_s") is not None else "")
-    return (f"Load of the 1M store, {backend['label']} "
-            f"({'reused from ' + load['at'] if backend['reused'] else 'this run'}): "
-            f"{events:,} events in {load['seconds']:.1f}s = **{load['events_per_s']:,} events/s** "
-            f"(batches of {load['batch']}, {load['clients']} clients; server CPU {load['server_cpu_s']:.0f}s{extra}; "
-            f"server RSS after load {fmt_mib(load.get('server_rss_kib_after_load'))}; "
-            f"database {load['db_bytes'] / 2**20:.0f} MiB{after}).")
+    after = (
+        f"; {backend['after_load']} afterwards {load['after_load_s']:.1f}s"
+        if backend["after_load"] and load.get("after_load_s") is not None
+        else ""
+    )
+    return (
+        f"Load of the 1M store, {backend['label']} "
+        f"({'reused from ' + load['at'] if backend['reused'] else 'this run'}): "
+        f"{events:,} events in {load['seconds']:.1f}s = **{load['events_per_s']:,} events/s** "
+        f"(batches of {load['batch']}, {load['clients']} clients; server CPU {load['server_cpu_s']:.0f}s{extra}; "
+        f"server RSS after load {fmt_mib(load.get('server_rss_kib_after_load'))}; "
+        f"database {load['db_bytes'] / 2**20:.0f} MiB{after})."
+    )
 
 
 def title(report: dict) -> str:
@@ -416,7 +486,8 @@ def render_section(report: dict) -> str:
         *(f"- Database: {description}" for description in m["databases"]),
         f"- Parameters: `{report['command']}`; measures {', '.join(report['measures'])}"
         + (" + profiles" if report.get("profiles") else ""),
-        "- Durations: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in report["durations"].items())
+        "- Durations: "
+        + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in report["durations"].items())
         + f"; whole run {report['wall_s']:.0f} s",
         "",
         "| measure | target | measured | met? |",
@@ -450,10 +521,10 @@ def write_results(report: dict) -> None:
 
 
 def print_summary(report: dict) -> None:
-    rows = [("measure", "target", "measured", "met?")] + summary_rows(report)
+    rows = [("measure", "target", "measured", "met?"), *summary_rows(report)]
     widths = [max(len(r[i].replace("*", "")) for r in rows) for i in range(4)]
     print()
     for r in rows:
-        print("  ".join(c.replace("*", "").ljust(w) for c, w in zip(r, widths)))
+        print("  ".join(c.replace("*", "").ljust(w) for c, w in zip(r, widths, strict=False)))
     written = "not written (--no-results)" if report["params"]["no_results"] else RESULTS.relative_to(ROOT)
     print(f"\nresults: {written}; run took {report['wall_s']:.0f}s\n")

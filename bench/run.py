@@ -40,7 +40,8 @@ import shlex
 import signal
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import getevent
 import ingest
@@ -60,8 +61,10 @@ def get_event_datasets(backends: list[Backend], args: argparse.Namespace, port: 
     datasets = [Dataset.for_size(backend, args.events, args.connectors) for backend in backends]
     for ds in datasets:
         if not args.rebuild and try_reuse(ds):
-            log(f"reusing {ds.where} ({ds.events:,} events, loaded {ds.load['at']} "
-                f"at {ds.load['events_per_s']:,} events/s)")
+            log(
+                f"reusing {ds.where} ({ds.events:,} events, loaded {ds.load['at']} "
+                f"at {ds.load['events_per_s']:,} events/s)"
+            )
         else:
             build(ds, port, args.batch, args.loaders, args.sample)
     return datasets
@@ -77,17 +80,32 @@ def profile(datasets: list[Dataset], backends: list[Backend], args: argparse.Nam
         server = conntel_server(ds, port, f"conntel-{ds.backend.name}-profile").start()
         try:
             with recorder(server):
-                measured = getevent.measure(server, url, args, [str(ds.paths_file), ds.read_token],
-                                            lambda: ds.backend.helper_pids(ds.store))
+                measured = getevent.measure(
+                    server,
+                    url,
+                    args,
+                    [str(ds.paths_file), ds.read_token],
+                    lambda ds=ds: ds.backend.helper_pids(ds.store),
+                )
         finally:
             server.stop()
-        profiles.append({"what": f"Get Event, {ds.backend.label}", "summary": recorder.summary,
-                         "throughput": f"{measured.result.rps:,.0f} req/s"})
+        profiles.append(
+            {
+                "what": f"Get Event, {ds.backend.label}",
+                "summary": recorder.summary,
+                "throughput": f"{measured.result.rps:,.0f} req/s",
+            }
+        )
     for backend in backends:
         recorder = profiling.Recorder(f"profile-ingest-{backend.name}")
         figures = ingest.profiled_round(backend, args, port, recorder)
-        profiles.append({"what": f"ingestion, {backend.label}", "summary": recorder.summary,
-                         "throughput": f"{figures['events_per_s']:,} events/s"})
+        profiles.append(
+            {
+                "what": f"ingestion, {backend.label}",
+                "summary": recorder.summary,
+                "throughput": f"{figures['events_per_s']:,} events/s",
+            }
+        )
     return profiles
 
 
@@ -99,13 +117,24 @@ def memory(backends: list[Backend], datasets: list[Dataset]) -> list[dict]:
         loaded = next((ds for ds in datasets if ds.backend is backend), None)
         if loaded is not None and loaded.reused:
             load_rss = loaded.load.get("server_rss_kib_after_load")
-            processes.append({"name": f"conntel-{backend.name}-load ({loaded.events:,} events, {loaded.load['at']})",
-                              "rss_kib": load_rss, "peak_kib": load_rss})
+            processes.append(
+                {
+                    "name": f"conntel-{backend.name}-load ({loaded.events:,} events, {loaded.load['at']})",
+                    "rss_kib": load_rss,
+                    "peak_kib": load_rss,
+                }
+            )
         known = [p for p in processes if p["peak_kib"]]
         top = max(known, key=lambda p: p["peak_kib"]) if known else None
-        rows.append({"name": backend.name, "label": backend.label, "processes": processes,
-                     "max_kib": top["peak_kib"] if top else None,
-                     "max_what": f"peak of {top['name']}" if top else "not measured"})
+        rows.append(
+            {
+                "name": backend.name,
+                "label": backend.label,
+                "processes": processes,
+                "max_kib": top["peak_kib"] if top else None,
+                "max_what": f"peak of {top['name']}" if top else "not measured",
+            }
+        )
         log(f"memory, {backend.label}: largest conntel RSS {fmt_mib(rows[-1]['max_kib'])} ({rows[-1]['max_what']})")
     return rows
 
@@ -130,24 +159,42 @@ def name_list(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--backends", type=name_list(BACKENDS), default=",".join(BACKENDS),
-                        help="stores to serve conntel on, in this order in every round: " + ",".join(BACKENDS))
-    parser.add_argument("--measures", type=name_list(MEASURES), default=DEFAULT_MEASURES,
-                        help="what to measure, among " + ",".join(MEASURES) + " (pages implies ingest)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--backends",
+        type=name_list(BACKENDS),
+        default=",".join(BACKENDS),
+        help="stores to serve conntel on, in this order in every round: " + ",".join(BACKENDS),
+    )
+    parser.add_argument(
+        "--measures",
+        type=name_list(MEASURES),
+        default=DEFAULT_MEASURES,
+        help="what to measure, among " + ",".join(MEASURES) + " (pages implies ingest)",
+    )
     parser.add_argument("--soak", action="store_true", help="add the soak to --measures")
     parser.add_argument("--profile", action="store_true", help="add py-spy profiles of Get Event and ingestion")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="repeat Get Event (bare, then each backend) and ingestion; median ratios")
-    parser.add_argument("--postgres-url", default=os.environ.get("CONNTEL_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
-                        help="PostgreSQL server for the postgres backend, which uses its databases "
-                             "conntel_bench_* (a database in the URL is ignored) [env: CONNTEL_BENCH_POSTGRES_URL]")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="repeat Get Event (bare, then each backend) and ingestion; median ratios"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("CONNTEL_BENCH_POSTGRES_URL", DEFAULT_POSTGRES),
+        help="PostgreSQL server for the postgres backend, which uses its databases "
+        "conntel_bench_* (a database in the URL is ignored) [env: CONNTEL_BENCH_POSTGRES_URL]",
+    )
     parser.add_argument("--pool-size", type=int, default=10, help="conntel serve --pool-size, for PostgreSQL")
     parser.add_argument("--port", type=int, default=0, help="port for all servers (0: a free one)")
-    parser.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
-                        help="one more `conntel serve` argument for every conntel server, e.g. "
-                             "--serve-arg=--no-access-log (repeatable; for A/B of server options)")
+    parser.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="one more `conntel serve` argument for every conntel server, e.g. "
+        "--serve-arg=--no-access-log (repeatable; for A/B of server options)",
+    )
     parser.add_argument("--no-results", action="store_true", help="do not touch bench/RESULTS.md")
     store = parser.add_argument_group("the Get Event store")
     store.add_argument("--events", type=int, default=1_000_000, help="events in the database")
@@ -185,8 +232,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("need --events >= --connectors >= 1")
     if not 1 <= args.batch <= 5000 or not 1 <= args.ingest_batch <= 5000 or not 1 <= args.soak_batch <= 5000:
         parser.error("--batch, --ingest-batch and --soak-batch must be 1..5000")
-    if min(args.rounds, args.loaders, args.sample, args.duration, args.pool_size, args.ingest_clients,
-           args.page_pairs, args.soak_connections) < 1 or args.warmup < 0:
+    if (
+        min(
+            args.rounds,
+            args.loaders,
+            args.sample,
+            args.duration,
+            args.pool_size,
+            args.ingest_clients,
+            args.page_pairs,
+            args.soak_connections,
+        )
+        < 1
+        or args.warmup < 0
+    ):
         parser.error("counts and durations must be positive")
     if args.page_depth % args.page_limit or not 1 <= args.page_limit <= 1000:
         parser.error("--page-depth must be a multiple of --page-limit (1..1000)")
@@ -216,9 +275,17 @@ def main(argv: list[str] | None = None) -> int:
             "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
             "command": shlex.join(["bench/run.py", *(sys.argv[1:] if argv is None else argv)]),
             "machine": machine() | {"databases": databases},
-            "params": {"events": args.events, "connectors": args.connectors, "duration": args.duration,
-                       "connections": args.connections, "threads": args.threads, "warmup": args.warmup,
-                       "rounds": args.rounds, "no_results": args.no_results, "serve_args": args.serve_arg},
+            "params": {
+                "events": args.events,
+                "connectors": args.connectors,
+                "duration": args.duration,
+                "connections": args.connections,
+                "threads": args.threads,
+                "warmup": args.warmup,
+                "rounds": args.rounds,
+                "no_results": args.no_results,
+                "serve_args": args.serve_arg,
+            },
             "measures": args.measures,
             "loadavg_before": loadavg(),
         }
@@ -236,8 +303,10 @@ def main(argv: list[str] | None = None) -> int:
         if "soak" in args.measures:
             result["soak"] = timed(durations, "soak", lambda: [soak.run(ds, args, port) for ds in datasets])
         result["memory"] = memory(backends, datasets)
-        result["datasets"] = [{"label": ds.backend.label, "load": ds.load, "reused": ds.reused,
-                               "after_load": ds.backend.after_load_note} for ds in datasets]
+        result["datasets"] = [
+            {"label": ds.backend.label, "load": ds.load, "reused": ds.reused, "after_load": ds.backend.after_load_note}
+            for ds in datasets
+        ]
         result["durations"] = durations
         result["loadavg_after"] = loadavg()
         result["wall_s"] = time.monotonic() - wall0

@@ -39,10 +39,20 @@ import time
 from collections import defaultdict
 
 from client import Pool, ProtocolError, build_request
-from conntel import simulate
-from harness import (BASE_T, BenchError, Server, cpu_seconds, cpu_seconds_named, fmt_mib, log,
-                     machine_cpu_seconds, percentile)
+from harness import (
+    BASE_T,
+    BenchError,
+    Server,
+    cpu_seconds,
+    cpu_seconds_named,
+    fmt_mib,
+    log,
+    machine_cpu_seconds,
+    percentile,
+)
 from stores import Dataset, conntel_server
+
+from conntel.client import lifecycles
 
 MIX = (("get", 70), ("list", 15), ("latest", 5), ("ingest", 10))
 SAMPLE_EVERY_S = 10.0
@@ -64,7 +74,7 @@ def plan(ds: Dataset, args: argparse.Namespace, port: int) -> list[Planned]:
     total = int(args.soak_rate * args.soak_seconds)
     gets = [p for p in ds.paths_file.read_text().splitlines() if p]
     kinds = rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX], k=total)
-    streams = [simulate.connector_events(random.Random(f"soak-{i}"), SOAK_EPOCH) for i in range(ds.connectors)]
+    streams = [lifecycles.connector_events(random.Random(f"soak-{i}"), SOAK_EPOCH) for i in range(ds.connectors)]
     next_connector = itertools.cycle(range(ds.connectors))
     host = f"127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {ds.write_token}"}
@@ -119,8 +129,12 @@ async def drive(server: Server, requests: list[Planned], args: argparse.Namespac
                 examples.append(problem)
 
     def cpu_now() -> dict[str, float]:
-        return {"machine": machine_cpu_seconds(), "server": server.cpu_seconds(),
-                "client": time.process_time(), "postgres": cpu_seconds_named("postgres")}
+        return {
+            "machine": machine_cpu_seconds(),
+            "server": server.cpu_seconds(),
+            "client": time.process_time(),
+            "postgres": cpu_seconds_named("postgres"),
+        }
 
     async def sample(started: float) -> None:
         """Every 10 s: the server's RSS, and who used the CPU (outsiders show up as `other`)."""
@@ -130,8 +144,13 @@ async def drive(server: Server, requests: list[Planned], args: argparse.Namespac
             now, at = cpu_now(), loop.time()
             pct = {k: 100 * (now[k] - before[k]) / (at - at_before) for k in now}
             pct["other"] = pct["machine"] - pct["server"] - pct["client"] - pct["postgres"]
-            samples.append({"s": round(at - started), "rss_kib": server.rss_kib(),
-                            **{f"{k}_cpu_pct": round(v) for k, v in pct.items()}})
+            samples.append(
+                {
+                    "s": round(at - started),
+                    "rss_kib": server.rss_kib(),
+                    **{f"{k}_cpu_pct": round(v) for k, v in pct.items()},
+                }
+            )
             before, at_before = now, at
 
     pool = Pool("127.0.0.1", port, args.soak_connections)
@@ -151,8 +170,10 @@ async def drive(server: Server, requests: list[Planned], args: argparse.Namespac
             if loop.time() >= next_report:
                 next_report += 60
                 done = sum(len(v) for v in latencies.values())
-                log(f"  soak {loop.time() - started:5.0f}s: {done:,} answered, {sum(errors.values())} errors, "
-                    f"RSS {samples[-1]['rss_kib'] / 1024 if samples else 0:.0f} MiB, {len(in_flight)} in flight")
+                log(
+                    f"  soak {loop.time() - started:5.0f}s: {done:,} answered, {sum(errors.values())} errors, "
+                    f"RSS {samples[-1]['rss_kib'] / 1024 if samples else 0:.0f} MiB, {len(in_flight)} in flight"
+                )
         if in_flight:
             await asyncio.wait(in_flight, timeout=30)
         unfinished = len(in_flight)
@@ -160,8 +181,16 @@ async def drive(server: Server, requests: list[Planned], args: argparse.Namespac
         elapsed = loop.time() - started
     finally:
         await pool.close()
-    return {"latencies": latencies, "errors": dict(errors), "examples": examples, "samples": samples,
-            "slow": slow, "lag_max_ms": 1000 * lag_max, "unfinished": unfinished, "elapsed_s": elapsed}
+    return {
+        "latencies": latencies,
+        "errors": dict(errors),
+        "examples": examples,
+        "samples": samples,
+        "slow": slow,
+        "lag_max_ms": 1000 * lag_max,
+        "unfinished": unfinished,
+        "elapsed_s": elapsed,
+    }
 
 
 def run(ds: Dataset, args: argparse.Namespace, port: int) -> dict:
@@ -172,8 +201,10 @@ def run(ds: Dataset, args: argparse.Namespace, port: int) -> dict:
     soaked = dataclasses.replace(ds, store=copy)
     requests = plan(ds, args, port)
     gc.freeze()  # the plan is long-lived: keep the collector from walking it again and again mid-run
-    log(f"soak on {backend.label}: {len(requests):,} requests planned at {args.soak_rate:g}/s "
-        f"for {args.soak_seconds:g}s, mix {', '.join(f'{k} {w}%' for k, w in MIX)}")
+    log(
+        f"soak on {backend.label}: {len(requests):,} requests planned at {args.soak_rate:g}/s "
+        f"for {args.soak_seconds:g}s, mix {', '.join(f'{k} {w}%' for k, w in MIX)}"
+    )
     server = conntel_server(soaked, port, f"conntel-{backend.name}-soak").start()
     try:
         helpers0 = {pid: cpu_seconds(pid) for pid in backend.helper_pids(copy)}
@@ -192,17 +223,28 @@ def run(ds: Dataset, args: argparse.Namespace, port: int) -> dict:
     return summarize(ds, args, outcome, server_cpu_s, client_cpu_s, db_cpu_s, rss_end, events_after)
 
 
-def summarize(ds: Dataset, args: argparse.Namespace, outcome: dict, server_cpu_s: float, client_cpu_s: float,
-              db_cpu_s: float, rss_end: int | None, events_after: int | None) -> dict:
+def summarize(
+    ds: Dataset,
+    args: argparse.Namespace,
+    outcome: dict,
+    server_cpu_s: float,
+    client_cpu_s: float,
+    db_cpu_s: float,
+    rss_end: int | None,
+    events_after: int | None,
+) -> dict:
     elapsed = outcome["elapsed_s"]
     kinds = {}
     every: list[float] = []
     for kind, _ in MIX:
         values = sorted(outcome["latencies"].get(kind, []))
         every += values
-        kinds[kind] = {"requests": len(values), "errors": outcome["errors"].get(kind, 0),
-                       **{f"p{p}_ms": percentile(values, p) for p in (50, 90, 99, 99.9)},
-                       "max_ms": values[-1] if values else float("nan")}
+        kinds[kind] = {
+            "requests": len(values),
+            "errors": outcome["errors"].get(kind, 0),
+            **{f"p{p}_ms": percentile(values, p) for p in (50, 90, 99, 99.9)},
+            "max_ms": values[-1] if values else float("nan"),
+        }
     every.sort()
     rss = [s["rss_kib"] for s in outcome["samples"] if s["rss_kib"]]
     half = rss[len(rss) // 2] if rss else None
@@ -236,17 +278,20 @@ def summarize(ds: Dataset, args: argparse.Namespace, outcome: dict, server_cpu_s
         "slow": len(outcome["slow"]),
         "other_cpu_max_pct": max((x["other_cpu_pct"] for x in outcome["samples"]), default=None),
         "other_cpu_mean_pct": round(statistics.mean(x["other_cpu_pct"] for x in outcome["samples"][1:]))
-        if len(outcome["samples"]) > 1 else None,
+        if len(outcome["samples"]) > 1
+        else None,
         "stalls": stalls(outcome["slow"]),
         "events_before": ds.events,
         "events_after": events_after,
         "events_ingested": (kinds["ingest"]["requests"] - kinds["ingest"]["errors"]) * args.soak_batch,
     }
-    log(f"soak on {ds.backend.label}: {summary['answered']:,} answered in {elapsed:.0f}s "
+    log(
+        f"soak on {ds.backend.label}: {summary['answered']:,} answered in {elapsed:.0f}s "
         f"({summary['achieved_rate']:.0f}/s), {errors} errors, p50 {summary['p50_ms']:.2f} ms, "
         f"p99 {summary['p99_ms']:.2f} ms; RSS first/last/max {fmt_mib(summary['rss_first_kib'])}/"
         f"{fmt_mib(summary['rss_last_kib'])}/{fmt_mib(summary['rss_max_kib'])}, second half "
-        f"{growth_mib:+.1f} MiB; server CPU {summary['server_cpu_pct']}%, client CPU {summary['client_cpu_pct']}%")
+        f"{growth_mib:+.1f} MiB; server CPU {summary['server_cpu_pct']}%, client CPU {summary['client_cpu_pct']}%"
+    )
     return summary
 
 
@@ -259,5 +304,6 @@ def stalls(slow: list[tuple[float, float]], gap_s: float = 1.0, top: int = 5) ->
         else:
             bursts.append([(due, latency)])
     ranked = sorted(bursts, key=len, reverse=True)[:top]
-    return [{"at_s": round(b[0][0], 1), "requests": len(b), "worst_ms": round(max(lat for _, lat in b))}
-            for b in ranked]
+    return [
+        {"at_s": round(b[0][0], 1), "requests": len(b), "worst_ms": round(max(lat for _, lat in b))} for b in ranked
+    ]

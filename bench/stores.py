@@ -20,27 +20,29 @@ import random
 import sqlite3
 import time
 import urllib.parse
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 import asyncpg
 import httpx
-
-from conntel import simulate
-from conntel.store.urls import redacted
 from harness import API, BASE_T, ROOT, WORK, BenchError, Server, cli_json, conntel_argv, cpu_seconds, fmt_mib, log
+
+from conntel.client import lifecycles
+from conntel.store.urls import redacted
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 
 # ------------------------------------------------------------------ event data
-# The events come from conntel's own fleet simulator (conntel.simulate), the
+# The events come from conntel's own fleet simulator (conntel.client.lifecycles), the
 # same realistic lifecycles the demo shows, taken `count` at a time.
 
 
 def connector_events(rng: random.Random, count: int) -> list[dict]:
     """`count` events of one connector, (t, n) strictly increasing."""
-    return list(itertools.islice(simulate.connector_events(rng, BASE_T + rng.randrange(86_400)), count))
+    return list(itertools.islice(lifecycles.connector_events(rng, BASE_T + rng.randrange(86_400)), count))
 
 
 # ---------------------------------------------------------------------- backends
@@ -153,16 +155,22 @@ class PostgresBackend(Backend):
         return with_database(self.server_url, f"conntel_bench_{tag + '_' if tag else ''}{events}_{connectors}")
 
     def describe(self) -> str:
-        settings = "SELECT current_setting('server_version'), current_setting('shared_buffers'), " \
-                   "current_setting('synchronous_commit'), current_setting('autovacuum')"
+        settings = (
+            "SELECT current_setting('server_version'), current_setting('shared_buffers'), "
+            "current_setting('synchronous_commit'), current_setting('autovacuum')"
+        )
         try:
             version, buffers, sync, autovacuum = pg(with_database(self.server_url, "postgres"), "fetchrow", settings)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
-            raise BenchError(f"PostgreSQL at {redacted(self.server_url)} cannot be reached ({exc}); start it, "
-                             "point --postgres-url at it, or leave it out with --backends sqlite") from None
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
+            raise BenchError(
+                f"PostgreSQL at {redacted(self.server_url)} cannot be reached ({exc}); start it, "
+                "point --postgres-url at it, or leave it out with --backends sqlite"
+            ) from None
         server = urllib.parse.urlsplit(self.server_url)
-        return (f"PostgreSQL {version} at {server.hostname}:{server.port or 5432} (shared_buffers {buffers}, "
-                f"synchronous_commit {sync}, autovacuum {autovacuum}); conntel pool of {self.pool_size} connections")
+        return (
+            f"PostgreSQL {version} at {server.hostname}:{server.port or 5432} (shared_buffers {buffers}, "
+            f"synchronous_commit {sync}, autovacuum {autovacuum}); conntel pool of {self.pool_size} connections"
+        )
 
     def display(self, store: str) -> str:
         return redacted(store)
@@ -179,11 +187,18 @@ class PostgresBackend(Backend):
 
     def clone(self, source: str, copy: str) -> None:
         self.drop(copy)
-        pg(with_database(copy, "postgres"), "execute",
-           f'CREATE DATABASE "{database_name(copy)}" TEMPLATE "{database_name(source)}"')
+        pg(
+            with_database(copy, "postgres"),
+            "execute",
+            f'CREATE DATABASE "{database_name(copy)}" TEMPLATE "{database_name(source)}"',
+        )
 
     def drop(self, store: str) -> None:
-        pg(with_database(store, "postgres"), "execute", f'DROP DATABASE IF EXISTS "{database_name(store)}" WITH (FORCE)')
+        pg(
+            with_database(store, "postgres"),
+            "execute",
+            f'DROP DATABASE IF EXISTS "{database_name(store)}" WITH (FORCE)',
+        )
 
     def after_load(self, store: str) -> None:
         # Autovacuum may be off (it is on the bench machine) and would otherwise
@@ -196,7 +211,7 @@ class PostgresBackend(Backend):
     def count_events(self, store: str, account: str) -> int | None:
         try:
             return pg(store, "fetchval", "SELECT count(*) FROM events WHERE account_id = $1", account)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             log(f"could not count events in {self.display(store)}: {exc}")
             return None
 
@@ -204,8 +219,11 @@ class PostgresBackend(Backend):
         return pg(store, "fetchval", "SELECT pg_database_size(current_database())")
 
     def helper_pids(self, store: str) -> list[int]:
-        rows = pg(store, "fetch", "SELECT pid FROM pg_stat_activity"
-                                  " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        rows = pg(
+            store,
+            "fetch",
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
         return [row[0] for row in rows]
 
 
@@ -256,10 +274,16 @@ class Dataset:
     reused: bool = False
 
     @classmethod
-    def for_size(cls, backend: Backend, events: int, connectors: int, tag: str = "") -> "Dataset":
+    def for_size(cls, backend: Backend, events: int, connectors: int, tag: str = "") -> Dataset:
         stem = WORK / f"{backend.prefix}{tag + '-' if tag else ''}events-{events}-connectors-{connectors}"
-        return cls(backend, events, connectors, backend.store(events, connectors, tag),
-                   stem.with_suffix(".json"), stem.with_suffix(".paths"))
+        return cls(
+            backend,
+            events,
+            connectors,
+            backend.store(events, connectors, tag),
+            stem.with_suffix(".json"),
+            stem.with_suffix(".paths"),
+        )
 
     @property
     def where(self) -> str:
@@ -283,8 +307,9 @@ SERVE_ARGS: list[str] = []
 
 
 def conntel_server(ds: Dataset, port: int, name: str) -> Server:
-    argv = conntel_argv("serve", *ds.backend.serve_args(ds.store), "--host", "127.0.0.1", "--port", str(port),
-                        *SERVE_ARGS)
+    argv = conntel_argv(
+        "serve", *ds.backend.serve_args(ds.store), "--host", "127.0.0.1", "--port", str(port), *SERVE_ARGS
+    )
     return Server(name, argv, port, group=ds.backend.name)
 
 
@@ -295,8 +320,12 @@ def try_reuse(ds: Dataset) -> bool:
         meta = json.loads(ds.meta_path.read_text())
     except (OSError, ValueError):
         return False
-    if (not meta.get("complete") or meta.get("events") != ds.events or meta.get("connectors") != ds.connectors
-            or meta.get("store", ds.store) != ds.store):
+    if (
+        not meta.get("complete")
+        or meta.get("events") != ds.events
+        or meta.get("connectors") != ds.connectors
+        or meta.get("store", ds.store) != ds.store
+    ):
         return False
     ds.account, ds.connector_ids = meta["account"], meta["connector_ids"]
     counted = ds.count_events()
@@ -339,10 +368,12 @@ def prepare(ds: Dataset, batch: int, clients: int, sample: int) -> tuple[Workloa
     cli_json("accounts", "create", "--id", ds.account, "--name", "bench", *store)
     for cid in ds.connector_ids:
         cli_json("connectors", "create", "--account", ds.account, "--id", cid, *store)
-    ds.write_token = cli_json("tokens", "create", "--account", ds.account, "--permission", "Magic WAN Write",
-                              "--name", "bench-load", *store)["value"]
-    ds.read_token = cli_json("tokens", "create", "--account", ds.account, "--permission", "Magic WAN Read",
-                             "--name", "bench-read", *store)["value"]
+    ds.write_token = cli_json(
+        "tokens", "create", "--account", ds.account, "--permission", "Magic WAN Write", "--name", "bench-load", *store
+    )["value"]
+    ds.read_token = cli_json(
+        "tokens", "create", "--account", ds.account, "--permission", "Magic WAN Read", "--name", "bench-read", *store
+    )["value"]
     setup_s = time.monotonic() - started
 
     log(f"generating {ds.events:,} events")
@@ -350,8 +381,9 @@ def prepare(ds: Dataset, batch: int, clients: int, sample: int) -> tuple[Workloa
     rng = random.Random(ds.seed)
     sampler = random.Random(ds.seed + "-sample")
     sample_p = min(1.0, sample / ds.events)
-    per_connector = [ds.events // ds.connectors + (1 if i < ds.events % ds.connectors else 0)
-                     for i in range(ds.connectors)]
+    per_connector = [
+        ds.events // ds.connectors + (1 if i < ds.events % ds.connectors else 0) for i in range(ds.connectors)
+    ]
     bodies: list[tuple[str, bytes, int]] = []
     kinds: dict[str, int] = {}
     paths: list[str] = []
@@ -363,23 +395,30 @@ def prepare(ds: Dataset, batch: int, clients: int, sample: int) -> tuple[Workloa
             if sampler.random() < sample_p:
                 paths.append(f"{path}/{event['t']}.{event['n']}")
         for start in range(0, len(events), batch):
-            chunk = events[start:start + batch]
+            chunk = events[start : start + batch]
             bodies.append((path, json.dumps(chunk, separators=(",", ":")).encode(), len(chunk)))
     # Each client posts one contiguous run of the batches, so a connector's
     # batches stay in (t, n) order on a client (a connector spans several
     # clients only when there are fewer connectors than clients).
     cuts = [len(bodies) * i // clients for i in range(clients + 1)]
-    workload = Workload([bodies[a:b] for a, b in zip(cuts, cuts[1:])], batch,
-                        dict(sorted(kinds.items(), key=lambda kv: -kv[1])), time.monotonic() - started)
+    workload = Workload(
+        [bodies[a:b] for a, b in itertools.pairwise(cuts)],
+        batch,
+        dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+        time.monotonic() - started,
+    )
     sampler.shuffle(paths)
     ds.paths_file.write_text("\n".join(paths) + "\n")
-    log(f"generated in {workload.generate_s:.1f}s; {len(paths):,} sampled paths; "
-        f"{len(bodies)} batches of up to {batch} over {clients} clients")
+    log(
+        f"generated in {workload.generate_s:.1f}s; {len(paths):,} sampled paths; "
+        f"{len(bodies)} batches of up to {batch} over {clients} clients"
+    )
     return workload, setup_s
 
 
-def load(ds: Dataset, workload: Workload, port: int, name: str,
-         around: Callable[[Server], ContextManager] | None = None) -> dict:
+def load(
+    ds: Dataset, workload: Workload, port: int, name: str, around: Callable[[Server], ContextManager] | None = None
+) -> dict:
     """Post the workload through a fresh `conntel serve` on the dataset's store; the load's figures.
 
     `around(server)`, if given, is entered for the duration of the posting (e.g. a profiler).
@@ -401,9 +440,11 @@ def load(ds: Dataset, workload: Workload, port: int, name: str,
         server.stop()
     if accepted != ds.events:
         raise BenchError(f"the server accepted {accepted} events, expected {ds.events}")
-    log(f"loaded {ds.events:,} events in {load_s:.1f}s = {ds.events / load_s:,.0f} events/s "
+    log(
+        f"loaded {ds.events:,} events in {load_s:.1f}s = {ds.events / load_s:,.0f} events/s "
         f"(server CPU {cpu_s:.1f}s, client CPU {client_cpu_s:.1f}s, RSS {fmt_mib(rss)}"
-        + (f"; {ds.backend.label} backends CPU {db_cpu_s:.1f}s)" if db_cpu_s else ")"))
+        + (f"; {ds.backend.label} backends CPU {db_cpu_s:.1f}s)" if db_cpu_s else ")")
+    )
     return {
         "seconds": round(load_s, 2),
         "events_per_s": round(ds.events / load_s),
@@ -415,7 +456,7 @@ def load(ds: Dataset, workload: Workload, port: int, name: str,
         "server_rss_kib_after_load": rss,
         "generate_s": round(workload.generate_s, 1),
         "kinds": workload.kinds,
-        "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -438,9 +479,16 @@ def build(ds: Dataset, port: int, batch: int, clients: int, sample: int) -> None
     ds.load["after_load_s"] = round(settle(ds), 1)
     ds.load["db_bytes"] = ds.backend.size_bytes(ds.store)
     meta = {
-        "complete": True, "backend": ds.backend.name, "store": ds.store, "events": ds.events,
-        "connectors": ds.connectors, "account": ds.account, "connector_ids": ds.connector_ids,
-        "read_token": ds.read_token, "write_token": ds.write_token, "load": ds.load,
+        "complete": True,
+        "backend": ds.backend.name,
+        "store": ds.store,
+        "events": ds.events,
+        "connectors": ds.connectors,
+        "account": ds.account,
+        "connector_ids": ds.connector_ids,
+        "read_token": ds.read_token,
+        "write_token": ds.write_token,
+        "load": ds.load,
     }
     ds.meta_path.write_text(json.dumps(meta, indent=1))
 

@@ -27,8 +27,8 @@ import httpx
 import pytest
 from helpers import ROOT, World, bearer, build_world, cli, env_without_proxies, post_events
 
+from conntel.client.lifecycles import fleet
 from conntel.kinds import FAILURE_KINDS, KIND_NAMES
-from conntel.simulate import fleet
 
 HERE = Path(__file__).resolve().parent / "dashboard"
 DRIVER = HERE / "drive.mjs"
@@ -155,7 +155,12 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
     assert "healthy" in expected.values()
     now = int(time.time())
     live_events = [
-        {"t": now - 60, "n": 0, "e": {"k": "StartUpgrade", "url": "https://downloads.example.com/c.tar"}, "v": "2026.3.1"},
+        {
+            "t": now - 60,
+            "n": 0,
+            "e": {"k": "StartUpgrade", "url": "https://downloads.example.com/c.tar"},
+            "v": "2026.3.1",
+        },
         {"t": now - 30, "n": 0, "e": {"k": "FinishUpgradeSuccess"}, "v": "2026.3.2"},
     ]  # fmt: skip
     finish = upgrade["finish"]

@@ -1,4 +1,5 @@
-"""When the database cannot be used just now: 503 with code 20017 and Retry-After, never a 500, and recovery without a restart."""
+"""When the database cannot be used just now: 503 with code 20017 and Retry-After, never a 500,
+and recovery without a restart."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from cloudflare import Cloudflare
-
 from helpers import Server, TcpProxy, World, bearer, build_world, drop_pg_database, post_events
 
 T0 = 1_700_000_000

@@ -60,8 +60,9 @@ def test_demo_prints_a_working_curl(tmp_path: Path):
         account = url.split("/accounts/")[1].split("/")[0]
         deadline = time.monotonic() + 15
         while True:
-            listed = httpx.get(f"{base}/accounts/{account}/magic/connectors",
-                               headers={"Authorization": f"Bearer {token}"}).json()["result"]
+            listed = httpx.get(
+                f"{base}/accounts/{account}/magic/connectors", headers={"Authorization": f"Bearer {token}"}
+            ).json()["result"]
             live = [c for c in listed if c.get("device", {}).get("serial_number", "").startswith("SIM-")]
             if len(live) == 8 and all(c.get("last_heartbeat") for c in live):
                 break

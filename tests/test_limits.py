@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from helpers import Server, World, bearer, build_world
 
 T0 = 1_700_000_000
@@ -29,8 +28,16 @@ def guarded(tmp_path_factory: pytest.TempPathFactory):
     server = Server(
         world.db,
         log_dir=tmp,
-        extra_args=("--header-timeout", "1", "--body-timeout", "1", "--max-connections", "40",
-                    "--max-header-bytes", "8192"),
+        extra_args=(
+            "--header-timeout",
+            "1",
+            "--body-timeout",
+            "1",
+            "--max-connections",
+            "40",
+            "--max-header-bytes",
+            "8192",
+        ),
     ).start()
     world.server = server
     yield world
@@ -58,12 +65,14 @@ def envelope_code(body: bytes) -> int:
 
 def get_event_request(world: World, extra_headers: str = "") -> bytes:
     path = f"/client/v4/accounts/{world.account}/magic/connectors/{world.connector}/telemetry/events/{T0}.0"
-    return (f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {world.read_token}\r\n"
-            f"{extra_headers}Connection: close\r\n\r\n").encode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {world.read_token}\r\n"
+        f"{extra_headers}Connection: close\r\n\r\n"
+    ).encode()
 
 
 def test_normal_request_passes(guarded: World):
-    status, headers, body = raw_exchange(guarded, get_event_request(guarded))
+    status, _headers, body = raw_exchange(guarded, get_event_request(guarded))
     assert status == 404 and envelope_code(body) == 20001  # a clean answer: no such event
 
 
@@ -88,9 +97,11 @@ def test_a_pipelined_request_after_a_big_body_is_not_taken_for_oversized_headers
     # One read can end one request's large body and begin the next request's headers: only the latter count.
     batch = json.dumps([{"t": T0, "n": i, "e": {"k": "Reconcile", "pad": "x" * 200}} for i in range(60)]).encode()
     assert len(batch) > 8192  # the server's header cap
-    post = (f"POST /client/v4/accounts/{guarded.account}/magic/connectors/{guarded.connector}/telemetry/events "
-            f"HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {guarded.write_token}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(batch)}\r\n\r\n").encode() + batch
+    post = (
+        f"POST /client/v4/accounts/{guarded.account}/magic/connectors/{guarded.connector}/telemetry/events "
+        f"HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {guarded.write_token}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(batch)}\r\n\r\n"
+    ).encode() + batch
     get = get_event_request(guarded).replace(b".0 HTTP", b".59 HTTP")
     with socket.create_connection(("127.0.0.1", guarded.server.port), timeout=5) as sock:
         sock.sendall(post + get[:40])
@@ -110,7 +121,7 @@ def test_malformed_http_is_400_in_an_envelope(guarded: World):
 
 def test_headers_that_never_finish_are_cut_off(guarded: World):
     started = time.monotonic()
-    status, headers, body = raw_exchange(guarded, b"GET /client/v4 HTTP/1.1\r\nHost: x\r\n", wait=10)
+    status, _headers, body = raw_exchange(guarded, b"GET /client/v4 HTTP/1.1\r\nHost: x\r\n", wait=10)
     assert status == 408 and envelope_code(body) == 20015
     assert time.monotonic() - started < 5
     # An idle connection that sends nothing at all is closed too.
@@ -120,9 +131,11 @@ def test_headers_that_never_finish_are_cut_off(guarded: World):
 
 
 def test_a_body_that_stalls_is_408(guarded: World):
-    head = (f"POST /client/v4/accounts/{guarded.account}/magic/connectors/{guarded.connector}/telemetry/events "
-            f"HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {guarded.write_token}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: 1000\r\n\r\n[").encode()
+    head = (
+        f"POST /client/v4/accounts/{guarded.account}/magic/connectors/{guarded.connector}/telemetry/events "
+        f"HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {guarded.write_token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: 1000\r\n\r\n["
+    ).encode()
     status, headers, body = raw_exchange(guarded, head, wait=10)
     assert status == 408 and envelope_code(body) == 20015
     assert headers.get("connection") == "close"

@@ -52,7 +52,9 @@ def test_a_write_is_readable_at_once_through_processes_busy_reading(fleet):
     world, servers = fleet
     busy, connector = world.new_connector(), world.new_connector()
     loaded = [{"t": T0, "n": 0, "e": {"k": "Init"}}]
-    assert httpx.post(url_on(servers[0], world, busy), json=loaded, headers=bearer(world.write_token)).status_code == 200
+    assert (
+        httpx.post(url_on(servers[0], world, busy), json=loaded, headers=bearer(world.write_token)).status_code == 200
+    )
     stop = threading.Event()
     load_statuses: set[int] = set()
 
@@ -68,7 +70,9 @@ def test_a_write_is_readable_at_once_through_processes_busy_reading(fleet):
         with httpx.Client(timeout=30) as client:
             for i in range(60):
                 batch = [{"t": T0 + i, "n": 0, "e": {"k": "Reconcile", "by": i}}]
-                posted = client.post(url_on(servers[0], world, connector), json=batch, headers=bearer(world.write_token))
+                posted = client.post(
+                    url_on(servers[0], world, connector), json=batch, headers=bearer(world.write_token)
+                )
                 assert posted.status_code == 200
                 for reader in servers[1:]:
                     got = client.get(f"{url_on(reader, world, connector)}/{T0 + i}.0", headers=bearer(world.read_token))

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from helpers import Server, World, bearer, build_world, drop_pg_database, post_events
 
 T0 = 1_700_000_000

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from helpers import Server, bearer, build_world, cut_pg_connections, drop_pg_database, post_events
 
 T0 = 1_700_000_000

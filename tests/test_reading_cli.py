@@ -13,8 +13,12 @@ T0 = 1_700_000_000
 
 
 def run(world: World, *args: str, token: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "CLOUDFLARE_API_TOKEN": token or world.read_token,
-           "CLOUDFLARE_BASE_URL": world.server.base_url, "CLOUDFLARE_ACCOUNT_ID": world.account}
+    env = {
+        **os.environ,
+        "CLOUDFLARE_API_TOKEN": token or world.read_token,
+        "CLOUDFLARE_BASE_URL": world.server.base_url,
+        "CLOUDFLARE_ACCOUNT_ID": world.account,
+    }
     return subprocess.run([*CONNTEL, *args], capture_output=True, text=True, env=env, timeout=60)
 
 
@@ -24,8 +28,10 @@ def ndjson(text: str) -> list[dict]:
 
 def test_get_list_latest_and_connectors(world: World):
     connector = world.new_connector()
-    events = [{"t": T0 + i, "n": 0, "e": {"k": "FinishUpgradeFailure" if i == 3 else "Reconcile", "i": i}, "v": "2.0"}
-              for i in range(2500)]
+    events = [
+        {"t": T0 + i, "n": 0, "e": {"k": "FinishUpgradeFailure" if i == 3 else "Reconcile", "i": i}, "v": "2.0"}
+        for i in range(2500)
+    ]
     post_events(world, events, connector=connector).raise_for_status()
 
     got = run(world, "events", "get", f"{T0 + 3}.0", "--connector", connector, "--json")
@@ -33,8 +39,20 @@ def test_get_list_latest_and_connectors(world: World):
     readable = run(world, "events", "get", f"{T0 + 3}.0", "--connector", connector)
     assert "FinishUpgradeFailure" in readable.stdout and '"i": 3' in readable.stdout
 
-    listed = run(world, "events", "list", "--connector", connector, "--from", str(T0),
-                 "--to", "2023-11-14T22:41:40", "--page-size", "300", "--json")  # the ISO end is T0 + 1700
+    listed = run(
+        world,
+        "events",
+        "list",
+        "--connector",
+        connector,
+        "--from",
+        str(T0),
+        "--to",
+        "2023-11-14T22:41:40",
+        "--page-size",
+        "300",
+        "--json",
+    )  # the ISO end is T0 + 1700
     items = ndjson(listed.stdout)
     assert [(i["t"], i["k"]) for i in items] == [(e["t"], e["e"]["k"]) for e in events[:1701]]
 
@@ -61,14 +79,20 @@ def test_errors_are_one_line_and_nonzero(world: World):
 
 def test_tail_follows_live_and_resumes(world: World):
     connector = world.new_connector()
-    env = {**os.environ, "CLOUDFLARE_API_TOKEN": world.read_token, "CLOUDFLARE_BASE_URL": world.server.base_url,
-           "CLOUDFLARE_ACCOUNT_ID": world.account}
-    tail = subprocess.Popen([*CONNTEL, "events", "tail", "--connector", connector, "--json"],
-                            stdout=subprocess.PIPE, text=True, env=env)
+    env = {
+        **os.environ,
+        "CLOUDFLARE_API_TOKEN": world.read_token,
+        "CLOUDFLARE_BASE_URL": world.server.base_url,
+        "CLOUDFLARE_ACCOUNT_ID": world.account,
+    }
+    tail = subprocess.Popen(
+        [*CONNTEL, "events", "tail", "--connector", connector, "--json"], stdout=subprocess.PIPE, text=True, env=env
+    )
     try:
         time.sleep(1.5)  # let it connect
-        post_events(world, [{"t": T0 + i, "n": 0, "e": {"k": "HaError", "i": i}} for i in range(3)],
-                    connector=connector).raise_for_status()
+        post_events(
+            world, [{"t": T0 + i, "n": 0, "e": {"k": "HaError", "i": i}} for i in range(3)], connector=connector
+        ).raise_for_status()
         lines = [json.loads(tail.stdout.readline()) for _ in range(3)]
     finally:
         tail.terminate()

@@ -25,7 +25,13 @@ def assert_no_route(response: httpx.Response, path: str):
 
 @pytest.mark.parametrize(
     "path",
-    ["/nope", "/assets", "/client/v4", "/client/v4/zones", "/client/v4/accounts/x/magic/connectors/y/telemetry/events/1.0/extra"],
+    [
+        "/nope",
+        "/assets",
+        "/client/v4",
+        "/client/v4/zones",
+        "/client/v4/accounts/x/magic/connectors/y/telemetry/events/1.0/extra",
+    ],
 )
 def test_unknown_route(world: World, path: str):
     response = httpx.get(world.server.origin + path, headers=bearer(world.read_token))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from helpers import cli
 
-from conntel.model import NewEvent
+from conntel.events import NewEvent
 from conntel.store.sqlite import SqliteStore
 
 T0 = 1_700_000_000
@@ -80,4 +80,3 @@ def test_closing_the_store_with_a_read_in_this_turn_is_clean(tmp_path: Path):
 
     asyncio.run(main())
     assert problems == []
-

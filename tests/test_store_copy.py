@@ -168,7 +168,7 @@ def test_copy_moves_everything_and_the_api_answers_the_same(world: World, pg_url
     )
     connectors = [world.connector, managed["id"], licensed["id"], world.new_connector()]
     counts = [2600, 900, 300, 0]  # several chunks of 1000, across connectors; one connector without events
-    for index, (connector, count) in enumerate(zip(connectors, counts)):
+    for index, (connector, count) in enumerate(zip(connectors, counts, strict=False)):
         ingest(world, connector, events_for(index, count))
     ingest(world, world.other_connector, events_for(9, 50), other_account=True)
     total = sum(counts) + 50
@@ -278,7 +278,7 @@ def test_an_interrupted_copy_resumes_without_duplicates(world: World, pg_url: st
     proc = start()
     wait_for_more_than(proc, 0)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "run the same command again to resume" in err.lower() and "Traceback" not in err
     first = pg_count(pg_url)
@@ -357,7 +357,7 @@ def test_different_content_under_the_same_key_is_never_overwritten(world: World,
     assert f"event {T0 + 10}.1 of connector {world.connector} in account {world.account}" in done.stderr
     assert "different content (differing: e)" in done.stderr and "Nothing was overwritten" in done.stderr
     assert "Traceback" not in done.stderr
-    assert pg(pg_url, f"SELECT e FROM events WHERE {key}") == "\\x" + '{"k":"Reconcile","forged":true}'.encode().hex()
+    assert pg(pg_url, f"SELECT e FROM events WHERE {key}") == "\\x" + b'{"k":"Reconcile","forged":true}'.hex()
     pg(pg_url, f"UPDATE events SET e = decode('{original}', 'hex') WHERE {key}")
 
     # A connector edited on a server already running on the destination: newer there, so a conflict.

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from helpers import Server, World, bearer, build_world, drop_pg_database, post_events
 
 T0 = 1_700_000_000
@@ -35,7 +34,10 @@ class SseReader:
             self.opened.set()
 
     def _read(self, url: str, headers: dict[str, str]) -> None:
-        with httpx.Client(timeout=httpx.Timeout(5, read=None)) as client, client.stream("GET", url, headers=headers) as r:
+        with (
+            httpx.Client(timeout=httpx.Timeout(5, read=None)) as client,
+            client.stream("GET", url, headers=headers) as r,
+        ):
             self.status = r.status_code
             self.content_type = r.headers.get("content-type", "")
             self.opened.set()
@@ -45,8 +47,9 @@ class SseReader:
                     return
                 if line == "":
                     if "data" in message:
-                        self.messages.put({"id": int(message["id"]), "event": message["event"],
-                                           "data": json.loads(message["data"])})
+                        self.messages.put(
+                            {"id": int(message["id"]), "event": message["event"], "data": json.loads(message["data"])}
+                        )
                     message = {}
                 elif not line.startswith(":"):
                     field, _, value = line.partition(": ")
@@ -80,8 +83,10 @@ def stream_url(world: World, connector: str | None = None, base: str | None = No
 
 
 def batch(start: int, count: int, **extra) -> list[dict]:
-    return [{"t": T0 + start + i, "n": 0, "e": {"k": "Reconcile", "i": start + i, **extra}, "v": "1.0"}
-            for i in range(count)]
+    return [
+        {"t": T0 + start + i, "n": 0, "e": {"k": "Reconcile", "i": start + i, **extra}, "v": "1.0"}
+        for i in range(count)
+    ]
 
 
 def test_connector_stream_delivers_new_events_within_a_second(world: World):
@@ -128,7 +133,9 @@ def test_resuming_with_last_event_id_has_no_gap_and_no_repeat(world: World):
     # While disconnected, more events arrive.
     post_events(world, batch(4, 3), connector=connector).raise_for_status()
     post_events(world, batch(7, 2), connector=connector).raise_for_status()
-    resumed = SseReader(stream_url(world, connector), {**bearer(world.read_token), "Last-Event-ID": str(seen[-1]["id"])})
+    resumed = SseReader(
+        stream_url(world, connector), {**bearer(world.read_token), "Last-Event-ID": str(seen[-1]["id"])}
+    )
     try:
         rest = resumed.take(5)
         assert [m["data"]["e"]["i"] for m in seen + rest] == list(range(9))

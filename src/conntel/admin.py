@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from conntel import connector_ops, ids
+from conntel import connectors, ids
 from conntel.connectors import ConnectorSettings
 from conntel.credentials import PERMISSIONS, is_valid_email, new_api_key, new_token_secret, secret_hash
 from conntel.store.base import Store
@@ -45,7 +45,7 @@ async def create_account(store: Store, account_id: str | None = None, name: str 
 
 async def create_connector(store: Store, account_id: str, connector_id: str | None = None) -> dict:
     connector_id = _check_id(connector_id or ids.new_id(), "A connector id")
-    await connector_ops.create(store, account_id, ConnectorSettings(), connector_id=connector_id)
+    await connectors.create(store, account_id, ConnectorSettings(), connector_id=connector_id)
     return {"id": connector_id, "account_id": account_id}
 
 
@@ -64,12 +64,12 @@ def parse_expiry(text: str) -> int:
     except ValueError:
         raise AdminError(f"Not an ISO 8601 date and time: {text!r}") from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=UTC)
     return int(when.timestamp())
 
 
 def _iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
 async def create_token(

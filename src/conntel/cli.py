@@ -6,13 +6,14 @@ import asyncio
 import functools
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import click
 
 from conntel import admin
-from conntel.cli_read import connectors_list, events
+from conntel.client.reading import connectors_list, events
 from conntel.config import DEFAULT_DB, Settings
 from conntel.credentials import PERMISSIONS
 from conntel.store import UnsupportedDatabase, open_store
@@ -221,7 +222,7 @@ def serve_options(command: Callable) -> Callable:
 @serve_options
 def serve(db: str, database_url: str | None, **options: Any) -> None:
     """Run the HTTP API server."""
-    from conntel.server import run
+    from conntel.server.run import run
 
     settings = Settings(database=_database(db, database_url), **options)
     try:
@@ -364,7 +365,7 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
 @json_option
 def simulate(as_json: bool, **options: Any) -> None:
     """Drive a fleet of virtual connectors through realistic lifecycles, posting through the API."""
-    from conntel.fleet import FleetError, FleetOptions, FleetStats, run_fleet
+    from conntel.client.fleet import FleetError, FleetOptions, FleetStats, run_fleet
 
     def show(stats: FleetStats) -> None:
         if not as_json:

@@ -1,16 +1,24 @@
-"""Connector wire types (as the official SDK types them) and their validation."""
+"""Connectors: the wire types (as the official SDK types them), the stored record, and the
+operations the HTTP API and the admin CLI share."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
+import time
 import zoneinfo
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from conntel.model import NO_NUL
+from conntel import ids
+from conntel.credentials import new_token_secret, secret_hash
+from conntel.events import NO_NUL
+
+if TYPE_CHECKING:
+    from conntel.store.base import Store
 
 Weekday = Literal["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
 WEEKDAYS: tuple[str, ...] = Weekday.__args__  # type: ignore[attr-defined]
@@ -128,4 +136,118 @@ class Connector(Struct, omit_defaults=True, kw_only=True):
 def iso_time(seconds: int | None) -> str | None:
     if seconds is None:
         return None
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConnectorRecord:
+    """A connector as the store keeps it."""
+
+    account_id: str
+    connector_id: str
+    settings: ConnectorSettings
+    created_on: int
+    last_updated: int
+    device_id: str | None = None
+    device_serial_number: str | None = None
+    device_type: str | None = None
+    license_key_hash: bytes | None = None
+    last_heartbeat: int | None = None  # when the connector last pushed events
+    last_seen_version: str | None = None  # `v` of its newest event that carried one
+
+
+# -- operations (the API and the admin CLI) --
+
+
+class NotLicensed(ValueError):
+    """provision_license asked of a connector whose device is not LICENSED."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Provisioned:
+    """A connector record plus, when one was just made, its license key (shown once)."""
+
+    record: ConnectorRecord
+    license_key: str | None = None
+
+
+def to_wire(record: ConnectorRecord, license_key: str | None = None) -> Connector:
+    device = None
+    if record.device_id is not None:
+        device = Device(record.device_id, record.device_serial_number, record.device_type)
+    return Connector(
+        id=record.connector_id,
+        **msgspec.structs.asdict(record.settings),
+        last_updated=iso_time(record.last_updated),
+        device=device,
+        last_heartbeat=iso_time(record.last_heartbeat),
+        last_seen_version=record.last_seen_version,
+        license_key=license_key if license_key is not None else UNSET,
+    )
+
+
+async def create(
+    store: Store,
+    account_id: str,
+    settings: ConnectorSettings,
+    device: DeviceSpec | None = None,
+    connector_id: str | None = None,
+) -> Provisioned:
+    now = int(time.time())
+    license_key, key_hash = None, None
+    if device is None:  # made by an operator (CLI) before any device is known
+        device_id = serial = device_type = None
+    elif device.provision_license is True:
+        device_id, serial, device_type = ids.new_id(), None, "LICENSED"
+        license_key = new_token_secret()
+        key_hash = secret_hash(license_key)
+    elif device.serial_number is not UNSET:
+        device_id, serial, device_type = ids.new_id(), device.serial_number, "MANAGED"
+    else:
+        device_id, serial, device_type = device.id, None, None
+    record = ConnectorRecord(
+        account_id=account_id,
+        connector_id=connector_id or ids.new_id(),
+        settings=settings,
+        created_on=now,
+        last_updated=now,
+        device_id=device_id,
+        device_serial_number=serial,
+        device_type=device_type,
+        license_key_hash=key_hash,
+    )
+    await store.create_connector(record)
+    return Provisioned(record, license_key)
+
+
+async def change_settings(
+    store: Store, account_id: str, connector_id: str, changes: dict[str, Any], provision_license: bool
+) -> Provisioned:
+    """Apply setting changes (PUT passes every setting, PATCH only those given)."""
+    license_key = new_token_secret() if provision_license else None
+
+    def change(current: ConnectorRecord) -> ConnectorRecord:
+        # "Regenerate license key": only a licensed (virtual) connector has one to regenerate.
+        if license_key is not None and current.device_type != "LICENSED":
+            raise NotLicensed(f"Connector {connector_id} has no licensed device: provision_license does not apply")
+        settings = msgspec.structs.replace(current.settings, **changes)
+        record = dataclasses.replace(current, settings=settings, last_updated=int(time.time()))
+        if license_key is not None:
+            record = dataclasses.replace(record, license_key_hash=secret_hash(license_key))
+        return record
+
+    return Provisioned(await store.update_connector(account_id, connector_id, change), license_key)
+
+
+def settings_of(request: ConnectorCreate | ConnectorUpdate) -> dict[str, Any]:
+    """Every setting of a create or PUT body."""
+    return {field: getattr(request, field) for field in ConnectorSettings.__struct_fields__}
+
+
+def given_settings(request: Any) -> dict[str, Any]:
+    """The settings a PATCH body gives."""
+    return {
+        field: getattr(request, field)
+        for field in ConnectorSettings.__struct_fields__
+        if getattr(request, field) is not UNSET
+    }

@@ -10,12 +10,12 @@ import click
 import msgspec
 
 from conntel import admin
+from conntel.client.fleet import FleetError, FleetOptions, run_fleet
+from conntel.client.lifecycles import fleet
 from conntel.config import Settings
 from conntel.credentials import MAGIC_WAN_READ, MAGIC_WAN_WRITE
-from conntel.fleet import FleetError, FleetOptions, run_fleet
-from conntel.model import decode_batch
-from conntel.server import run
-from conntel.simulate import fleet
+from conntel.events import decode_batch
+from conntel.server.run import run
 from conntel.store import open_store
 
 DEMO_ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"  # the reference page's example account

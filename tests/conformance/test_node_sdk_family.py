@@ -396,9 +396,9 @@ def pages_of(outcome: dict, events: list[dict], size: int, received: tuple[int, 
     chunks = [events[i : i + size] for i in range(0, len(events), size)] or [[]]
     assert len(got) == len(chunks), [page.get("count") for page in got]
     want = []
-    for number, (page, chunk) in enumerate(zip(got, chunks)):
+    for number, (page, chunk) in enumerate(zip(got, chunks, strict=False)):
         items = []
-        for item, event in zip(page["items"], chunk):
+        for item, event in zip(page["items"], chunk, strict=False):
             assert isinstance(item.get("a"), int) and received[0] <= item["a"] <= received[1], item
             items.append({"a": item["a"], "k": event["e"]["k"], "n": event["n"], "t": event["t"]})
         expected = {"count": len(chunk), "items": items}

@@ -16,7 +16,8 @@ import asyncio
 import datetime as dt
 import secrets
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cloudflare
 import cloudflare.pagination
@@ -418,7 +419,13 @@ def walk(api: Api, connector: str, account: str, **query: Any) -> list:
     while pages[-1].cursor is not None:
         assert len(pages) < 1000, "the cursor never ends"
         cursor = pages[-1].cursor
-        pages.append(api(lambda c: connectors(c).events.list(connector, account_id=account, cursor=cursor, **query)))
+        pages.append(
+            api(
+                lambda c, cursor=cursor: connectors(c).events.list(
+                    connector, account_id=account, cursor=cursor, **query
+                )
+            )
+        )
     return pages
 
 
@@ -438,7 +445,7 @@ def test_list_walks_every_event_exactly_once_in_order(world: World, history: dic
     items = [item for page in pages for item in page.items]
     assert keys(items) == [(e["t"], e["n"]) for e in IN_WINDOW]  # each once, (t, n) ascending, from/to inclusive
     first, last = history["received"]
-    for item, event in zip(items, IN_WINDOW):
+    for item, event in zip(items, IN_WINDOW, strict=False):
         assert item.k == event["e"]["k"]
         assert first <= item.a <= last
         assert set(item.to_dict()) == {"a", "k", "n", "t"}
@@ -517,7 +524,9 @@ def test_a_cursor_belongs_to_its_query(world: World, history: dict, sdk):
     for query in [{"from_": T0, "to": T0 + 9, "k": "Init"}, {"from_": T0, "to": T0 + 8}]:
         fails(
             api,
-            lambda c: connectors(c).events.list(connector, account_id=world.account, cursor=page.cursor, **query),
+            lambda c, page=page, query=query: connectors(c).events.list(
+                connector, account_id=world.account, cursor=page.cursor, **query
+            ),
             cloudflare.BadRequestError,
             400,
             20011,
@@ -588,7 +597,7 @@ def test_verify_shows_expiry(world: World, sdk):
     token = world.new_token("Magic WAN Read", expires_on="2099-01-02T03:04:05Z")
     result = sdk(token["value"])(verify)
     assert result.id == token["id"] and result.status == "active"
-    assert result.expires_on == dt.datetime(2099, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    assert result.expires_on == dt.datetime(2099, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
 
 
 def test_verify_rejects_unknown_expired_and_malformed_tokens(world: World, sdk):

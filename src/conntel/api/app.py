@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from importlib import resources
-from typing import AsyncIterator
 
 import msgspec
 from starlette.applications import Starlette
@@ -33,7 +33,7 @@ from conntel.api.tokens import TokenRoutes, TokenStatus
 from conntel.config import Settings
 from conntel.connectors import Connector, ConnectorCreate, ConnectorEdit, ConnectorUpdate
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
-from conntel.model import AppendResult, Event, EventList, LatestEvents, NewEvent
+from conntel.events import AppendResult, Event, EventList, LatestEvents, NewEvent
 from conntel.store.base import Store, StoreError
 
 DASHBOARD_PAGE = (resources.files("conntel") / "web" / "index.html").read_bytes()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Generic, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter
 

@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from conntel.api.errors import BODY_TOO_LARGE, INVALID_BODY, MALFORMED_JSON, REQUEST_TIMEOUT, ApiError
 from conntel.config import Settings
-from conntel.model import InvalidBatch, MalformedJson, decode_json
+from conntel.events import InvalidBatch, MalformedJson, decode_json
 
 
 async def read_body(request: Request, settings: Settings) -> bytes:

@@ -6,12 +6,11 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conntel import connector_ops
+from conntel import connectors
 from conntel.api.auth import Authenticator
 from conntel.api.bodies import decode_body
 from conntel.api.envelope import ok
-from conntel.api.errors import INVALID_BODY, ApiError
-from conntel.api.events import connector_not_found
+from conntel.api.errors import INVALID_BODY, ApiError, connector_not_found
 from conntel.api.params import Param, parse_query
 from conntel.api.routing import account_scope, connector_scope
 from conntel.config import Settings
@@ -35,16 +34,16 @@ class ConnectorRoutes:
         account_id = account_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
         body: ConnectorCreate = await decode_body(request, _create, self.settings)
-        settings = ConnectorSettings(**connector_ops.settings_of(body))
-        made = await connector_ops.create(self.store, account_id, settings, body.device)
-        return ok(connector_ops.to_wire(made.record, made.license_key))
+        settings = ConnectorSettings(**connectors.settings_of(body))
+        made = await connectors.create(self.store, account_id, settings, body.device)
+        return ok(connectors.to_wire(made.record, made.license_key))
 
     async def list(self, request: Request) -> Response:
         account_id = account_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
         device_type = parse_query(request.query_params.multi_items(), LIST_QUERY)["device_type"]
         records = await self.store.list_connectors(account_id, device_type)
-        return ok([connector_ops.to_wire(record) for record in records])
+        return ok([connectors.to_wire(record) for record in records])
 
     async def get(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
@@ -52,19 +51,19 @@ class ConnectorRoutes:
         record = await self.store.get_connector(account_id, connector_id)
         if record is None:
             raise connector_not_found(connector_id)
-        return ok(connector_ops.to_wire(record))
+        return ok(connectors.to_wire(record))
 
     async def update(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
         body: ConnectorUpdate = await decode_body(request, _update, self.settings)
-        return await self._change(account_id, connector_id, connector_ops.settings_of(body), body.provision_license)
+        return await self._change(account_id, connector_id, connectors.settings_of(body), body.provision_license)
 
     async def edit(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
         body = await decode_body(request, _edit, self.settings)
-        return await self._change(account_id, connector_id, connector_ops.given_settings(body), body.provision_license)
+        return await self._change(account_id, connector_id, connectors.given_settings(body), body.provision_license)
 
     async def delete(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
@@ -73,13 +72,13 @@ class ConnectorRoutes:
             record = await self.store.delete_connector(account_id, connector_id)
         except NotFound:
             raise connector_not_found(connector_id) from None
-        return ok(connector_ops.to_wire(record))
+        return ok(connectors.to_wire(record))
 
     async def _change(self, account_id: str, connector_id: str, changes: dict, provision_license: bool) -> Response:
         try:
-            made = await connector_ops.change_settings(self.store, account_id, connector_id, changes, provision_license)
+            made = await connectors.change_settings(self.store, account_id, connector_id, changes, provision_license)
         except NotFound:
             raise connector_not_found(connector_id) from None
-        except connector_ops.NotLicensed as exc:
+        except connectors.NotLicensed as exc:
             raise ApiError(400, INVALID_BODY, str(exc)) from None
-        return ok(connector_ops.to_wire(made.record, made.license_key))
+        return ok(connectors.to_wire(made.record, made.license_key))

@@ -85,3 +85,7 @@ class ApiError(Exception):
 def no_route(path: str) -> ApiError:
     message = f"Could not route to {path}, perhaps your object identifier is invalid?"
     return ApiError(400, COULD_NOT_ROUTE, message, also=(NO_ROUTE,))
+
+
+def connector_not_found(connector_id: str) -> ApiError:
+    return ApiError(404, CONNECTOR_NOT_FOUND, f"No connector {connector_id}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 from msgspec import UNSET
 from starlette.requests import Request
@@ -16,12 +16,12 @@ from conntel.api.cursor import CursorError, CursorSigner
 from conntel.api.envelope import ok, ok_body
 from conntel.api.errors import (
     BATCH_TOO_LARGE,
-    CONNECTOR_NOT_FOUND,
     EVENT_CONFLICT,
     EVENT_NOT_FOUND,
     INVALID_CURSOR,
     INVALID_EVENT,
     ApiError,
+    connector_not_found,
     no_route,
 )
 from conntel.api.observability import Metrics
@@ -29,8 +29,7 @@ from conntel.api.params import Param, invalid, parse_query
 from conntel.api.routing import api_path, connector_scope
 from conntel.config import Settings
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
-from conntel.kinds import KIND_NAMES
-from conntel.model import (
+from conntel.events import (
     BatchTooLarge,
     Event,
     EventList,
@@ -40,6 +39,7 @@ from conntel.model import (
     MalformedJson,
     decode_batch,
 )
+from conntel.kinds import KIND_NAMES
 from conntel.store.base import EventConflict, EventQuery, NotFound, Store
 
 LIST_QUERY = (
@@ -135,7 +135,3 @@ class EventRoutes:
     async def _require_connector(self, account_id: str, connector_id: str) -> None:
         if not await self.store.connector_exists(account_id, connector_id):
             raise connector_not_found(connector_id)
-
-
-def connector_not_found(connector_id: str) -> ApiError:
-    return ApiError(404, CONNECTOR_NOT_FOUND, f"No connector {connector_id}")

@@ -10,7 +10,8 @@ the busy timeout, a full disk: the store tells these apart from bugs
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from conntel.api.envelope import error_response
 from conntel.api.errors import INTERNAL_ERROR, STORE_UNAVAILABLE, ApiError

@@ -3,7 +3,7 @@
 Metrics carry route templates, methods, statuses and event kinds — never
 account or connector ids, never credentials. With `--workers N` every process
 writes its counts to a shared folder (prometheus_client's multiprocess mode,
-set up by conntel.server), so `/metrics` answers for the whole server.
+set up by conntel.server.run), so `/metrics` answers for the whole server.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from bisect import bisect_left
 from typing import Any
 
 import msgspec
-
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -80,7 +79,7 @@ METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 class _Tally:
     """One route, method and status: its Prometheus children, and what it gathered since the last fold."""
 
-    __slots__ = ("label", "requests", "latency", "count", "seconds", "buckets")
+    __slots__ = ("buckets", "count", "label", "latency", "requests", "seconds")
 
     def __init__(self, label: str, requests: Any, latency: Any):
         self.label, self.requests, self.latency = label, requests, latency
@@ -125,7 +124,9 @@ class RequestRecorder:
         if tally is None:  # labels: worked out once per key
             label = route_label(scope)
             tally = self._tallies[key] = _Tally(
-                label, self.metrics.requests.labels(label, method, str(status)), self.metrics.latency.labels(label, method)
+                label,
+                self.metrics.requests.labels(label, method, str(status)),
+                self.metrics.latency.labels(label, method),
             )
         tally.count += 1
         tally.seconds += seconds

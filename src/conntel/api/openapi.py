@@ -12,8 +12,8 @@ from conntel import __version__
 from conntel.api.envelope import WireError
 from conntel.api.params import Param
 from conntel.api.routing import PREFIX
+from conntel.events import PAYLOAD_TYPES
 from conntel.ids import ID_PATTERN
-from conntel.model import PAYLOAD_TYPES
 
 REF = "#/components/schemas/{name}"
 
@@ -64,7 +64,7 @@ def build_openapi(operations: list[Operation]) -> dict[str, Any]:
     for op in operations:
         types += [t for t in (op.body, op.result) if t is not None]
     (schemas_of, components) = msgspec.json.schema_components(types, ref_template=REF)
-    schema = dict(zip(types, schemas_of))
+    schema = dict(zip(types, schemas_of, strict=False))
     error_response = {
         "description": "An error, in the v4 envelope (see the README for every code)",
         "content": {"application/json": {"schema": _envelope({"type": "null"}, False)}},

@@ -5,8 +5,9 @@ Unknown, repeated or malformed parameters are a 400 (20010).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from conntel import ids
 from conntel.api.errors import INVALID_QUERY, ApiError

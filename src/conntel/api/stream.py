@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
@@ -19,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from conntel.api.auth import Authenticator
-from conntel.api.events import connector_not_found
+from conntel.api.errors import connector_not_found
 from conntel.api.params import invalid, parse_query
 from conntel.api.routing import account_scope, connector_scope
 from conntel.credentials import READ_ACCEPTS
-from conntel.model import PAYLOAD_DOC
+from conntel.events import PAYLOAD_DOC
 from conntel.store.base import Store, StreamedEvent
 
 POLL_SECONDS = 0.25

@@ -7,13 +7,14 @@ above this module speaks SQL.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Protocol, Sequence
+from typing import NamedTuple, Protocol
 
 import msgspec
 
-from conntel.connectors import ConnectorSettings
-from conntel.model import AppendResult, NewEvent, canonical
+from conntel.connectors import ConnectorRecord, ConnectorSettings
+from conntel.events import AppendResult, NewEvent, canonical
 
 
 class StoredEvent(NamedTuple):  # a tuple: the hot path builds one per request
@@ -64,21 +65,6 @@ class EventQuery:
     kind: str | None
     after: tuple[int, int] | None
     limit: int
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectorRecord:
-    account_id: str
-    connector_id: str
-    settings: ConnectorSettings
-    created_on: int
-    last_updated: int
-    device_id: str | None = None
-    device_serial_number: str | None = None
-    device_type: str | None = None
-    license_key_hash: bytes | None = None
-    last_heartbeat: int | None = None  # when the connector last pushed events
-    last_seen_version: str | None = None  # `v` of its newest event that carried one
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +234,7 @@ def connector_row(record: ConnectorRecord) -> tuple:
 
 
 def connector_record(row: Sequence) -> ConnectorRecord:
-    values = dict(zip(CONNECTOR_COLUMNS, row))
+    values = dict(zip(CONNECTOR_COLUMNS, row, strict=False))
     values["settings"] = msgspec.json.decode(values["settings"], type=ConnectorSettings)
     return ConnectorRecord(**values)
 

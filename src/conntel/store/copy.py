@@ -25,9 +25,10 @@ from __future__ import annotations
 import sqlite3
 import time
 import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -354,9 +355,9 @@ class _Copier:
     async def _reconcile(self, table: Table, row: asyncpg.Record) -> int:
         """Settle one source row whose key the destination holds with other content; 1 if it was updated."""
         width = len(table.columns)
-        source = dict(zip(table.columns, row[:width]))
+        source = dict(zip(table.columns, row[:width], strict=False))
         present = row[width]
-        target = dict(zip(table.columns, row[width + 1 :]))
+        target = dict(zip(table.columns, row[width + 1 :], strict=False))
         what = table.describe(source)
         if not present:
             raise CopyConflict(
@@ -386,9 +387,9 @@ class _Copier:
 def _refuse_nul(table: Table, chunk: list[tuple]) -> None:
     """SQLite text may hold NUL characters, PostgreSQL text cannot: name the first such row."""
     for row in chunk:
-        for column, value in zip(table.columns, row):
+        for column, value in zip(table.columns, row, strict=False):
             if isinstance(value, str) and "\x00" in value:
-                what = table.describe(dict(zip(table.columns, row)))
+                what = table.describe(dict(zip(table.columns, row, strict=False)))
                 raise CopyError(
                     f"{what} cannot be copied: its {column} holds a NUL character, which PostgreSQL text cannot store"
                 )

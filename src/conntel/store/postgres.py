@@ -9,26 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter, deque
 import secrets
-from typing import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Sequence
 
 import asyncpg
 import msgspec
 
-from conntel.model import NewEvent, canonical
+from conntel.events import NewEvent, canonical
 from conntel.store.base import (
-    Appended,
     CONNECTOR_COLUMNS,
     AlreadyExists,
+    Appended,
     ConnectorRecord,
     EventConflict,
     EventQuery,
     EventSummary,
     NotFound,
     StoredEvent,
-    StreamedEvent,
     StoreUnavailable,
+    StreamedEvent,
     TokenRecord,
     UserRecord,
     connector_record,
@@ -157,9 +157,7 @@ class PostgresStore:
 
     async def start(self) -> None:
         try:
-            self._pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=self.pool_size, reset=_keep_session
-            )
+            self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size, reset=_keep_session)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"Cannot open the database {redacted(self.url)}: {exc}") from None
         except ValueError:  # an unreadable URL; its text may quote the password, so it is not shown
@@ -182,7 +180,7 @@ class PostgresStore:
     async def ping(self) -> None:
         try:
             await self.pool.fetchval("SELECT 1", timeout=2)
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"The database {redacted(self.url)} does not answer: {exc}") from None
 
     def is_unavailable(self, error: Exception) -> bool:

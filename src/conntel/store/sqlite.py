@@ -11,30 +11,31 @@ survives a crash of the process and of the machine.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 import json
 import secrets
 import sqlite3
 import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 import msgspec
 
-from conntel.model import NewEvent, canonical
+from conntel.events import NewEvent, canonical
 from conntel.store.base import (
-    Appended,
     CONNECTOR_COLUMNS,
     AlreadyExists,
+    Appended,
     ConnectorRecord,
     EventConflict,
     EventQuery,
     EventSummary,
     NotFound,
     StoredEvent,
-    StreamedEvent,
     StoreUnavailable,
+    StreamedEvent,
     TokenRecord,
     UserRecord,
     connector_record,
@@ -312,7 +313,10 @@ class SqliteStore:
     async def create_account(self, account_id: str, name: str, created_on: int) -> None:
         def work(conn: sqlite3.Connection) -> None:
             _insert_new(
-                conn, "INSERT INTO accounts (account_id, name, created_on) VALUES (?, ?, ?)", (account_id, name, created_on), f"Account {account_id}"
+                conn,
+                "INSERT INTO accounts (account_id, name, created_on) VALUES (?, ?, ?)",
+                (account_id, name, created_on),
+                f"Account {account_id}",
             )
 
         await self._write(work)
@@ -322,7 +326,8 @@ class SqliteStore:
             _require_account(conn, record.account_id)
             _insert_new(
                 conn,
-                f"INSERT INTO connectors ({', '.join(CONNECTOR_COLUMNS)}) VALUES ({', '.join('?' * len(CONNECTOR_COLUMNS))})",
+                f"INSERT INTO connectors ({', '.join(CONNECTOR_COLUMNS)})"
+                f" VALUES ({', '.join('?' * len(CONNECTOR_COLUMNS))})",
                 connector_row(record),
                 f"Connector {record.connector_id}",
             )
@@ -444,7 +449,8 @@ def _note_activity(
     if newest is not None:
         conn.execute(
             "UPDATE connectors SET last_seen_version = ?, version_t = ?, version_n = ?"
-            " WHERE account_id = ? AND connector_id = ? AND (coalesce(version_t, -1), coalesce(version_n, -1)) < (?, ?)",
+            " WHERE account_id = ? AND connector_id = ?"
+            " AND (coalesce(version_t, -1), coalesce(version_n, -1)) < (?, ?)",
             (newest.v, newest.t, newest.n, account_id, connector_id, newest.t, newest.n),
         )
 

@@ -10,7 +10,8 @@ import datetime as dt
 import functools
 import json
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 from rich.console import Console
@@ -18,7 +19,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from conntel import ids
-from conntel.client import DEFAULT_URL, Client, ClientError
+from conntel.client.http import DEFAULT_URL, Client, ClientError
 from conntel.kinds import FAILURE_KINDS
 
 # Piped output is not cut to a terminal's width: tables keep their natural width.
@@ -38,12 +39,22 @@ def api_options(command: Callable) -> Callable:
     """--url / --token (the official SDK's environment variables) and --account."""
     for option in reversed(
         [
-            click.option("--url", envvar="CLOUDFLARE_BASE_URL", default=DEFAULT_URL, show_default=True,
-                         help="API base. [env: CLOUDFLARE_BASE_URL]"),
-            click.option("--token", envvar="CLOUDFLARE_API_TOKEN", required=True,
-                         help="API token. [env: CLOUDFLARE_API_TOKEN]"),
-            click.option("--account", envvar="CLOUDFLARE_ACCOUNT_ID", required=True,
-                         help="Account id. [env: CLOUDFLARE_ACCOUNT_ID]"),
+            click.option(
+                "--url",
+                envvar="CLOUDFLARE_BASE_URL",
+                default=DEFAULT_URL,
+                show_default=True,
+                help="API base. [env: CLOUDFLARE_BASE_URL]",
+            ),
+            click.option(
+                "--token", envvar="CLOUDFLARE_API_TOKEN", required=True, help="API token. [env: CLOUDFLARE_API_TOKEN]"
+            ),
+            click.option(
+                "--account",
+                envvar="CLOUDFLARE_ACCOUNT_ID",
+                required=True,
+                help="Account id. [env: CLOUDFLARE_ACCOUNT_ID]",
+            ),
             click.option("--json", "as_json", is_flag=True, help="JSON (one object) or NDJSON (lists, tail)."),
         ]
     ):
@@ -67,7 +78,7 @@ def api_options(command: Callable) -> Callable:
 def when(seconds: int | None) -> str:
     if seconds is None:
         return "-"
-    return dt.datetime.fromtimestamp(seconds, dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def kind_cell(kind: str) -> str:
@@ -92,7 +103,7 @@ def parse_time(text: str) -> int:
     except ValueError:
         raise click.BadParameter(f"{text!r} is neither seconds since the epoch nor ISO 8601") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return int(moment.timestamp())
 
 

@@ -25,7 +25,7 @@ def _payload_struct(kind) -> type[Struct]:
 
 
 PAYLOAD_TYPES: tuple[type[Struct], ...] = tuple(_payload_struct(kind) for kind in KINDS)
-EventPayload = Union[PAYLOAD_TYPES]  # type: ignore[valid-type]
+EventPayload = Union[PAYLOAD_TYPES]  # type: ignore[valid-type]  # noqa: UP007 (a union built from a tuple)
 # How `e` is documented where it is kept as sent (a dict) or served as recorded (raw JSON).
 PAYLOAD_DOC = Meta(
     description="Event kind `k` plus event-specific payload fields, kept exactly as recorded",

@@ -1,6 +1,6 @@
 """`conntel simulate`: a fleet of virtual connectors pushing events to a server, like real ones.
 
-Each virtual connector follows conntel.simulate's lifecycle on a simulated
+Each virtual connector follows conntel.client.lifecycles on a simulated
 clock that starts at `start` and runs `speed` times faster than real time.
 Every `interval` seconds each connector posts the events it has recorded
 since, through the ingestion API: batched, retried on failure (a retry of
@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import httpx
 
-from conntel import simulate
-from conntel.client import errors_text
+from conntel.client import lifecycles
+from conntel.client.http import errors_text
 
 SERIAL_PREFIX = "SIM"  # simulated connectors are recognised by their device serial number
 
@@ -98,7 +99,7 @@ async def run_fleet(opts: FleetOptions, progress: Callable[[FleetStats], None] |
         start = opts.start if opts.start is not None else int(time.time())
         rng = random.Random(opts.seed)
         fleet = [
-            _Virtual(cid, simulate.connector_events(random.Random(rng.random()), start, opts.failure_rate))
+            _Virtual(cid, lifecycles.connector_events(random.Random(rng.random()), start, opts.failure_rate))
             for cid in ids
         ]
         began = time.monotonic()

@@ -6,16 +6,17 @@ import asyncio
 import os
 import shutil
 import tempfile
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import msgspec
 import uvicorn
 import uvloop
 
-from conntel import protocol
 from conntel.api.app import create_app
 from conntel.api.hotpath import ASGIApp
 from conntel.config import Settings
+from conntel.server import guards
 from conntel.store import open_store
 
 # How `--workers N` hands the settings to each worker process.
@@ -31,7 +32,7 @@ def app_from_environment() -> ASGIApp:
 
 
 def apply_connection_limits(settings: Settings) -> None:
-    protocol.LIMITS = protocol.ConnectionLimits(
+    guards.LIMITS = guards.ConnectionLimits(
         settings.max_header_bytes, settings.header_timeout, settings.max_connections
     )
 
@@ -55,7 +56,7 @@ def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = No
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http=protocol.GuardedHttpToolsProtocol,
+        http=guards.GuardedHttpToolsProtocol,
         lifespan="on",
         access_log=False,
         server_header=False,
@@ -71,7 +72,7 @@ def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = No
         # Workers count their metrics in files here, so /metrics adds up every process (prometheus_client).
         metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="conntel-metrics-"))
         try:
-            uvicorn.run("conntel.server:app_from_environment", factory=True, workers=settings.workers, **options)
+            uvicorn.run("conntel.server.run:app_from_environment", factory=True, workers=settings.workers, **options)
         finally:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     else:
@@ -82,7 +83,7 @@ def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = No
 
 async def _serve(server: uvicorn.Server, alongside: Callable[[], Awaitable[None]] | None) -> None:
     async def when_listening() -> None:
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event for this)
             await asyncio.sleep(0.05)
         await alongside()
 

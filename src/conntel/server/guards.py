@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -52,7 +52,7 @@ _REASONS = {400: b"Bad Request", 408: b"Request Timeout", 431: b"Request Header 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # Cheap per request: a request only notes when its headers began and how many bytes they took;
     # one sweep every _SWEEP_SECONDS per process finds the connections whose headers are late.
-    _sweeps: dict[asyncio.AbstractEventLoop, asyncio.TimerHandle] = {}
+    _sweeps: ClassVar[dict[asyncio.AbstractEventLoop, asyncio.TimerHandle]] = {}
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import itertools
 import random
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 UPGRADE_URL = "https://downloads.example.com/connector/{version}/bundle.tar.zst"
 DAY = 86_400
