@@ -32,9 +32,10 @@ from typing import Any
 
 import asyncpg
 
-from conntel.store.base import CONNECTOR_COLUMNS, StoreError, StoreUnavailable
+from conntel.store.base import StoreError, StoreUnavailable
 from conntel.store.migrations import migrations
 from conntel.store.postgres import PostgresStore
+from conntel.store.sql import CONNECTOR_COLUMNS
 from conntel.store.urls import has_password, redacted
 
 DEFAULT_BATCH_SIZE = 5000
