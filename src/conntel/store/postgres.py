@@ -37,8 +37,8 @@ from conntel.store.sql import (
     connector_record,
     connector_row,
     numbered,
+    permissions_json,
     token_record,
-    token_row,
     unique_events,
 )
 from conntel.store.urls import redacted
@@ -370,10 +370,9 @@ class PostgresStore:
     ) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await _require_account(conn, account_id)
-            await conn.execute(
-                SQL.insert_token,
-                *token_row(token_id, secret_hash, account_id, name, permissions, expires_on, created_on),
-            )
+            permissions_text = permissions_json(permissions)
+            row = (token_id, secret_hash, account_id, name, permissions_text, expires_on, created_on)
+            await conn.execute(SQL.insert_token, *row)
 
     async def revoke_token(self, token_id: str, revoked_on: int) -> None:
         status = await self.pool.execute(SQL.revoke_token, revoked_on, token_id)

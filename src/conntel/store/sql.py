@@ -150,17 +150,9 @@ def connector_record(row: Sequence[Any]) -> ConnectorRecord:
     return ConnectorRecord(**values)
 
 
-def token_row(
-    token_id: str,
-    secret_hash: bytes,
-    account_id: str,
-    name: str,
-    permissions: Sequence[str],
-    expires_on: int | None,
-    created_on: int,
-) -> tuple[Any, ...]:
-    """A new token as Statements.insert_token takes it."""
-    return (token_id, secret_hash, account_id, name, json.dumps(sorted(permissions)), expires_on, created_on)
+def permissions_json(permissions: Sequence[str]) -> str:
+    """A token's permissions as Statements.insert_token stores them."""
+    return json.dumps(sorted(permissions))
 
 
 def token_record(secret_hash: bytes, row: Sequence[Any]) -> TokenRecord:

@@ -42,8 +42,8 @@ from conntel.store.sql import (
     check_retry,
     connector_record,
     connector_row,
+    permissions_json,
     token_record,
-    token_row,
     unique_events,
 )
 
@@ -341,10 +341,9 @@ class SqliteStore:
     ) -> None:
         def work(conn: sqlite3.Connection) -> None:
             _require_account(conn, account_id)
-            conn.execute(
-                SQL.insert_token,
-                token_row(token_id, secret_hash, account_id, name, permissions, expires_on, created_on),
-            )
+            permissions_text = permissions_json(permissions)
+            row = (token_id, secret_hash, account_id, name, permissions_text, expires_on, created_on)
+            conn.execute(SQL.insert_token, row)
 
         await self._write(work)
 
