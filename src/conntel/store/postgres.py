@@ -11,7 +11,7 @@ import asyncio
 import secrets
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
@@ -42,6 +42,11 @@ from conntel.store.sql import (
     unique_events,
 )
 from conntel.store.urls import redacted
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Conn = PoolConnectionProxy[asyncpg.Record]  # a connection as the pool lends it
 
 _MIGRATION_LOCK = 0x636F6E6E74656C  # "conntel": one advisory lock id for schema changes
 
@@ -95,8 +100,8 @@ class ReadLane:
         self._pool = pool
         self._size = size
         self._borrowed = 0
-        self._idle: list[asyncpg.Connection] = []
-        self._waiters: deque[asyncio.Future] = deque()
+        self._idle: list[Conn] = []
+        self._waiters: deque[asyncio.Future[Conn | None]] = deque()
 
     async def fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
         conn = await self._take()
@@ -113,7 +118,7 @@ class ReadLane:
         for conn in idle:
             await self._give_back_to_pool(conn)
 
-    async def _take(self) -> asyncpg.Connection:
+    async def _take(self) -> Conn:
         while self._idle:
             conn = self._idle.pop()
             if _alive(conn):
@@ -141,11 +146,11 @@ class ReadLane:
             raise
         return conn if conn is not None else await self._take()  # None: a slot came free, borrow anew
 
-    def _hand_on(self, conn: asyncpg.Connection) -> None:
+    def _hand_on(self, conn: Conn) -> None:
         if not self._wake_one(conn):
             self._idle.append(conn)
 
-    def _wake_one(self, conn: asyncpg.Connection | None) -> bool:
+    def _wake_one(self, conn: Conn | None) -> bool:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -153,7 +158,7 @@ class ReadLane:
                 return True
         return False
 
-    async def _give_back_to_pool(self, conn: asyncpg.Connection) -> None:
+    async def _give_back_to_pool(self, conn: Conn) -> None:
         self._borrowed -= 1
         try:
             await self._pool.release(conn)
@@ -161,7 +166,7 @@ class ReadLane:
             self._wake_one(None)
 
 
-def _alive(conn: asyncpg.Connection) -> bool:
+def _alive(conn: Conn) -> bool:
     try:
         return not conn.is_closed()
     except asyncpg.InterfaceError:  # lost, and so already taken back by the pool, which detached it
@@ -389,12 +394,12 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def _require_account(conn: asyncpg.Connection, account_id: str) -> None:
+async def _require_account(conn: Conn, account_id: str) -> None:
     if await conn.fetchval(SQL.account_exists, account_id) is None:
         raise NotFound(f"No account {account_id}")
 
 
-async def _insert_new(conn: asyncpg.Connection, sql: str, params: tuple[Any, ...], what: str) -> None:
+async def _insert_new(conn: Conn, sql: str, params: tuple[Any, ...], what: str) -> None:
     try:
         await conn.execute(sql, *params)
     except asyncpg.UniqueViolationError:

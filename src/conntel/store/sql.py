@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -144,7 +144,7 @@ def connector_row(record: ConnectorRecord) -> tuple[Any, ...]:
     return tuple(values.values())
 
 
-def connector_record(row: Sequence[Any]) -> ConnectorRecord:
+def connector_record(row: Iterable[Any]) -> ConnectorRecord:
     values = dict(zip(CONNECTOR_COLUMNS, row, strict=False))
     values["settings"] = msgspec.json.decode(values["settings"], type=ConnectorSettings)
     return ConnectorRecord(**values)
@@ -155,7 +155,7 @@ def permissions_json(permissions: Sequence[str]) -> str:
     return json.dumps(sorted(permissions))
 
 
-def token_record(secret_hash: bytes, row: Sequence[Any]) -> TokenRecord:
+def token_record(secret_hash: bytes, row: Iterable[Any]) -> TokenRecord:
     """A row of Statements.find_token."""
     token_id, account_id, permissions, revoked_on, not_before, expires_on = row
     return TokenRecord(
