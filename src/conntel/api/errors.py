@@ -39,7 +39,7 @@ class ErrorSpec:
     also: tuple[ErrorItem, ...] = ()  # further items, always sent after it
 
 
-SPECS: list[ErrorSpec] = []  # every spec, in the README table's order
+SPECS: list[ErrorSpec] = []  # every spec: README.md's error table has one row for each
 
 
 def _spec(status: int, code: int, *, chain: Iterable[int] = (), also: tuple[ErrorItem, ...] = ()) -> ErrorSpec:
