@@ -52,8 +52,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def _methods_served(request: Request) -> set[str]:
     """Every method some route serves on the request's path (a path can have several routes, one per method)."""
     served: set[str] = set()
+    # The request as it reached the router (a Mount has since moved part of the path into root_path).
+    probe = {"type": "http", "method": request.method, "path": request.scope["path"],
+             "root_path": request.scope.get("app_root_path", "")}  # fmt: skip
     for candidate in request.app.router.routes:
-        if candidate.matches(request.scope)[0] is Match.NONE:
+        if candidate.matches(probe)[0] is Match.NONE:
             continue
         if isinstance(candidate, Route) and candidate.methods:
             served |= candidate.methods
