@@ -167,9 +167,8 @@ class Authenticator:
             raise missing_credentials()
         email_ok = email is not None and is_valid_email(email)
         key_ok = key is not None and API_KEY_FORMAT.fullmatch(key) is not None
-        if not (email_ok and key_ok):
+        if email is None or key is None or not (email_ok and key_ok):
             raise invalid_global_key_headers(email_ok, key_ok)
-        assert email is not None and key is not None
         user = await self._users.get(email.lower(), self._store.find_user)
         if user is None or not hmac.compare_digest(user.api_key_hash, secret_hash(key)):
             raise unknown_global_key()

@@ -4,7 +4,10 @@ Get Event is most of the traffic. Starlette's routing, middleware and
 Request/Response objects cost more than the work itself, so GETs on the Get
 Event path go straight to this endpoint, which counts, times and logs itself
 as Observe does for the rest; everything else (other methods there included,
-for their 405) goes through Observe and Starlette as usual.
+for their 405) goes through Observe and Starlette as usual. It holds the
+rules every route holds: a query string is refused (Get Event takes no
+parameters) and so is a credential header sent twice (by the authenticator,
+which reads the headers as sent).
 """
 
 from __future__ import annotations
