@@ -15,17 +15,25 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import Counter
+from starlette.datastructures import Headers
 
 from conntel.api.errors import (
-    AUTHENTICATION_ERROR,
-    INVALID_AUTHORIZATION_HEADER,
-    INVALID_EMAIL_HEADER,
-    INVALID_KEY_HEADER,
-    INVALID_REQUEST_HEADERS,
+    FORBIDDEN,
+    INVALID_AUTHORIZATION,
+    INVALID_GLOBAL_KEY_HEADERS,
     MISSING_CREDENTIALS,
     RATE_LIMITED,
+    REPEATED_CREDENTIAL_HEADER,
+    UNAUTHENTICATED,
     UNKNOWN_GLOBAL_KEY,
     ApiError,
+    forbidden,
+    invalid_authorization_header,
+    invalid_global_key_headers,
+    missing_credentials,
+    repeated_credential_header,
+    unauthenticated,
+    unknown_global_key,
 )
 from conntel.api.ratelimit import RateLimiter
 from conntel.credentials import API_KEY_FORMAT, GLOBAL_KEY_PERMISSIONS, TOKEN_FORMAT, is_valid_email, secret_hash
@@ -33,6 +41,29 @@ from conntel.store.base import Store, TokenRecord, UserRecord
 
 # The request headers that carry credentials (ASGI names them in lowercase).
 CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-auth-email", b"x-auth-key"})
+
+RawHeaders = list[tuple[bytes, bytes]]  # as ASGI gives them: lowercase names, in the order sent
+
+
+def credential_headers(raw: RawHeaders) -> dict[str, str]:
+    """A request's credential headers by (lowercase) name; one sent twice is refused, as using either is a guess."""
+    found: dict[str, str] = {}
+    for name, value in raw:
+        if name in CREDENTIAL_HEADERS:
+            key = name.decode("latin-1")
+            if key in found:
+                raise repeated_credential_header(key)
+            found[key] = value.decode("latin-1")
+    return found
+
+
+def _credentials(headers: Headers | RawHeaders | Mapping[str, str]) -> Mapping[str, str]:
+    if isinstance(headers, Headers):
+        return credential_headers(headers.raw)
+    if isinstance(headers, list):
+        return credential_headers(headers)
+    return headers  # already a request's credential headers, by lowercase name
+
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -109,7 +140,7 @@ class Authenticator:
     async def _find_token(self, authorization: str) -> tuple[TokenRecord, Principal] | None:
         scheme, _, secret = authorization.partition(" ")
         if scheme != "Bearer" or not TOKEN_FORMAT.fullmatch(secret):
-            raise ApiError.of(400, INVALID_REQUEST_HEADERS, chain=(INVALID_AUTHORIZATION_HEADER,))
+            raise invalid_authorization_header()
         digest = secret_hash(secret)
         found = self._tokens.peek(digest, _MISSING)
         if found is _MISSING:
@@ -123,47 +154,49 @@ class Authenticator:
             return None
         return token, Principal(f"token:{token.token_id}", {token.account_id: token.permissions}, token)
 
-    async def authenticate(self, headers: Mapping[str, str]) -> Principal:
+    async def authenticate(self, request_headers: Headers | RawHeaders | Mapping[str, str]) -> Principal:
+        headers = _credentials(request_headers)
         authorization = headers.get("authorization")
         if authorization is not None:
             found = await self._find_token(authorization)
             if found is None or not token_is_current(found[0], time.time()):
-                raise ApiError.of(401, AUTHENTICATION_ERROR)
+                raise unauthenticated()
             return found[1]
         email, key = headers.get("x-auth-email"), headers.get("x-auth-key")
         if email is None and key is None:
-            raise ApiError.of(400, MISSING_CREDENTIALS)
-        chain = ()
-        if email is None or not is_valid_email(email):
-            chain += (INVALID_EMAIL_HEADER,)
-        if key is None or not API_KEY_FORMAT.fullmatch(key):
-            chain += (INVALID_KEY_HEADER,)
-        if chain:
-            raise ApiError.of(400, INVALID_REQUEST_HEADERS, chain=chain)
+            raise missing_credentials()
+        email_ok = email is not None and is_valid_email(email)
+        key_ok = key is not None and API_KEY_FORMAT.fullmatch(key) is not None
+        if email is None or key is None or not (email_ok and key_ok):
+            raise invalid_global_key_headers(email_ok, key_ok)
         user = await self._users.get(email.lower(), self._store.find_user)
         if user is None or not hmac.compare_digest(user.api_key_hash, secret_hash(key)):
-            raise ApiError.of(403, UNKNOWN_GLOBAL_KEY)
+            raise unknown_global_key()
         return Principal(f"user:{user.email}", dict.fromkeys(user.accounts, GLOBAL_KEY_PERMISSIONS))
 
-    async def authorize(self, headers: Mapping[str, str], account_id: str, accepts: frozenset[str]) -> Principal:
+    async def authorize(
+        self, headers: Headers | RawHeaders | Mapping[str, str], account_id: str, accepts: frozenset[str]
+    ) -> Principal:
         try:
             principal = await self.authenticate(headers)
             if self._rate_limiter is not None:
                 self._rate_limiter.check(principal.subject)
             if not principal.may(account_id, accepts):
-                raise ApiError.of(403, AUTHENTICATION_ERROR)
+                raise forbidden()
         except ApiError as refusal:
             if self._failures is not None:
-                self._failures.labels(_FAILURE_REASONS.get((refusal.status, refusal.item.code), "other")).inc()
+                self._failures.labels(_FAILURE_REASONS.get(refusal.spec, "other")).inc()
             raise
         return principal
 
 
 _FAILURE_REASONS = {
-    (400, MISSING_CREDENTIALS.code): "missing",
-    (400, INVALID_REQUEST_HEADERS.code): "malformed",
-    (401, AUTHENTICATION_ERROR.code): "invalid_token",
-    (403, UNKNOWN_GLOBAL_KEY.code): "wrong_global_key",
-    (403, AUTHENTICATION_ERROR.code): "forbidden",
-    (429, RATE_LIMITED.code): "rate_limited",
+    MISSING_CREDENTIALS: "missing",
+    INVALID_AUTHORIZATION: "malformed",
+    INVALID_GLOBAL_KEY_HEADERS: "malformed",
+    REPEATED_CREDENTIAL_HEADER: "malformed",
+    UNAUTHENTICATED: "invalid_token",
+    UNKNOWN_GLOBAL_KEY: "wrong_global_key",
+    FORBIDDEN: "forbidden",
+    RATE_LIMITED: "rate_limited",
 }

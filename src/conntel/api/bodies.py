@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 
-from conntel.api.errors import BODY_TOO_LARGE, INVALID_BODY, MALFORMED_JSON, REQUEST_TIMEOUT, ApiError
+from conntel.api.errors import body_timeout, body_too_large, invalid_body, malformed_json
 from conntel.config import Settings
 from conntel.events import InvalidBatch, MalformedJson, decode_json
 
@@ -17,7 +17,7 @@ async def read_body(request: Request, settings: Settings) -> bytes:
     """The whole body, at most `max_body_bytes` (413) arriving within `body_timeout` seconds (408)."""
     limit = settings.max_body_bytes
     # Both refusals leave the rest of the body unread: the connection cannot carry another request.
-    too_large = ApiError(413, BODY_TOO_LARGE, f"Request body exceeds {limit} bytes", headers=_CLOSE)
+    too_large = body_too_large(limit)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
@@ -30,16 +30,8 @@ async def read_body(request: Request, settings: Settings) -> bytes:
                     raise too_large
                 chunks.append(chunk)
     except TimeoutError:
-        message = f"Request body not received within {settings.body_timeout:g} seconds"
-        raise ApiError(408, REQUEST_TIMEOUT, message, headers=_CLOSE) from None
+        raise body_timeout(settings.body_timeout) from None
     return b"".join(chunks)
-
-
-_CLOSE = {"Connection": "close"}
-
-
-def malformed_json(exc: MalformedJson) -> ApiError:
-    return ApiError(400, MALFORMED_JSON, str(exc))
 
 
 async def decode_body(request: Request, decoder: msgspec.json.Decoder, settings: Settings) -> Any:
@@ -50,4 +42,4 @@ async def decode_body(request: Request, decoder: msgspec.json.Decoder, settings:
     except MalformedJson as exc:
         raise malformed_json(exc) from None
     except InvalidBatch as exc:
-        raise ApiError(400, INVALID_BODY, f"Invalid request body: {exc}") from None
+        raise invalid_body(f"Invalid request body: {exc}") from None

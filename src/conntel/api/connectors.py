@@ -10,13 +10,13 @@ from conntel import connectors
 from conntel.api.auth import Authenticator
 from conntel.api.bodies import decode_body
 from conntel.api.envelope import ok
-from conntel.api.errors import INVALID_BODY, ApiError, connector_not_found
+from conntel.api.errors import connector_not_found
 from conntel.api.params import Param, parse_query
 from conntel.api.routing import account_scope, connector_scope
 from conntel.config import Settings
 from conntel.connectors import DEVICE_TYPES, ConnectorCreate, ConnectorEdit, ConnectorSettings, ConnectorUpdate
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
-from conntel.store.base import NotFound, Store
+from conntel.store.base import Store
 
 _create = msgspec.json.Decoder(ConnectorCreate)
 _update = msgspec.json.Decoder(ConnectorUpdate)
@@ -68,17 +68,10 @@ class ConnectorRoutes:
     async def delete(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
-        try:
-            record = await self.store.delete_connector(account_id, connector_id)
-        except NotFound:
-            raise connector_not_found(connector_id) from None
+        record = await self.store.delete_connector(account_id, connector_id)  # not there: errors.from_refusal
         return ok(connectors.to_wire(record))
 
     async def _change(self, account_id: str, connector_id: str, changes: dict, provision_license: bool) -> Response:
-        try:
-            made = await connectors.change_settings(self.store, account_id, connector_id, changes, provision_license)
-        except NotFound:
-            raise connector_not_found(connector_id) from None
-        except connectors.NotLicensed as exc:
-            raise ApiError(400, INVALID_BODY, str(exc)) from None
+        # Not there, or a license asked of a connector that cannot have one: errors.from_refusal.
+        made = await connectors.change_settings(self.store, account_id, connector_id, changes, provision_license)
         return ok(connectors.to_wire(made.record, made.license_key))

@@ -10,22 +10,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from conntel import ids
-from conntel.api.auth import Authenticator
-from conntel.api.bodies import malformed_json, read_body
+from conntel.api.auth import Authenticator, RawHeaders
+from conntel.api.bodies import read_body
 from conntel.api.cursor import CursorError, CursorSigner
 from conntel.api.envelope import ok, ok_body
 from conntel.api.errors import (
-    BATCH_TOO_LARGE,
-    EVENT_CONFLICT,
-    EVENT_NOT_FOUND,
-    INVALID_CURSOR,
-    INVALID_EVENT,
-    ApiError,
+    batch_too_large,
     connector_not_found,
+    event_not_found,
+    invalid_cursor,
+    invalid_event,
+    invalid_query,
+    malformed_json,
     no_route,
 )
 from conntel.api.observability import Metrics
-from conntel.api.params import Param, invalid, parse_query
+from conntel.api.params import Param, parse_query
 from conntel.api.routing import api_path, connector_scope
 from conntel.config import Settings
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
@@ -40,7 +40,7 @@ from conntel.events import (
     decode_batch,
 )
 from conntel.kinds import KIND_NAMES
-from conntel.store.base import EventConflict, EventQuery, NotFound, Store
+from conntel.store.base import EventQuery, Store
 
 LIST_QUERY = (
     Param("from", "Earliest `t` listed (inclusive), seconds since the epoch", required=True, integer=True),
@@ -60,7 +60,7 @@ class EventRoutes:
         self.metrics = metrics
         self._signer: CursorSigner | None = None
 
-    async def get_event(self, params: Mapping[str, str], headers: Mapping[str, str], path: str) -> bytes:
+    async def get_event(self, params: Mapping[str, str], headers: RawHeaders, path: str) -> bytes:
         """The Get Event response body; called by the hot-path endpoint (api/hotpath.py)."""
         account_id, connector_id = connector_scope(params, path)
         ref = ids.parse_event_ref(params["event_ref"])
@@ -71,7 +71,7 @@ class EventRoutes:
         stored = await self.store.get_event(account_id, connector_id, t, n)
         if stored is None:
             await self._require_connector(account_id, connector_id)
-            raise ApiError(404, EVENT_NOT_FOUND, f"No event {t}.{n} on connector {connector_id}")
+            raise event_not_found(t, n, connector_id)
         return ok_body(Event.from_stored(stored))
 
     async def list_events(self, request: Request) -> Response:
@@ -80,7 +80,7 @@ class EventRoutes:
         query = parse_query(request.query_params.multi_items(), LIST_QUERY)
         from_t, to_t, limit, kind = query["from"], query["to"], query["limit"], query["k"]
         if from_t > to_t:
-            raise invalid(f"`from` ({from_t}) is after `to` ({to_t})")
+            raise invalid_query(f"`from` ({from_t}) is after `to` ({to_t})")
         await self._require_connector(account_id, connector_id)
         signer = await self._cursor_signer()
         scope = "\0".join((account_id, connector_id, str(from_t), str(to_t), kind or ""))
@@ -89,7 +89,7 @@ class EventRoutes:
             try:
                 after = signer.decode(scope, cursor)
             except CursorError as exc:
-                raise ApiError(400, INVALID_CURSOR, f"Invalid cursor: {exc}") from None
+                raise invalid_cursor(exc) from None
         rows = await self.store.list_events(account_id, connector_id, EventQuery(from_t, to_t, kind, after, limit + 1))
         page = [EventListItem(row.a, row.k, row.n, row.t) for row in rows[:limit]]
         more = len(rows) > limit
@@ -118,15 +118,11 @@ class EventRoutes:
         except MalformedJson as exc:
             raise malformed_json(exc) from None
         except BatchTooLarge as exc:
-            raise ApiError(413, BATCH_TOO_LARGE, str(exc)) from None
+            raise batch_too_large(exc) from None
         except InvalidBatch as exc:
-            raise ApiError(400, INVALID_EVENT, f"Invalid event: {exc}") from None
-        try:
-            appended = await self.store.append_events(account_id, connector_id, events, int(time.time()))
-        except NotFound:
-            raise connector_not_found(connector_id) from None
-        except EventConflict as exc:
-            raise ApiError(409, EVENT_CONFLICT, f"{exc}; nothing in this batch was written") from None
+            raise invalid_event(exc) from None
+        # An unknown connector or a conflicting event: a refusal, answered by errors.from_refusal.
+        appended = await self.store.append_events(account_id, connector_id, events, int(time.time()))
         if self.metrics is not None:
             for kind, count in appended.new_kinds.items():
                 self.metrics.events_ingested.labels(kind).inc(count)

@@ -13,8 +13,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from conntel.api import errors
 from conntel.api.envelope import error_response
-from conntel.api.errors import INTERNAL_ERROR, STORE_UNAVAILABLE, ApiError
+from conntel.api.errors import ApiError
 from conntel.api.routing import api_path
 
 log = logging.getLogger("conntel")
@@ -26,14 +27,9 @@ def unexpected(error: Exception, method: str, path: str, store_unavailable: bool
     """The answer to `error`, which no handler expected, and its log line."""
     if store_unavailable:
         log.warning("database unavailable on %s %s: %s: %s", method, api_path(path), type(error).__name__, error)
-        return ApiError(
-            503,
-            STORE_UNAVAILABLE,
-            "The database is unavailable just now; try again shortly",
-            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-        )
+        return errors.store_unavailable(RETRY_AFTER_SECONDS)
     log.error("unexpected error on %s %s", method, api_path(path), exc_info=error)
-    return ApiError(500, INTERNAL_ERROR, "Internal server error")
+    return errors.internal_error()
 
 
 class AnswerFailures:

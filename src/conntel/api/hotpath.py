@@ -4,29 +4,26 @@ Get Event is most of the traffic. Starlette's routing, middleware and
 Request/Response objects cost more than the work itself, so GETs on the Get
 Event path go straight to this endpoint, which counts, times and logs itself
 as Observe does for the rest; everything else (other methods there included,
-for their 405) goes through Observe and Starlette as usual.
+for their 405) goes through Observe and Starlette as usual. It holds the
+rules every route holds: a query string is refused (Get Event takes no
+parameters) and so is a credential header sent twice (by the authenticator,
+which reads the headers as sent).
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.routing import compile_path
 
-from conntel.api.auth import CREDENTIAL_HEADERS
 from conntel.api.envelope import error_body
 from conntel.api.errors import ApiError
 from conntel.api.events import EventRoutes
 from conntel.api.failures import unexpected
 from conntel.api.observability import RequestRecorder
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict]]
-Send = Callable[[dict], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from conntel.api.params import refuse_undeclared
+from conntel.api.routing import ASGIApp, Receive, Scope, Send
 
 _JSON = (b"content-type", b"application/json")
 
@@ -47,14 +44,12 @@ class GetEventEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         path = scope["path"]
-        headers = {
-            name.decode("latin-1"): value.decode("latin-1")
-            for name, value in scope["headers"]
-            if name in CREDENTIAL_HEADERS  # all that get_event reads
-        }
         extra_headers = None
         try:
-            status, body = 200, await self.events.get_event(scope["path_params"], headers, path)
+            if scope["query_string"]:  # Get Event takes no query parameters
+                refuse_undeclared(scope["query_string"], ())
+            # The headers as sent: the authenticator reads the credential headers, refusing one sent twice.
+            status, body = 200, await self.events.get_event(scope["path_params"], scope["headers"], path)
         except ApiError as error:
             status, body, extra_headers = error.status, error_body(error), error.headers
         except Exception as error:

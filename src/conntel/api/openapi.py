@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from conntel import __version__
 from conntel.api.envelope import WireError
-from conntel.api.params import Param
 from conntel.api.routing import PREFIX
 from conntel.events import PAYLOAD_TYPES
 from conntel.ids import ID_PATTERN
 
+if TYPE_CHECKING:
+    from conntel.api.operations import Operation
+
 REF = "#/components/schemas/{name}"
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One HTTP operation: how it is routed and how it is documented."""
-
-    method: str
-    path: str  # the Starlette route path
-    endpoint: Any
-    operation_id: str
-    summary: str
-    accepts: frozenset[str] | None = None  # permission groups, any one of which is enough
-    query: tuple[Param, ...] = ()
-    body: Any = None  # msgspec type of the JSON request body
-    result: Any = None  # msgspec type of the envelope's `result`
-    doc_path: str | None = None  # the path as OpenAPI names it, when the route path differs
 
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:

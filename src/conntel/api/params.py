@@ -1,6 +1,9 @@
-"""Strict query parameters, declared once: parsing and the OpenAPI document both read these.
+"""Strict query parameters, declared once: the routes, parsing and the OpenAPI document all read these.
 
-Unknown, repeated or malformed parameters are a 400 (20010).
+Unknown, repeated or malformed parameters are a 400 (20010). Every route is
+wired (api/operations.py, api/infra.py) to refuse a parameter it does not
+declare before its handler runs, so no route can ignore one; a handler then
+parses the values of those it declares with `parse_query`.
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from starlette.datastructures import QueryParams
+
 from conntel import ids
-from conntel.api.errors import INVALID_QUERY, ApiError
+from conntel.api.errors import invalid_query as invalid
 
 
 @dataclass(frozen=True)
@@ -45,17 +50,23 @@ class Param:
         return {"type": "string", "enum": list(self.choices)} if self.choices else {"type": "string"}
 
 
-def parse_query(pairs: Iterable[tuple[str, str]], params: Sequence[Param]) -> dict[str, Any]:
-    """Each declared parameter's value (its default, or None, when absent)."""
-    declared = {param.name: param for param in params}
+def declared_only(pairs: Iterable[tuple[str, str]], params: Sequence[Param]) -> dict[str, str]:
+    """The parameters given, by name, when each is declared and given once; else 400 (20010)."""
     given: dict[str, str] = {}
     for name, text in pairs:
-        if name not in declared:
-            expected = ", ".join(declared) or "none"
+        if not any(param.name == name for param in params):
+            expected = ", ".join(param.name for param in params) or "none"
             raise invalid(f"Unknown query parameter `{name}` (expected: {expected})")
         if name in given:
             raise invalid(f"Query parameter `{name}` is given more than once")
         given[name] = text
+    return given
+
+
+def parse_query(pairs: Iterable[tuple[str, str]], params: Sequence[Param]) -> dict[str, Any]:
+    """Each declared parameter's value (its default, or None, when absent)."""
+    declared = {param.name: param for param in params}
+    given = declared_only(pairs, params)
     values = {}
     for name, param in declared.items():
         if name in given:
@@ -67,5 +78,14 @@ def parse_query(pairs: Iterable[tuple[str, str]], params: Sequence[Param]) -> di
     return values
 
 
-def invalid(message: str) -> ApiError:
-    return ApiError(400, INVALID_QUERY, message)
+def refuse_undeclared(query_string: bytes, params: Sequence[Param]) -> None:
+    """Refuse a query string that names a parameter not in `params`, or one twice (400, 20010).
+
+    A route that declares no parameters refuses any query string (`?&` too).
+    Values are left to `parse_query`, which the route's handler calls.
+    """
+    if not query_string:
+        return
+    declared_only(QueryParams(query_string).multi_items(), params)
+    if not params:
+        raise invalid(f"Unexpected query string `{query_string.decode('latin-1')}` (expected: none)")

@@ -14,7 +14,7 @@ from limits import RateLimitItem, parse
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 
-from conntel.api.errors import RATE_LIMITED, ApiError
+from conntel.api.errors import rate_limited
 
 
 def parse_rate_limit(text: str) -> RateLimitItem:
@@ -31,4 +31,4 @@ class RateLimiter:
         if not self._limiter.hit(self.limit, subject):
             reset_at = self._limiter.get_window_stats(self.limit, subject).reset_time
             retry_after = max(1, math.ceil(reset_at - time.time()))
-            raise ApiError.of(429, RATE_LIMITED, headers={"Retry-After": str(retry_after)})
+            raise rate_limited(retry_after)

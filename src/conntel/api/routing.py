@@ -1,13 +1,22 @@
-"""Paths and path parameters shared by the route modules."""
+"""Paths, path parameters and the routes' wiring, shared by the route modules."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from starlette.convertors import Convertor
+from starlette.middleware import Middleware
+from starlette.routing import Route
 
 from conntel import ids
 from conntel.api.errors import no_route
+from conntel.api.params import Param, refuse_undeclared
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PREFIX = "/client/v4"
 CONNECTORS = PREFIX + "/accounts/{account_id}/magic/connectors"
@@ -45,3 +54,21 @@ class EventRefConvertor(Convertor[str]):
 
     def to_string(self, value: str) -> str:
         return value
+
+
+class StrictQuery:
+    """ASGI: a route's app that first refuses any query parameter the route does not declare (400, 20010)."""
+
+    def __init__(self, app: ASGIApp, params: Sequence[Param]):
+        self.app = app
+        self.params = params
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["query_string"]:
+            refuse_undeclared(scope["query_string"], self.params)
+        await self.app(scope, receive, send)
+
+
+def route(path: str, endpoint: Callable[..., Any], methods: Sequence[str], query: Sequence[Param] = ()) -> Route:
+    """A Starlette route that takes the query parameters `query` and no other (endpoint: a handler or an ASGI app)."""
+    return Route(path, endpoint, methods=list(methods), middleware=[Middleware(StrictQuery, params=tuple(query))])

@@ -8,9 +8,9 @@ from msgspec import Struct
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conntel.api.auth import Authenticator, token_is_current
+from conntel.api.auth import Authenticator, credential_headers, token_is_current
 from conntel.api.envelope import ok
-from conntel.api.errors import INVALID_API_TOKEN, MISSING_AUTHORIZATION_HEADER, ApiError
+from conntel.api.errors import ApiError, verify_invalid_token, verify_missing_authorization
 from conntel.connectors import iso_time
 
 VALID_MESSAGE = {"code": 10000, "message": "This API Token is valid and active", "type": None}
@@ -28,14 +28,14 @@ class TokenRoutes:
         self.auth = auth
 
     async def verify(self, request: Request) -> Response:
-        authorization = request.headers.get("authorization")
+        authorization = credential_headers(request.headers.raw).get("authorization")
         if authorization is None:
-            raise ApiError.of(400, MISSING_AUTHORIZATION_HEADER)
+            raise verify_missing_authorization()
         try:
             token = await self.auth.find_token(authorization)
         except ApiError:  # malformed: for verify, simply not a valid token
             token = None
         if token is None or not token_is_current(token, time.time()):
-            raise ApiError.of(401, INVALID_API_TOKEN)
+            raise verify_invalid_token()
         status = TokenStatus(token.token_id, "active", iso_time(token.not_before), iso_time(token.expires_on))
         return ok(status, messages=[VALID_MESSAGE])

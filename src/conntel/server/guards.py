@@ -27,11 +27,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from conntel.api.envelope import error_body
 from conntel.api.errors import (
-    HEADERS_TOO_LARGE,
-    MALFORMED_REQUEST,
-    REQUEST_TIMEOUT,
-    TOO_MANY_CONNECTIONS,
     ApiError,
+    headers_timeout,
+    headers_too_large,
+    malformed_request,
+    too_many_connections,
 )
 
 
@@ -65,7 +65,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > LIMITS.max_connections:
-            self._refuse(503, TOO_MANY_CONNECTIONS, "Too many open connections; try again shortly")
+            self._refuse(too_many_connections())
             return
         self._headers_since = self.loop.time()  # a connection that sends nothing is late too
         if self.loop not in self._sweeps:
@@ -83,7 +83,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             else:
                 self._header_bytes += len(data)
             if self._header_bytes > LIMITS.max_header_bytes:
-                self._refuse(431, HEADERS_TOO_LARGE, f"Request line and headers exceed {LIMITS.max_header_bytes} bytes")
+                self._refuse(headers_too_large(LIMITS.max_header_bytes))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -99,7 +99,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._header_bytes + self._chunk_bytes > LIMITS.max_header_bytes
             and self._parsed_head_bytes() > LIMITS.max_header_bytes
         ):
-            self._refuse(431, HEADERS_TOO_LARGE, f"Request line and headers exceed {LIMITS.max_header_bytes} bytes")
+            self._refuse(headers_too_large(LIMITS.max_header_bytes))
             return
         super().on_headers_complete()
 
@@ -109,7 +109,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to unparseable HTTP: the same, as an envelope.
-        self._refuse(400, MALFORMED_REQUEST, "Malformed HTTP request")
+        self._refuse(malformed_request())
 
     # -- guards --
     @classmethod
@@ -119,23 +119,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             for connection in list(connections):
                 since = getattr(connection, "_headers_since", None)
                 if since is not None and since < deadline:
-                    connection._refuse(
-                        408, REQUEST_TIMEOUT, f"Request headers not received within {LIMITS.header_timeout:g} seconds"
-                    )
+                    connection._refuse(headers_timeout(LIMITS.header_timeout))
             cls._sweeps[loop] = loop.call_later(_SWEEP_SECONDS, sweep)
 
         cls._sweeps[loop] = loop.call_later(_SWEEP_SECONDS, sweep)
 
-    def _refuse(self, status: int, code: int, message: str) -> None:
+    def _refuse(self, error: ApiError) -> None:
         """Answer with an error envelope and close the connection."""
         self._headers_since = None
         if self._refused or self.transport.is_closing():
             return
         self._refused = True
-        body = error_body(ApiError(status, code, message))
+        body = error_body(error)
         self.transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
-            % (status, _REASONS[status], len(body))
+            % (error.status, _REASONS[error.status], len(body))
             + body
         )
         self.transport.close()
