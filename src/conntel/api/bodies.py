@@ -42,7 +42,7 @@ def malformed_json(exc: MalformedJson) -> ApiError:
     return ApiError(400, MALFORMED_JSON, str(exc))
 
 
-async def decode_body(request: Request, decoder: msgspec.json.Decoder, settings: Settings) -> Any:
+async def decode_body(request: Request, decoder: msgspec.json.Decoder[Any], settings: Settings) -> Any:
     """A JSON body of the decoder's type; 400 (20004 not JSON, 20012 wrong shape), 408 or 413 otherwise."""
     body = await read_body(request, settings)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -74,7 +76,9 @@ class ConnectorRoutes:
             raise connector_not_found(connector_id) from None
         return ok(connectors.to_wire(record))
 
-    async def _change(self, account_id: str, connector_id: str, changes: dict, provision_license: bool) -> Response:
+    async def _change(
+        self, account_id: str, connector_id: str, changes: dict[str, Any], provision_license: bool
+    ) -> Response:
         try:
             made = await connectors.change_settings(self.store, account_id, connector_id, changes, provision_license)
         except NotFound:

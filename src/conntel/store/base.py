@@ -7,13 +7,14 @@ above this module speaks SQL.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
-from conntel.connectors import ConnectorRecord, ConnectorSettings
+from conntel.connectors import ConnectorRecord as ConnectorRecord  # re-exported: the adapters' record type
+from conntel.connectors import ConnectorSettings
 from conntel.events import AppendResult, NewEvent, canonical
 
 
@@ -226,14 +227,14 @@ CONNECTOR_COLUMNS = (
 )
 
 
-def connector_row(record: ConnectorRecord) -> tuple:
+def connector_row(record: ConnectorRecord) -> tuple[Any, ...]:
     """The record as column values, in CONNECTOR_COLUMNS order (settings as JSON)."""
     values = {column: getattr(record, column) for column in CONNECTOR_COLUMNS}
     values["settings"] = msgspec.json.encode(record.settings)
     return tuple(values.values())
 
 
-def connector_record(row: Sequence) -> ConnectorRecord:
+def connector_record(row: Iterable[Any]) -> ConnectorRecord:
     values = dict(zip(CONNECTOR_COLUMNS, row, strict=False))
     values["settings"] = msgspec.json.decode(values["settings"], type=ConnectorSettings)
     return ConnectorRecord(**values)
