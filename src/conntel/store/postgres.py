@@ -12,9 +12,11 @@ import json
 import secrets
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import asyncpg
 import msgspec
+from asyncpg.pool import PoolConnectionProxy
 
 from conntel.events import NewEvent, canonical
 from conntel.store.base import (
@@ -70,8 +72,8 @@ class ReadLane:
         self._pool = pool
         self._size = size
         self._borrowed = 0
-        self._idle: list[asyncpg.Connection] = []
-        self._waiters: deque[asyncio.Future] = deque()
+        self._idle: list[PoolConnectionProxy] = []
+        self._waiters: deque[asyncio.Future[PoolConnectionProxy | None]] = deque()
 
     async def fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
         conn = await self._take()
@@ -88,7 +90,7 @@ class ReadLane:
         for conn in idle:
             await self._give_back_to_pool(conn)
 
-    async def _take(self) -> asyncpg.Connection:
+    async def _take(self) -> PoolConnectionProxy:
         while self._idle:
             conn = self._idle.pop()
             if _alive(conn):
@@ -116,11 +118,11 @@ class ReadLane:
             raise
         return conn if conn is not None else await self._take()  # None: a slot came free, borrow anew
 
-    def _hand_on(self, conn: asyncpg.Connection) -> None:
+    def _hand_on(self, conn: PoolConnectionProxy) -> None:
         if not self._wake_one(conn):
             self._idle.append(conn)
 
-    def _wake_one(self, conn: asyncpg.Connection | None) -> bool:
+    def _wake_one(self, conn: PoolConnectionProxy | None) -> bool:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -128,7 +130,7 @@ class ReadLane:
                 return True
         return False
 
-    async def _give_back_to_pool(self, conn: asyncpg.Connection) -> None:
+    async def _give_back_to_pool(self, conn: PoolConnectionProxy) -> None:
         self._borrowed -= 1
         try:
             await self._pool.release(conn)
@@ -136,7 +138,7 @@ class ReadLane:
             self._wake_one(None)
 
 
-def _alive(conn: asyncpg.Connection) -> bool:
+def _alive(conn: PoolConnectionProxy) -> bool:
     try:
         return not conn.is_closed()
     except asyncpg.InterfaceError:  # lost, and so already taken back by the pool, which detached it
@@ -258,6 +260,7 @@ class PostgresStore:
                         ev.t,
                         ev.n,
                     )
+                    assert stored is not None  # the insert skipped it: a row holds its key
                     if canonical(msgspec.json.decode(stored[0]), stored[1]) != canonical(ev.e, ev.v):
                         raise EventConflict(ev.t, ev.n)
             await _note_activity(conn, account_id, connector_id, unique, received_at)
@@ -373,7 +376,8 @@ class PostgresStore:
             await conn.execute(
                 "INSERT INTO server_secrets VALUES ($1, $2) ON CONFLICT DO NOTHING", name, secrets.token_bytes(32)
             )
-            return await conn.fetchval("SELECT secret FROM server_secrets WHERE name = $1", name)
+            secret: bytes = await conn.fetchval("SELECT secret FROM server_secrets WHERE name = $1", name)
+            return secret
 
     # -- credentials --
     async def find_token(self, secret_hash: bytes) -> TokenRecord | None:
@@ -463,7 +467,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 async def _note_activity(
-    conn: asyncpg.Connection, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+    conn: PoolConnectionProxy, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
 ) -> None:
     """Keep the connector's heartbeat and last seen version true as its events arrive."""
     newest = newest_versioned(events)
@@ -486,12 +490,12 @@ async def _note_activity(
         )
 
 
-async def _require_account(conn: asyncpg.Connection, account_id: str) -> None:
+async def _require_account(conn: PoolConnectionProxy, account_id: str) -> None:
     if await conn.fetchval("SELECT 1 FROM accounts WHERE account_id = $1", account_id) is None:
         raise NotFound(f"No account {account_id}")
 
 
-async def _insert_new(conn: asyncpg.Connection, sql: str, params: tuple, what: str) -> None:
+async def _insert_new(conn: PoolConnectionProxy, sql: str, params: tuple[Any, ...], what: str) -> None:
     try:
         await conn.execute(sql, *params)
     except asyncpg.UniqueViolationError:

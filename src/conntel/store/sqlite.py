@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -245,7 +245,7 @@ class SqliteStore:
     async def list_events(self, account_id: str, connector_id: str, query: EventQuery) -> list[EventSummary]:
         after_t, after_n = query.after or (query.from_t, -1)
         kind_clause = "AND k = ? " if query.kind else ""
-        params: list = [account_id, connector_id]
+        params: list[Any] = [account_id, connector_id]
         params += [query.kind] if query.kind else []
         params += [after_t, after_n, query.to_t, query.limit]
         rows = self._read().execute(
@@ -339,7 +339,7 @@ class SqliteStore:
 
     async def list_connectors(self, account_id: str, device_type: str | None) -> list[ConnectorRecord]:
         sql = f"SELECT {', '.join(CONNECTOR_COLUMNS)} FROM connectors WHERE account_id = ?"
-        params: tuple = (account_id,)
+        params: tuple[Any, ...] = (account_id,)
         if device_type is not None:
             sql, params = sql + " AND device_type = ?", (account_id, device_type)
         return [connector_record(row) for row in self._read().execute(sql + " ORDER BY connector_id", params)]
@@ -377,7 +377,8 @@ class SqliteStore:
             conn.execute(
                 "INSERT INTO server_secrets VALUES (?, ?) ON CONFLICT DO NOTHING", (name, secrets.token_bytes(32))
             )
-            return conn.execute("SELECT secret FROM server_secrets WHERE name = ?", (name,)).fetchone()[0]
+            secret: bytes = conn.execute("SELECT secret FROM server_secrets WHERE name = ?", (name,)).fetchone()[0]
+            return secret
 
         return await self._write(work)
 
@@ -460,7 +461,7 @@ def _require_account(conn: sqlite3.Connection, account_id: str) -> None:
         raise NotFound(f"No account {account_id}")
 
 
-def _insert_new(conn: sqlite3.Connection, sql: str, params: tuple, what: str) -> None:
+def _insert_new(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], what: str) -> None:
     try:
         conn.execute(sql, params)
     except sqlite3.IntegrityError:
