@@ -54,7 +54,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                 405,
                 METHOD_NOT_ALLOWED,
                 f"Method {request.method} not allowed on {api_path(request.url.path)}",
-                headers=exc.headers,
+                headers=dict(exc.headers) if exc.headers is not None else None,
             )
         )
     return error_response(ApiError(exc.status_code, INTERNAL_ERROR, exc.detail))

@@ -26,6 +26,7 @@ from conntel.api.errors import (
     RATE_LIMITED,
     UNKNOWN_GLOBAL_KEY,
     ApiError,
+    ErrorItem,
 )
 from conntel.api.ratelimit import RateLimiter
 from conntel.credentials import API_KEY_FORMAT, GLOBAL_KEY_PERMISSIONS, TOKEN_FORMAT, is_valid_email, secret_hash
@@ -133,13 +134,14 @@ class Authenticator:
         email, key = headers.get("x-auth-email"), headers.get("x-auth-key")
         if email is None and key is None:
             raise ApiError.of(400, MISSING_CREDENTIALS)
-        chain = ()
+        chain: tuple[ErrorItem, ...] = ()
         if email is None or not is_valid_email(email):
             chain += (INVALID_EMAIL_HEADER,)
         if key is None or not API_KEY_FORMAT.fullmatch(key):
             chain += (INVALID_KEY_HEADER,)
         if chain:
             raise ApiError.of(400, INVALID_REQUEST_HEADERS, chain=chain)
+        assert email is not None and key is not None  # else `chain` named them
         user = await self._users.get(email.lower(), self._store.find_user)
         if user is None or not hmac.compare_digest(user.api_key_hash, secret_hash(key)):
             raise ApiError.of(403, UNKNOWN_GLOBAL_KEY)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.routing import compile_path
+from starlette.types import ASGIApp as ASGIApp  # re-exported: app.py and server/run.py take it from here
+from starlette.types import Receive, Scope, Send
 
 from conntel.api.auth import CREDENTIAL_HEADERS
 from conntel.api.envelope import error_body
@@ -22,11 +22,6 @@ from conntel.api.errors import ApiError
 from conntel.api.events import EventRoutes
 from conntel.api.failures import unexpected
 from conntel.api.observability import RequestRecorder
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict]]
-Send = Callable[[dict], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
 

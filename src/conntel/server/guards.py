@@ -113,7 +113,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     # -- guards --
     @classmethod
-    def _schedule_sweep(cls, loop: asyncio.AbstractEventLoop, connections: set) -> None:
+    def _schedule_sweep(cls, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
         def sweep() -> None:
             deadline = loop.time() - LIMITS.header_timeout
             for connection in list(connections):

@@ -82,12 +82,12 @@ def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = No
 
 
 async def _serve(server: uvicorn.Server, alongside: Callable[[], Awaitable[None]] | None) -> None:
-    async def when_listening() -> None:
+    async def when_listening(then: Callable[[], Awaitable[None]]) -> None:
         while not server.started:  # noqa: ASYNC110 (uvicorn offers no event for this)
             await asyncio.sleep(0.05)
-        await alongside()
+        await then()
 
-    task = asyncio.create_task(when_listening()) if alongside is not None else None
+    task = asyncio.create_task(when_listening(alongside)) if alongside is not None else None
     try:
         await server.serve()
     finally:
