@@ -37,6 +37,14 @@ def apply_connection_limits(settings: Settings) -> None:
     )
 
 
+def check_uvicorn() -> None:
+    """Refuse to serve on a uvicorn whose insides the guards no longer fit (guards.UVICORN_INTERNALS)."""
+    problems = guards.uvicorn_internals_problems()
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise SystemExit(f"Error: {problems[0]}{more}")
+
+
 def check_store(settings: Settings) -> None:
     """Open the store once (applying migrations) so a bad database fails before anything listens."""
 
@@ -50,6 +58,7 @@ def check_store(settings: Settings) -> None:
 
 def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = None) -> None:
     """Serve until SIGTERM/SIGINT; `alongside` (one process only) runs as a task once the server listens."""
+    check_uvicorn()
     check_store(settings)
     apply_connection_limits(settings)
     options: dict[str, Any] = dict(
