@@ -126,7 +126,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._headers_since: float | None = None  # loop time the current request's headers began
         self._refused = False
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn narrows it
         super().connection_made(transport)
         if len(self.connections) > LIMITS.max_connections:
             self._refuse(503, TOO_MANY_CONNECTIONS, "Too many open connections; try again shortly")
