@@ -13,17 +13,17 @@ DASH_DIR := tests/dashboard
 DASH_STAMP := $(DASH_DIR)/node_modules/.installed
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test bench setup clean
+.PHONY: demo lint test bench setup clean
 
 setup: $(PY_STAMP) $(NODE_STAMP) $(DASH_STAMP) $(CHROMIUM)
 
 $(PY_STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,lint]'
 	touch $@
 
 $(BENCH_STAMP): $(PY_STAMP)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,bench]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,lint,bench]'
 	touch $@
 
 $(NODE_STAMP): $(NODE_DIR)/package.json $(NODE_DIR)/package-lock.json
@@ -41,7 +41,14 @@ $(CHROMIUM):
 demo: $(PY_STAMP)
 	$(BIN)/conntel demo
 
-test: $(PY_STAMP) $(NODE_STAMP) $(DASH_STAMP) $(CHROMIUM)
+# Lint alone: ruff's rules and format, and mypy --strict over src/ (config in pyproject.toml).
+lint: $(PY_STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+# Lint first: a tree that fails it never reaches the (slower) suite.
+test: lint $(NODE_STAMP) $(DASH_STAMP) $(CHROMIUM)
 	$(BIN)/pytest
 
 # Five rounds: every ratio is a median of pairs measured seconds apart on a shared, noisy machine.

@@ -140,6 +140,7 @@ def drive(node: str, config: dict, answers: dict, tmp_path: Path) -> dict:
     return report
 
 
+@pytest.mark.timeout(300)  # a server, a fleet's history, then Chromium: the slowest single test
 def test_dashboard_in_chromium(tmp_path: Path, driver_ready: str) -> None:
     world = build_world(tmp_path)
     try:

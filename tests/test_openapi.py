@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from helpers import ROOT, World, post_events
 from openapi_spec_validator import validate
 
@@ -48,6 +49,7 @@ def test_document_is_valid_openapi_3_1_and_complete(world: World):
     assert limit["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
 
 
+@pytest.mark.timeout(360)  # schemathesis runs bounded at 300 s: let that bound speak first
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(world: World, tmp_path):
     connector = world.new_connector()
     events = [{"t": 1_700_000_000 + i, "n": 0, "e": {"k": KIND_NAMES[i % 29], "url": "u"}} for i in range(40)]

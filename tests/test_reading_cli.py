@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
+import threading
 import time
 
 from helpers import CONNTEL, World, post_events
@@ -24,6 +26,26 @@ def run(world: World, *args: str, token: str | None = None) -> subprocess.Comple
 
 def ndjson(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line]
+
+
+def read_lines(proc: subprocess.Popen[str], count: int, within: float = 20) -> list[dict]:
+    """`count` JSON lines from a streaming process's stdout; fails (never hangs) if they take over `within` s."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:  # the blocking reads, on a thread the test waits on with a deadline
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + within
+    taken: list[dict] = []
+    while len(taken) < count:
+        try:
+            taken.append(json.loads(lines.get(timeout=max(0.0, deadline - time.monotonic()))))
+        except queue.Empty:
+            raise AssertionError(f"{len(taken)} of {count} lines within {within} s: {taken}") from None
+    return taken
 
 
 def test_get_list_latest_and_connectors(world: World):
@@ -93,7 +115,7 @@ def test_tail_follows_live_and_resumes(world: World):
         post_events(
             world, [{"t": T0 + i, "n": 0, "e": {"k": "HaError", "i": i}} for i in range(3)], connector=connector
         ).raise_for_status()
-        lines = [json.loads(tail.stdout.readline()) for _ in range(3)]
+        lines = read_lines(tail, 3)
     finally:
         tail.terminate()
         tail.wait(10)
@@ -104,7 +126,7 @@ def test_tail_follows_live_and_resumes(world: World):
     resumed = subprocess.Popen([*CONNTEL, "events", "tail", "--connector", connector, "--json", "--since",
                                 lines[0]["id"]], stdout=subprocess.PIPE, text=True, env=env)  # fmt: skip
     try:
-        again = [json.loads(resumed.stdout.readline()) for _ in range(3)]
+        again = read_lines(resumed, 3)
     finally:
         resumed.terminate()
         resumed.wait(10)

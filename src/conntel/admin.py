@@ -36,20 +36,20 @@ def _check_id(value: str, what: str) -> str:
     return value
 
 
-async def create_account(store: Store, account_id: str | None = None, name: str | None = None) -> dict:
+async def create_account(store: Store, account_id: str | None = None, name: str | None = None) -> dict[str, str]:
     account_id = _check_id(account_id or ids.new_id(), "An account id")
     name = name or account_id
     await store.create_account(account_id, name, int(time.time()))
     return {"id": account_id, "name": name}
 
 
-async def create_connector(store: Store, account_id: str, connector_id: str | None = None) -> dict:
+async def create_connector(store: Store, account_id: str, connector_id: str | None = None) -> dict[str, str]:
     connector_id = _check_id(connector_id or ids.new_id(), "A connector id")
     await connectors.create(store, account_id, ConnectorSettings(), connector_id=connector_id)
     return {"id": connector_id, "account_id": account_id}
 
 
-async def create_user(store: Store, email: str, account_id: str) -> dict:
+async def create_user(store: Store, email: str, account_id: str) -> dict[str, str]:
     if not is_valid_email(email):
         raise AdminError(f"Not an email address: {email!r}")
     api_key = new_api_key()
@@ -90,6 +90,6 @@ async def create_token(
     return NewToken(token_id, value, account_id, name, granted, _iso(expiry) if expiry is not None else None)
 
 
-async def revoke_token(store: Store, token_id: str) -> dict:
+async def revoke_token(store: Store, token_id: str) -> dict[str, str | bool]:
     await store.revoke_token(token_id, int(time.time()))
     return {"id": token_id, "revoked": True}

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -19,8 +19,10 @@ from conntel.credentials import PERMISSIONS
 from conntel.store import UnsupportedDatabase, open_store
 from conntel.store.base import Store, StoreError
 
+F = TypeVar("F", bound=Callable[..., Any])  # a command function, as click's decorators take and give it
 
-def store_options(command: Callable) -> Callable:
+
+def store_options(command: F) -> F:
     """--db / --database-url, accepted after every subcommand that touches the store."""
     command = click.option(
         "--database-url",
@@ -38,7 +40,7 @@ def store_options(command: Callable) -> Callable:
     return command
 
 
-def json_option(command: Callable) -> Callable:
+def json_option(command: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print one JSON object and nothing else.")(command)
 
 
@@ -62,7 +64,7 @@ def _run_admin(db: str, database_url: str | None, operation: Callable[[Store], A
 
 
 def _emit(result: Any, as_json: bool, title: str) -> None:
-    data = asdict(result) if is_dataclass(result) else result
+    data = asdict(result) if is_dataclass(result) and not isinstance(result, type) else result
     if as_json:
         click.echo(json.dumps(data))
         return
@@ -72,10 +74,12 @@ def _emit(result: Any, as_json: bool, title: str) -> None:
         click.echo(f"  {key}: {shown if shown is not None else '-'}")
 
 
-def admin_command(group: click.Group, name: str, title: str):
+def admin_command(
+    group: click.Group, name: str, title: str
+) -> Callable[[Callable[..., Awaitable[Any]]], click.Command]:
     """Register an admin subcommand: store options, --json, and uniform output and errors."""
 
-    def register(operation: Callable[..., Awaitable[Any]]) -> Callable:
+    def register(operation: Callable[..., Awaitable[Any]]) -> click.Command:
         @group.command(name, help=operation.__doc__)
         @store_options
         @json_option
@@ -118,7 +122,7 @@ def connectors() -> None:
 @click.option("--id", "account_id", help="Account id (default: a new random 32-hex id).")
 @click.option("--name", help="Display name (default: the id).")
 @admin_command(accounts, "create", "Created account")
-async def accounts_create(store: Store, account_id: str | None, name: str | None) -> dict:
+async def accounts_create(store: Store, account_id: str | None, name: str | None) -> dict[str, str]:
     """Create an account."""
     return await admin.create_account(store, account_id, name)
 
@@ -147,7 +151,7 @@ async def tokens_create(
 
 @click.argument("token_id")
 @admin_command(tokens, "revoke", "Revoked API token")
-async def tokens_revoke(store: Store, token_id: str) -> dict:
+async def tokens_revoke(store: Store, token_id: str) -> dict[str, str | bool]:
     """Revoke an API token: it stops working at once."""
     return await admin.revoke_token(store, token_id)
 
@@ -155,7 +159,7 @@ async def tokens_revoke(store: Store, token_id: str) -> dict:
 @click.option("--email", required=True)
 @click.option("--account", "account_id", required=True, help="Account the user is a member of.")
 @admin_command(users, "create", "Created user (the API key is shown only once)")
-async def users_create(store: Store, email: str, account_id: str) -> dict:
+async def users_create(store: Store, email: str, account_id: str) -> dict[str, str]:
     """Create a user with a global API key."""
     return await admin.create_user(store, email, account_id)
 
@@ -163,7 +167,7 @@ async def users_create(store: Store, email: str, account_id: str) -> dict:
 @click.option("--account", "account_id", required=True)
 @click.option("--id", "connector_id", help="Connector id (default: a new random 32-hex id).")
 @admin_command(connectors, "create", "Created connector")
-async def connectors_create(store: Store, account_id: str, connector_id: str | None) -> dict:
+async def connectors_create(store: Store, account_id: str, connector_id: str | None) -> dict[str, str]:
     """Create a connector in an account."""
     return await admin.create_connector(store, account_id, connector_id)
 
@@ -207,7 +211,7 @@ SERVE_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
 ]  # fmt: skip
 
 
-def serve_options(command: Callable) -> Callable:
+def serve_options(command: F) -> F:
     for flag, setting, extra in reversed(SERVE_OPTIONS):
         default = getattr(Settings, setting)
         command = click.option(

@@ -8,7 +8,7 @@ import datetime as dt
 import functools
 import time
 import zoneinfo
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args, overload
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -21,9 +21,9 @@ if TYPE_CHECKING:
     from conntel.store.base import Store
 
 Weekday = Literal["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
-WEEKDAYS: tuple[str, ...] = Weekday.__args__  # type: ignore[attr-defined]
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)
 DeviceType = Literal["MANAGED", "LICENSED"]
-DEVICE_TYPES: tuple[str, ...] = DeviceType.__args__  # type: ignore[attr-defined]
+DEVICE_TYPES: tuple[DeviceType, ...] = get_args(DeviceType)
 
 HourOfDay = Annotated[float, Meta(ge=0, lt=24, description="Hour of day (local to `timezone`) the window opens")]
 DurationHours = Annotated[float, Meta(gt=0, le=24, description="Length of the interrupt window in hours")]
@@ -96,9 +96,8 @@ class ConnectorUpdate(ConnectorSettings, kw_only=True, forbid_unknown_fields=Tru
 
 def _edit_struct() -> type[Struct]:
     # PATCH: the same fields as ConnectorSettings, each optional; one source of truth.
-    fields = [
-        (field.name, field.type | UnsetType, UNSET)  # type: ignore[operator]
-        for field in msgspec.structs.fields(ConnectorSettings)
+    fields: list[tuple[str, Any, Any]] = [
+        (field.name, field.type | UnsetType, UNSET) for field in msgspec.structs.fields(ConnectorSettings)
     ]
     fields.append(("provision_license", bool, False))
     return msgspec.defstruct(
@@ -133,6 +132,10 @@ class Connector(Struct, omit_defaults=True, kw_only=True):
     license_key: str | UnsetType = UNSET  # only in the response that provisioned it
 
 
+@overload
+def iso_time(seconds: int) -> str: ...
+@overload
+def iso_time(seconds: int | None) -> str | None: ...
 def iso_time(seconds: int | None) -> str | None:
     if seconds is None:
         return None
@@ -150,7 +153,7 @@ class ConnectorRecord:
     last_updated: int
     device_id: str | None = None
     device_serial_number: str | None = None
-    device_type: str | None = None
+    device_type: DeviceType | None = None
     license_key_hash: bytes | None = None
     last_heartbeat: int | None = None  # when the connector last pushed events
     last_seen_version: str | None = None  # `v` of its newest event that carried one
@@ -195,6 +198,9 @@ async def create(
 ) -> Provisioned:
     now = int(time.time())
     license_key, key_hash = None, None
+    device_id: str | None
+    serial: str | None
+    device_type: DeviceType | None
     if device is None:  # made by an operator (CLI) before any device is known
         device_id = serial = device_type = None
     elif device.provision_license is True:
@@ -204,7 +210,7 @@ async def create(
     elif device.serial_number is not UNSET:
         device_id, serial, device_type = ids.new_id(), device.serial_number, "MANAGED"
     else:
-        device_id, serial, device_type = device.id, None, None
+        device_id, serial, device_type = cast(str, device.id), None, None  # DeviceSpec: exactly one was given
     record = ConnectorRecord(
         account_id=account_id,
         connector_id=connector_id or ids.new_id(),

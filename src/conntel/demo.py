@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import msgspec
@@ -26,7 +27,7 @@ FLEET_SIZE = 8  # live simulated connectors beside the seeded ones
 FLEET_SPEED = 60.0
 
 
-async def seed(database: str, seed_value: int) -> tuple[str, dict]:
+async def seed(database: str, seed_value: int) -> tuple[str, dict[str, Any]]:
     """Create the demo account, fleet and token; return the token and one event to show."""
     store = open_store(database)
     try:

@@ -8,7 +8,7 @@ import msgspec
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 from conntel.ids import MAX_SEQUENCE
-from conntel.kinds import KINDS
+from conntel.kinds import KINDS, Kind
 
 SequenceNumber = Annotated[int, Meta(ge=0, le=MAX_SEQUENCE)]
 # Text the stores keep as text: PostgreSQL text cannot hold a NUL character.
@@ -19,7 +19,7 @@ Version = Annotated[str, Meta(max_length=128, pattern=NO_NUL)]
 # --- Event payloads: one Struct per kind, generated from the kinds table. -----
 # They validate `e` (a known `k`, the kind's required fields); the payload
 # itself is stored as the client sent it, extra fields included.
-def _payload_struct(kind) -> type[Struct]:
+def _payload_struct(kind: Kind) -> type[Struct]:
     fields = [(name, str) for name in kind.required]
     return msgspec.defstruct(kind.name, fields, tag_field="k", tag=kind.name, kw_only=True)
 
@@ -43,7 +43,8 @@ class NewEvent(Struct, forbid_unknown_fields=True):
 
     @property
     def kind(self) -> str:
-        return self.e["k"]
+        kind: str = self.e["k"]
+        return kind
 
 
 class Event(Struct, omit_defaults=True):
@@ -98,7 +99,7 @@ class LatestEvents(Struct):
     items: list[Event]
 
 
-def decode_json(body: bytes, decoder: msgspec.json.Decoder) -> Any:
+def decode_json(body: bytes, decoder: msgspec.json.Decoder[Any]) -> Any:
     """Decode a request body; MalformedJson when it is not JSON, InvalidBatch when JSON of the wrong shape."""
     try:
         return decoder.decode(body)
@@ -126,7 +127,7 @@ _payload_checker = msgspec.json.Decoder(list[_PayloadCheck])
 
 def decode_batch(body: bytes, max_events: int) -> list[NewEvent]:
     """Decode and validate a posted batch; raise InvalidBatch naming the item and field."""
-    events = decode_json(body, _batch_decoder)
+    events: list[NewEvent] = decode_json(body, _batch_decoder)
     if len(events) > max_events:
         raise BatchTooLarge(f"A batch holds at most {max_events} events; this one has {len(events)}")
     # A second typed pass over the same bytes checks every payload against its

@@ -41,12 +41,12 @@ def parse_event_ref(ref: str) -> tuple[int, int] | None:
         return (t, n) if t <= MAX_SEQUENCE and n <= MAX_SEQUENCE else None
     if len(ref) > _MAX_REF_LENGTH:
         return None
-    readings = set()
+    readings: set[tuple[int, int]] = set()
     for split in range(1, len(parts)):
-        t = integral(".".join(parts[:split]))
-        n = integral(".".join(parts[split:]))
-        if t is not None and n is not None:
-            readings.add((t, n))
+        t_read = integral(".".join(parts[:split]))
+        n_read = integral(".".join(parts[split:]))
+        if t_read is not None and n_read is not None:
+            readings.add((t_read, n_read))
     return readings.pop() if len(readings) == 1 else None
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conntel.api import errors
 from conntel.api.envelope import error_response
@@ -35,16 +36,16 @@ def unexpected(error: Exception, method: str, path: str, store_unavailable: bool
 class AnswerFailures:
     """ASGI middleware: answers requests that raise an unexpected exception (see `unexpected`)."""
 
-    def __init__(self, app: Any, is_unavailable: Callable[[Exception], bool]):
+    def __init__(self, app: ASGIApp, is_unavailable: Callable[[Exception], bool]):
         self.app = app
         self.is_unavailable = is_unavailable
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = False
 
-        async def tracked_send(message: dict) -> None:
+        async def tracked_send(message: Message) -> None:
             nonlocal started
             started = started or message["type"] == "http.response.start"
             await send(message)

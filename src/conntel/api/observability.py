@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conntel.api.routing import PREFIX
 
@@ -68,7 +69,7 @@ class Metrics:
     def exposition(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # several worker processes: add up everyone's counts
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
             return generate_latest(registry)
         return generate_latest(self.registry)
 
@@ -113,10 +114,10 @@ class RequestRecorder:
     def __init__(self, metrics: Metrics, access_log: AccessLog | None):
         self.metrics = metrics
         self.access_log = access_log
-        self._tallies: dict[tuple[str, str, int], _Tally] = {}
+        self._tallies: dict[tuple[str | None, str, int], _Tally] = {}
         self._scheduled = False
 
-    def record(self, scope: dict, status: int, seconds: float) -> None:
+    def record(self, scope: Scope, status: int, seconds: float) -> None:
         method = scope["method"]
         route = scope.get("route")
         key = (route.path if route is not None else scope.get("route_path"), method, status)
@@ -160,17 +161,17 @@ class RequestRecorder:
 class Observe:
     """ASGI layer that times every HTTP request, counts it, and logs one JSON line for it."""
 
-    def __init__(self, app: Any, recorder: RequestRecorder):
+    def __init__(self, app: ASGIApp, recorder: RequestRecorder):
         self.app = app
         self.recorder = recorder
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         status = 500
 
-        async def observed_send(message: dict) -> None:
+        async def observed_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -182,7 +183,7 @@ class Observe:
             self.recorder.record(scope, status, time.perf_counter() - started)
 
 
-def route_label(scope: dict) -> str:
+def route_label(scope: Scope) -> str:
     """The route template a request matched (`unmatched` for unknown paths)."""
     route = scope.get("route")
     path = getattr(route, "path", None) or scope.get("route_path") or "unmatched"

@@ -58,7 +58,7 @@ class _Virtual:
 
     def due(self, until: int) -> list[dict[str, Any]]:
         """The events recorded up to simulated time `until`."""
-        batch = []
+        batch: list[dict[str, Any]] = []
         while True:
             if self.pending is None:
                 self.pending = next(self.stream)

@@ -36,16 +36,21 @@ class Client:
             raise ClientError(f"Cannot reach {self._http.base_url}: {exc}") from None
         return _unwrap(response)
 
-    def get_event(self, connector: str, t: int, n: int) -> dict:
-        return self._result(f"{self._events(connector)}/{t}.{n}")
+    def get_event(self, connector: str, t: int, n: int) -> dict[str, Any]:
+        event: dict[str, Any] = self._result(f"{self._events(connector)}/{t}.{n}")
+        return event
 
-    def latest(self, connector: str) -> list[dict]:
-        return self._result(f"{self._events(connector)}/latest")["items"]
+    def latest(self, connector: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._result(f"{self._events(connector)}/latest")["items"]
+        return items
 
-    def connectors(self) -> list[dict]:
-        return self._result(self._connectors())
+    def connectors(self) -> list[dict[str, Any]]:
+        connectors: list[dict[str, Any]] = self._result(self._connectors())
+        return connectors
 
-    def pages(self, connector: str, start: int, end: int, kind: str | None, limit: int) -> Iterator[list[dict]]:
+    def pages(
+        self, connector: str, start: int, end: int, kind: str | None, limit: int
+    ) -> Iterator[list[dict[str, Any]]]:
         """List Events page by page, following the cursor."""
         cursor = None
         while True:
@@ -56,7 +61,7 @@ class Client:
             if cursor is None:
                 return
 
-    def tail(self, connector: str | None, last_id: str | None = None) -> Iterator[tuple[str, dict]]:
+    def tail(self, connector: str | None, last_id: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
         """Follow the live stream for ever, reconnecting with Last-Event-ID: (id, event) pairs."""
         path = f"{self._events(connector)}/stream" if connector else f"{self._connectors()}/telemetry/events/stream"
         while True:
@@ -73,7 +78,7 @@ class Client:
                 time.sleep(1)  # the server went away or restarted: resume where we were
 
 
-def _messages(lines: Iterator[str]) -> Iterator[tuple[str, dict]]:
+def _messages(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
     import json
 
     fields: dict[str, str] = {}

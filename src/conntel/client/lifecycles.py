@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 UPGRADE_URL = "https://downloads.example.com/connector/{version}/bundle.tar.zst"
@@ -41,7 +41,7 @@ class _Connector:
     def fails(self) -> bool:
         return self.rng.random() < self.failure_rate
 
-    def attempt(self, name: str, error: str = "timed out") -> Iterator[dict[str, Any]]:
+    def attempt(self, name: str, error: str = "timed out") -> Generator[dict[str, Any], None, bool]:
         """Start<name>, then Finish<name>Success or Failure; returns whether it succeeded."""
         self.wait(1, 30)
         yield self.event(f"Start{name}")

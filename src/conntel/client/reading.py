@@ -35,7 +35,7 @@ def new_table(*columns: str) -> Table:
     return table
 
 
-def api_options(command: Callable) -> Callable:
+def api_options(command: Callable[..., None]) -> Callable[..., None]:
     """--url / --token (the official SDK's environment variables) and --account."""
     for option in reversed(
         [
@@ -85,11 +85,11 @@ def kind_cell(kind: str) -> str:
     return f"[red]{kind}[/red]" if kind in FAILURE_KINDS else kind
 
 
-def payload_text(e: dict) -> str:
+def payload_text(e: dict[str, Any]) -> str:
     return ", ".join(f"{key}={json.dumps(value)}" for key, value in e.items() if key != "k")
 
 
-def ndjson(items: list[dict]) -> None:
+def ndjson(items: list[dict[str, Any]]) -> None:
     for item in items:
         click.echo(json.dumps(item))
 

@@ -37,6 +37,14 @@ def apply_connection_limits(settings: Settings) -> None:
     )
 
 
+def check_uvicorn() -> None:
+    """Refuse to serve on a uvicorn whose insides the guards no longer fit (guards.UVICORN_INTERNALS)."""
+    problems = guards.uvicorn_internals_problems()
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise SystemExit(f"Error: {problems[0]}{more}")
+
+
 def check_store(settings: Settings) -> None:
     """Open the store once (applying migrations) so a bad database fails before anything listens."""
 
@@ -50,6 +58,7 @@ def check_store(settings: Settings) -> None:
 
 def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = None) -> None:
     """Serve until SIGTERM/SIGINT; `alongside` (one process only) runs as a task once the server listens."""
+    check_uvicorn()
     check_store(settings)
     apply_connection_limits(settings)
     options: dict[str, Any] = dict(
@@ -82,12 +91,12 @@ def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = No
 
 
 async def _serve(server: uvicorn.Server, alongside: Callable[[], Awaitable[None]] | None) -> None:
-    async def when_listening() -> None:
+    async def when_listening(then: Callable[[], Awaitable[None]]) -> None:
         while not server.started:  # noqa: ASYNC110 (uvicorn offers no event for this)
             await asyncio.sleep(0.05)
-        await alongside()
+        await then()
 
-    task = asyncio.create_task(when_listening()) if alongside is not None else None
+    task = asyncio.create_task(when_listening(alongside)) if alongside is not None else None
     try:
         await server.serve()
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conntel.store.base import Store
-from conntel.store.urls import redacted
+from conntel.store.urls import redacted as redacted  # re-exported: the CLI names it from here
 
 
 class UnsupportedDatabase(ValueError):
