@@ -48,6 +48,7 @@ MALFORMED_REQUEST = 20014
 REQUEST_TIMEOUT = 20015
 TOO_MANY_CONNECTIONS = 20016
 STORE_UNAVAILABLE = 20017
+CLIENT_CLOSED_REQUEST = 20018  # status 499: never seen by the client, which hung up; for logs and metrics
 
 
 class ApiError(Exception):

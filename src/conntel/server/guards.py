@@ -33,6 +33,7 @@ from conntel.api.errors import (
     TOO_MANY_CONNECTIONS,
     ApiError,
 )
+from conntel.api.failures import REFUSED_STATUS
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to unparseable HTTP: the same, as an envelope.
+        if self.cycle is not None and not self.cycle.response_started:
+            # Mid-body (a malformed chunked body): the app, still reading, records this 400, not a hang-up.
+            self.cycle.scope[REFUSED_STATUS] = 400  # type: ignore[index]
         self._refuse(400, MALFORMED_REQUEST, "Malformed HTTP request")
 
     # -- guards --
