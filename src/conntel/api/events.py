@@ -123,6 +123,8 @@ class EventRoutes:
             raise ApiError(400, INVALID_EVENT, f"Invalid event: {exc}") from None
         try:
             appended = await self.store.append_events(account_id, connector_id, events, int(time.time()))
+        except RecursionError:  # a payload just within the decoder's depth, one level too deep to re-encode
+            raise malformed_json(MalformedJson("Malformed JSON body: nested too deeply")) from None
         except NotFound:
             raise connector_not_found(connector_id) from None
         except EventConflict as exc:
