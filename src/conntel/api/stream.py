@@ -18,6 +18,8 @@ get, with a `reason`) and ends, within a second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -30,7 +32,7 @@ from starlette.responses import Response, StreamingResponse
 from conntel import ids
 from conntel.api.auth import CREDENTIAL_HEADERS, Authenticator
 from conntel.api.envelope import error_body
-from conntel.api.errors import ApiError, connector_not_found
+from conntel.api.errors import STORE_UNAVAILABLE, ApiError, connector_not_found
 from conntel.api.params import invalid, parse_query
 from conntel.api.routing import account_scope, connector_scope
 from conntel.credentials import READ_ACCEPTS
@@ -44,6 +46,7 @@ RECHECK_SECONDS = 0.5
 KEEP_ALIVE_SECONDS = 15.0
 BATCH = 500
 _encode = msgspec.json.Encoder().encode
+log = logging.getLogger("conntel")
 
 
 class LiveEvent(Struct, omit_defaults=True):
@@ -64,7 +67,7 @@ def sse_message(event: StreamedEvent) -> bytes:
 
 
 def sse_refusal(refusal: ApiError, reason: str) -> bytes:
-    """The last message of a stream whose credential no longer allows it: the v4 error envelope, plus why."""
+    """The last message of a stream that ends: the v4 error envelope a request would get now, plus why."""
     data = msgspec.json.decode(error_body(refusal))
     data["reason"] = reason
     return b"event: error\ndata: %s\n\n" % _encode(data)
@@ -120,6 +123,22 @@ class StreamRoutes:
     ) -> AsyncIterator[bytes]:
         # At once: the client knows it is connected, and where it is (to resume from, even before any event).
         yield b"id: %d\n: stream open\n\n" % position
+        try:
+            async with contextlib.aclosing(self._poll(account_id, connector_id, position, credentials)) as polled:
+                async for message in polled:
+                    yield message
+        except Exception as error:
+            if not self.store.is_unavailable(error):
+                raise
+            # As a request would get a 503: one log line, and a last message the client can act on (reconnect
+            # with Last-Event-ID once the database is back: nothing is lost).
+            log.warning("database unavailable on a live tail: %s: %s; stream ended", type(error).__name__, error)
+            unavailable = ApiError(503, STORE_UNAVAILABLE, "The database is unavailable just now; try again shortly")
+            yield sse_refusal(unavailable, "store_unavailable")
+
+    async def _poll(
+        self, account_id: str, connector_id: str | None, position: int, credentials: dict[str, str]
+    ) -> AsyncIterator[bytes]:
         quiet_since = checked = time.monotonic()
         while True:
             fresh = time.monotonic() - checked >= RECHECK_SECONDS
