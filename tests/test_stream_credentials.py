@@ -106,7 +106,7 @@ def test_a_revoked_token_ends_connector_and_account_streams_within_a_second(worl
 
 
 def test_a_token_that_expires_ends_the_stream_when_it_expires(world: World):
-    expires_on = int(time.time()) + 2
+    expires_on = int(time.time()) + 3  # the CLI that makes the token takes a second on a busy machine
     token = world.new_token(
         "Magic WAN Read", expires_on=datetime.fromtimestamp(expires_on, UTC).isoformat().replace("+00:00", "Z")
     )
