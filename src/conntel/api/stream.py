@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated
 
 import msgspec
@@ -138,7 +138,7 @@ class StreamRoutes:
 
     async def _poll(
         self, account_id: str, connector_id: str | None, position: int, credentials: dict[str, str]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         quiet_since = checked = time.monotonic()
         while True:
             fresh = time.monotonic() - checked >= RECHECK_SECONDS
