@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from datetime import UTC, datetime
@@ -167,3 +168,27 @@ def test_cli_refuses_to_remove_what_is_not_there(world: World):
     assert done["returncode"] == 1 and "not a member" in done["stderr"]
     done = cli("users", "rotate-key", "--email", "nobody@example.com", db=world.db, check=False)
     assert done["returncode"] == 1 and "No user" in done["stderr"]
+
+
+def test_a_token_revoked_while_a_slow_body_arrives_writes_nothing(world: World):
+    """The same class as a stream: a request authorized when it began, its body still arriving (up to the body
+    timeout). Once in, the credential is checked again, as a new request would be."""
+    connector = world.new_connector()
+    token = world.new_token("Magic WAN Write")
+    body = json.dumps([event(7)]).encode()
+    path = f"/client/v4/accounts/{world.account}/magic/connectors/{connector}/telemetry/events"
+    with socket.create_connection(("127.0.0.1", world.server.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s"
+            % (path.encode(), token["value"].encode(), len(body), body[:5])
+        )
+        cli("tokens", "revoke", token["id"], db=world.db)
+        deadline = time.monotonic() + 3
+        while httpx.get(world.events_url(connector) + "/latest", headers=bearer(token["value"])).status_code != 401:
+            assert time.monotonic() < deadline, "REST still takes the revoked token"
+            time.sleep(0.05)
+        sock.sendall(body[5:])
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 401 ") and b'"code":10000' in answer, answer
+    latest = httpx.get(world.events_url(connector) + "/latest", headers=bearer(world.read_token)).json()
+    assert latest["result"]["count"] == 0  # nothing written

@@ -196,6 +196,19 @@ class Authenticator:
             return ApiError.of(403, AUTHENTICATION_ERROR), "removed_from_account"
         return None
 
+    def rechecker(
+        self, headers: Mapping[str, str], account_id: str, accepts: frozenset[str]
+    ) -> Callable[[], Awaitable[None]]:
+        """A check to run once a request's body is in (it may take up to the body timeout): raises the
+        refusal a new request would get if the credential was revoked or expired meanwhile."""
+
+        async def recheck() -> None:
+            refused = await self.still_allowed(headers, account_id, accepts, fresh=False)
+            if refused is not None:
+                raise refused[0]
+
+        return recheck
+
 
 _FAILURE_REASONS = {
     (400, MISSING_CREDENTIALS.code): "missing",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -12,9 +13,15 @@ from conntel.api.errors import BODY_TOO_LARGE, INVALID_BODY, MALFORMED_JSON, REQ
 from conntel.config import Settings
 from conntel.events import InvalidBatch, MalformedJson, decode_json
 
+Recheck = Callable[[], Awaitable[None]]
 
-async def read_body(request: Request, settings: Settings) -> bytes:
-    """The whole body, at most `max_body_bytes` (413) arriving within `body_timeout` seconds (408)."""
+
+async def read_body(request: Request, settings: Settings, recheck: Recheck | None = None) -> bytes:
+    """The whole body, at most `max_body_bytes` (413) arriving within `body_timeout` seconds (408).
+
+    `recheck` (Authenticator.rechecker) runs once it is in: a credential revoked while a slow body
+    arrived acts no more than one of a new request would (401/403, nothing written).
+    """
     limit = settings.max_body_bytes
     # Both refusals leave the rest of the body unread: the connection cannot carry another request.
     too_large = ApiError(413, BODY_TOO_LARGE, f"Request body exceeds {limit} bytes", headers=_CLOSE)
@@ -33,6 +40,8 @@ async def read_body(request: Request, settings: Settings) -> bytes:
     except TimeoutError:
         message = f"Request body not received within {settings.body_timeout:g} seconds"
         raise ApiError(408, REQUEST_TIMEOUT, message, headers=_CLOSE) from None
+    if recheck is not None:
+        await recheck()
     return b"".join(chunks)
 
 
@@ -43,9 +52,11 @@ def malformed_json(exc: MalformedJson) -> ApiError:
     return ApiError(400, MALFORMED_JSON, str(exc))
 
 
-async def decode_body(request: Request, decoder: msgspec.json.Decoder, settings: Settings) -> Any:
+async def decode_body(
+    request: Request, decoder: msgspec.json.Decoder, settings: Settings, recheck: Recheck | None = None
+) -> Any:
     """A JSON body of the decoder's type; 400 (20004 not JSON, 20012 wrong shape), 408 or 413 otherwise."""
-    body = await read_body(request, settings)
+    body = await read_body(request, settings, recheck)
     try:
         return decode_json(body, decoder)
     except MalformedJson as exc:

@@ -112,7 +112,7 @@ class EventRoutes:
     async def ingest(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
-        body = await read_body(request, self.settings)
+        body = await read_body(request, self.settings, self.auth.rechecker(request.headers, account_id, WRITE_ACCEPTS))
         try:
             events = decode_batch(body, self.settings.max_batch_events)
         except MalformedJson as exc:
