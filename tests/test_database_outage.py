@@ -13,6 +13,7 @@ import httpx
 import pytest
 from cloudflare import Cloudflare
 from helpers import Server, TcpProxy, World, bearer, build_world, drop_pg_database, post_events
+from test_stream_credentials import Tail
 
 T0 = 1_700_000_000
 
@@ -112,3 +113,18 @@ def test_sqlite_write_lock_held_past_the_busy_timeout_is_503_while_reads_go_on(t
         holder.close()
         world.server.stop()
     assert_logged_as_unavailable(world.server.server_log(), "POST")
+
+
+def test_a_live_tail_ends_with_a_last_message_when_postgresql_goes_away(proxied_postgres_world):
+    world, proxy = proxied_postgres_world
+    url = f"{world.server.base_url}/accounts/{world.account}/magic/connectors/telemetry/events/stream"
+    tail = Tail(url, bearer(world.read_token))
+    assert tail.status == 200
+    proxy.cut()
+    tail.wait_end(within=10)
+    kind, data = tail.last()
+    assert kind == "error" and data["reason"] == "store_unavailable", tail.messages
+    assert [error["code"] for error in data["errors"]] == [20017]
+    log = world.server.server_log()
+    assert "database unavailable on a live tail" in log and "Traceback" not in log
+    # (Recovery once the database is back is the first test's: restoring here adds nothing but a port race.)

@@ -93,3 +93,14 @@ async def create_token(
 async def revoke_token(store: Store, token_id: str) -> dict[str, str | bool]:
     await store.revoke_token(token_id, int(time.time()))
     return {"id": token_id, "revoked": True}
+
+
+async def remove_user(store: Store, email: str, account_id: str) -> dict:
+    await store.remove_membership(email.lower(), account_id)
+    return {"email": email.lower(), "account_id": account_id, "removed": True}
+
+
+async def rotate_user_key(store: Store, email: str) -> dict:
+    api_key = new_api_key()
+    await store.set_user_key(email.lower(), secret_hash(api_key))
+    return {"email": email.lower(), "api_key": api_key}

@@ -164,6 +164,21 @@ async def users_create(store: Store, email: str, account_id: str) -> dict[str, s
     return await admin.create_user(store, email, account_id)
 
 
+@click.option("--email", required=True)
+@click.option("--account", "account_id", required=True, help="Account the user leaves.")
+@admin_command(users, "remove", "Removed user from account")
+async def users_remove(store: Store, email: str, account_id: str) -> dict:
+    """Remove a user from an account: its global key stops acting on that account at once."""
+    return await admin.remove_user(store, email, account_id)
+
+
+@click.option("--email", required=True)
+@admin_command(users, "rotate-key", "New global API key (shown only once; the old one stops working)")
+async def users_rotate_key(store: Store, email: str) -> dict:
+    """Give a user a new global API key: the old one stops working at once."""
+    return await admin.rotate_user_key(store, email)
+
+
 @click.option("--account", "account_id", required=True)
 @click.option("--id", "connector_id", help="Connector id (default: a new random 32-hex id).")
 @admin_command(connectors, "create", "Created connector")

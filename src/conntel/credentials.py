@@ -17,7 +17,8 @@ GLOBAL_KEY_PERMISSIONS = frozenset(PERMISSIONS)
 
 TOKEN_FORMAT = re.compile(r"[A-Za-z0-9_-]{40}")
 API_KEY_FORMAT = re.compile(r"[0-9a-f]{32,64}")
-EMAIL_FORMAT = re.compile(r"[^@\s]{1,64}@[^@\s.]+(?:\.[^@\s.]+)+")
+# No whitespace and no control characters (a NUL cannot even be stored in PostgreSQL text).
+EMAIL_FORMAT = re.compile(r"[^@\s\x00-\x1f\x7f]{1,64}@[^@\s.\x00-\x1f\x7f]+(?:\.[^@\s.\x00-\x1f\x7f]+)+")
 MAX_EMAIL_LENGTH = 254
 
 

@@ -100,7 +100,12 @@ class LatestEvents(Struct):
 
 
 def decode_json(body: bytes, decoder: msgspec.json.Decoder[Any]) -> Any:
-    """Decode a request body; MalformedJson when it is not JSON, InvalidBatch when JSON of the wrong shape."""
+    """Decode a request body; MalformedJson when it is not JSON, InvalidBatch when JSON of the wrong shape.
+
+    Not JSON includes what msgspec does not raise as a DecodeError: invalid
+    UTF-8 inside a string (UnicodeDecodeError) and nesting deeper than the
+    interpreter's recursion limit allows (RecursionError, at about 900 levels).
+    """
     try:
         return decoder.decode(body)
     except msgspec.DecodeError as exc:
@@ -110,7 +115,17 @@ def decode_json(body: bytes, decoder: msgspec.json.Decoder[Any]) -> Any:
             msgspec.json.decode(body)
         except msgspec.DecodeError as syntax:
             raise MalformedJson(f"Malformed JSON body: {syntax}") from None
+        except (UnicodeDecodeError, RecursionError) as unreadable:
+            raise MalformedJson(_unreadable(unreadable)) from None
         raise InvalidBatch(str(exc)) from None
+    except (UnicodeDecodeError, RecursionError) as unreadable:
+        raise MalformedJson(_unreadable(unreadable)) from None
+
+
+def _unreadable(error: UnicodeDecodeError | RecursionError) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return f"Malformed JSON body: invalid UTF-8 at byte {error.start} of a string"
+    return "Malformed JSON body: nested too deeply"
 
 
 class _PayloadCheck(Struct):

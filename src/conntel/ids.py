@@ -35,12 +35,12 @@ def parse_event_ref(ref: str) -> tuple[int, int] | None:
     `1700000000.3`. Every way of splitting the dotted parts into two numbers is
     tried; the reference is valid when all integer-valued readings agree.
     """
+    if len(ref) > _MAX_REF_LENGTH:  # before any int(): Python refuses to convert over 4300 digits
+        return None
     parts = ref.split(".")
     if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit() and parts[0].isascii() and parts[1].isascii():
         t, n = int(parts[0]), int(parts[1])  # the common case, no search needed
         return (t, n) if t <= MAX_SEQUENCE and n <= MAX_SEQUENCE else None
-    if len(ref) > _MAX_REF_LENGTH:
-        return None
     readings: set[tuple[int, int]] = set()
     for split in range(1, len(parts)):
         t_read = integral(".".join(parts[:split]))
@@ -52,7 +52,7 @@ def parse_event_ref(ref: str) -> tuple[int, int] | None:
 
 def integral(text: str) -> int | None:
     """The integer a number written as text stands for, when it is one from 0 to MAX_SEQUENCE."""
-    if not _NUMBER.fullmatch(text):
+    if len(text) > _MAX_REF_LENGTH or not _NUMBER.fullmatch(text):
         return None
     try:
         value = Decimal(text)

@@ -99,6 +99,10 @@ class TtlCache(Generic[K, V]):
         hit = self.peek(key, _MISSING)
         if hit is not _MISSING:
             return hit
+        return await self.reload(key, load)
+
+    async def reload(self, key: K, load: Callable[[K], Awaitable[V]]) -> V:
+        """Look `key` up afresh, whatever the cache holds, and keep the answer."""
         value = await load(key)
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
@@ -188,6 +192,53 @@ class Authenticator:
                 self._failures.labels(_FAILURE_REASONS.get(refusal.spec, "other")).inc()
             raise
         return principal
+
+    async def still_allowed(
+        self, headers: Mapping[str, str], account_id: str, accepts: frozenset[str], fresh: bool
+    ) -> tuple[ApiError, str] | None:
+        """For a request that outlives its start (a live tail): None while the credential it was
+        authorized with may still act on the account, else the refusal a new request would get and
+        a one-word reason. `fresh` reads the credential from the store rather than the cache.
+        Expiry needs no lookup: it is checked against the clock on every call."""
+        authorization = headers.get("authorization")
+        if authorization is not None:
+            digest = secret_hash(authorization.partition(" ")[2])
+            found = await (self._tokens.reload if fresh else self._tokens.get)(digest, self._load_token)
+            if found is None or not hmac.compare_digest(found[0].secret_hash, digest):
+                return unauthenticated(), "unknown_token"
+            token, principal = found
+            now = time.time()
+            if token.revoked:
+                return unauthenticated(), "revoked"
+            if token.expires_on is not None and now >= token.expires_on:
+                return unauthenticated(), "expired"
+            if not token_is_current(token, now):
+                return unauthenticated(), "not_yet_valid"
+            if not principal.may(account_id, accepts):
+                return forbidden(), "permission_removed"
+            return None
+        email, key = headers.get("x-auth-email", ""), headers.get("x-auth-key", "")
+        user = await (self._users.reload if fresh else self._users.get)(email.lower(), self._store.find_user)
+        if user is None:
+            return unknown_global_key(), "user_removed"
+        if not hmac.compare_digest(user.api_key_hash, secret_hash(key)):
+            return unknown_global_key(), "key_changed"
+        if account_id not in user.accounts or GLOBAL_KEY_PERMISSIONS.isdisjoint(accepts):
+            return forbidden(), "removed_from_account"
+        return None
+
+    def rechecker(
+        self, headers: Mapping[str, str], account_id: str, accepts: frozenset[str]
+    ) -> Callable[[], Awaitable[None]]:
+        """A check to run once a request's body is in (it may take up to the body timeout): raises the
+        refusal a new request would get if the credential was revoked or expired meanwhile."""
+
+        async def recheck() -> None:
+            refused = await self.still_allowed(headers, account_id, accepts, fresh=False)
+            if refused is not None:
+                raise refused[0]
+
+        return recheck
 
 
 _FAILURE_REASONS = {

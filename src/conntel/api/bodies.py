@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -12,14 +13,21 @@ from conntel.api.errors import body_timeout, body_too_large, invalid_body, malfo
 from conntel.config import Settings
 from conntel.events import InvalidBatch, MalformedJson, decode_json
 
+Recheck = Callable[[], Awaitable[None]]
 
-async def read_body(request: Request, settings: Settings) -> bytes:
-    """The whole body, at most `max_body_bytes` (413) arriving within `body_timeout` seconds (408)."""
+
+async def read_body(request: Request, settings: Settings, recheck: Recheck | None = None) -> bytes:
+    """The whole body, at most `max_body_bytes` (413) arriving within `body_timeout` seconds (408).
+
+    `recheck` (Authenticator.rechecker) runs once it is in: a credential revoked while a slow body
+    arrived acts no more than one of a new request would (401/403, nothing written).
+    """
     limit = settings.max_body_bytes
     # Both refusals leave the rest of the body unread: the connection cannot carry another request.
     too_large = body_too_large(limit)
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    # The connection layer admits only digits here; still, no int() of more digits than any limit has.
+    if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         raise too_large
     chunks, size = [], 0
     try:
@@ -31,12 +39,16 @@ async def read_body(request: Request, settings: Settings) -> bytes:
                 chunks.append(chunk)
     except TimeoutError:
         raise body_timeout(settings.body_timeout) from None
+    if recheck is not None:
+        await recheck()
     return b"".join(chunks)
 
 
-async def decode_body(request: Request, decoder: msgspec.json.Decoder, settings: Settings) -> Any:
+async def decode_body(
+    request: Request, decoder: msgspec.json.Decoder[Any], settings: Settings, recheck: Recheck | None = None
+) -> Any:
     """A JSON body of the decoder's type; 400 (20004 not JSON, 20012 wrong shape), 408 or 413 otherwise."""
-    body = await read_body(request, settings)
+    body = await read_body(request, settings, recheck)
     try:
         return decode_json(body, decoder)
     except MalformedJson as exc:

@@ -33,7 +33,9 @@ class ConnectorRoutes:
     async def create(self, request: Request) -> Response:
         account_id = account_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
-        body: ConnectorCreate = await decode_body(request, _create, self.settings)
+        body: ConnectorCreate = await decode_body(
+            request, _create, self.settings, self.auth.rechecker(request.headers, account_id, WRITE_ACCEPTS)
+        )
         settings = ConnectorSettings(**connectors.settings_of(body))
         made = await connectors.create(self.store, account_id, settings, body.device)
         return ok(connectors.to_wire(made.record, made.license_key))
@@ -56,13 +58,17 @@ class ConnectorRoutes:
     async def update(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
-        body: ConnectorUpdate = await decode_body(request, _update, self.settings)
+        body: ConnectorUpdate = await decode_body(
+            request, _update, self.settings, self.auth.rechecker(request.headers, account_id, WRITE_ACCEPTS)
+        )
         return await self._change(account_id, connector_id, connectors.settings_of(body), body.provision_license)
 
     async def edit(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
-        body = await decode_body(request, _edit, self.settings)
+        body = await decode_body(
+            request, _edit, self.settings, self.auth.rechecker(request.headers, account_id, WRITE_ACCEPTS)
+        )
         return await self._change(account_id, connector_id, connectors.given_settings(body), body.provision_license)
 
     async def delete(self, request: Request) -> Response:

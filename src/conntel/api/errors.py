@@ -105,6 +105,8 @@ MALFORMED_REQUEST = _spec(400, 20014)
 REQUEST_TIMEOUT = _spec(408, 20015)
 TOO_MANY_CONNECTIONS = _spec(503, 20016)
 STORE_UNAVAILABLE = _spec(503, 20017)
+# 499, nginx's "client closed request": never seen by the client, which hung up; for logs and metrics.
+CLIENT_CLOSED_REQUEST = _spec(499, 20018)
 
 _CLOSE = {"Connection": "close"}  # the rest of the request is unread: the connection cannot carry another
 
@@ -240,6 +242,17 @@ def too_many_connections() -> ApiError:
 
 
 # -- the server --
+def client_closed_request() -> ApiError:
+    return ApiError(CLIENT_CLOSED_REQUEST, "Client closed request")
+
+
+def malformed_request_answered(status: int) -> ApiError:
+    """A request the connection layer already refused (malformed HTTP): recorded with the status it sent."""
+    error = malformed_request()
+    error.status = status
+    return error
+
+
 def internal_error() -> ApiError:
     return ApiError(INTERNAL_ERROR, "Internal server error")
 

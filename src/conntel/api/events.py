@@ -112,7 +112,7 @@ class EventRoutes:
     async def ingest(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
-        body = await read_body(request, self.settings)
+        body = await read_body(request, self.settings, self.auth.rechecker(request.headers, account_id, WRITE_ACCEPTS))
         try:
             events = decode_batch(body, self.settings.max_batch_events)
         except MalformedJson as exc:
@@ -122,7 +122,10 @@ class EventRoutes:
         except InvalidBatch as exc:
             raise invalid_event(exc) from None
         # An unknown connector or a conflicting event: a refusal, answered by errors.from_refusal.
-        appended = await self.store.append_events(account_id, connector_id, events, int(time.time()))
+        try:
+            appended = await self.store.append_events(account_id, connector_id, events, int(time.time()))
+        except RecursionError:  # a payload just within the decoder's depth, one level too deep to re-encode
+            raise malformed_json(MalformedJson("Malformed JSON body: nested too deeply")) from None
         if self.metrics is not None:
             for kind, count in appended.new_kinds.items():
                 self.metrics.events_ingested.labels(kind).inc(count)

@@ -5,6 +5,11 @@ the busy timeout, a full disk: the store tells these apart from bugs
 (`Store.is_unavailable`). They are answered 503 with code 20017 and
 `Retry-After`, and logged in one line; anything else is a bug: 500 with code
 20009, logged with its traceback. Neither answer shows the exception.
+
+A client that hangs up before its request body is in (or whose chunked body
+is malformed, which the connection layer answers 400 and closes) is no server
+error: it is recorded as 499 "client closed request" (or the 400 that was
+sent), logged in one line without a traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conntel.api import errors
@@ -22,6 +28,18 @@ from conntel.api.routing import api_path
 log = logging.getLogger("conntel")
 
 RETRY_AFTER_SECONDS = 1
+# Set in a request's scope by the connection layer (conntel.server.guards) when it answered the request
+# itself (the status it sent) and closed the connection: a malformed chunked body.
+REFUSED_STATUS = "conntel.refused_status"
+
+
+def hung_up(method: str, path: str, refused: int | None) -> ApiError:
+    """The record of a request whose client went away (or was refused by the connection layer) mid-body."""
+    if refused is not None:
+        log.warning("malformed request body on %s %s: answered %d, connection closed", method, api_path(path), refused)
+        return errors.malformed_request_answered(refused)
+    log.warning("client closed request on %s %s before its body was in (499)", method, api_path(path))
+    return errors.client_closed_request()
 
 
 def unexpected(error: Exception, method: str, path: str, store_unavailable: bool) -> ApiError:
@@ -52,6 +70,12 @@ class AnswerFailures:
 
         try:
             await self.app(scope, receive, tracked_send)
+        except ClientDisconnect:
+            if started:
+                raise
+            # Nobody reads this answer (the connection is gone); it is what the access log and metrics record.
+            record = hung_up(scope["method"], scope["path"], scope.get(REFUSED_STATUS))
+            await error_response(record)(scope, receive, send)
         except Exception as error:
             if started:  # too late for another answer (e.g. a live tail): the server closes the connection
                 raise

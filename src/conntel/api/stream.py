@@ -5,13 +5,23 @@ client that reconnects with `Last-Event-ID` resumes with no gap and no repeat.
 Streams poll the store, which makes them work across any number of server
 processes on one database: an event shows up within `POLL_SECONDS` of being
 acknowledged.
+
+A stream is only as good as its credential: before every poll it is
+authorized again (api/auth.py `still_allowed`), reading the credential afresh
+from the store every `RECHECK_SECONDS` and checking expiry against the clock
+every time. When the credential is revoked, expires, loses the permission or
+the account, or a global key changes or its user leaves the account, the
+stream sends one last `event: error` message (the refusal a new request would
+get, with a `reason`) and ends, within a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated
 
 import msgspec
@@ -19,8 +29,10 @@ from msgspec import UNSET, Raw, Struct, UnsetType
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from conntel.api.auth import Authenticator
-from conntel.api.errors import connector_not_found
+from conntel import ids
+from conntel.api.auth import CREDENTIAL_HEADERS, Authenticator
+from conntel.api.envelope import error_body
+from conntel.api.errors import ApiError, connector_not_found, store_unavailable
 from conntel.api.params import invalid, parse_query
 from conntel.api.routing import account_scope, connector_scope
 from conntel.credentials import READ_ACCEPTS
@@ -28,9 +40,13 @@ from conntel.events import PAYLOAD_DOC
 from conntel.store.base import Store, StreamedEvent
 
 POLL_SECONDS = 0.25
+# How often a stream reads its credential afresh from the store: with a poll's wait on top it stays within
+# the second revocation takes everywhere else (the credential cache's TTL).
+RECHECK_SECONDS = 0.5
 KEEP_ALIVE_SECONDS = 15.0
 BATCH = 500
 _encode = msgspec.json.Encoder().encode
+log = logging.getLogger("conntel")
 
 
 class LiveEvent(Struct, omit_defaults=True):
@@ -48,6 +64,28 @@ def sse_message(event: StreamedEvent) -> bytes:
     data = LiveEvent(event.connector_id, event.a, Raw(event.e_json), event.n, event.t,
                      UNSET if event.v is None else event.v)  # fmt: skip
     return b"id: %d\nevent: event\ndata: %s\n\n" % (event.seq, _encode(data))
+
+
+def sse_refusal(refusal: ApiError, reason: str) -> bytes:
+    """The last message of a stream that ends: the v4 error envelope a request would get now, plus why."""
+    data = msgspec.json.decode(error_body(refusal))
+    data["reason"] = reason
+    return b"event: error\ndata: %s\n\n" % _encode(data)
+
+
+_CREDENTIAL_NAMES = tuple(sorted(name.decode() for name in CREDENTIAL_HEADERS))
+
+
+def _position(last_event_id: str) -> int:
+    """A `Last-Event-ID`: a position from 0 to ids.MAX_SEQUENCE (a bigint in every store), else 400 (20010)."""
+    text = last_event_id.strip(" ")
+    if len(text) <= _MAX_POSITION_DIGITS and text.isascii() and text.isdigit() and int(text) <= ids.MAX_SEQUENCE:
+        return int(text)
+    shown = last_event_id if len(last_event_id) <= 40 else last_event_id[:40] + "..."
+    raise invalid(f"Last-Event-ID must be a position this stream sent (0 to {ids.MAX_SEQUENCE}), not {shown!r}")
+
+
+_MAX_POSITION_DIGITS = len(str(ids.MAX_SEQUENCE))
 
 
 class StreamRoutes:
@@ -73,20 +111,42 @@ class StreamRoutes:
         last = request.headers.get("last-event-id")
         if last is None:
             position = await self.store.stream_position(account_id)
-        elif last.isdigit() and last.isascii():
-            position = int(last)
         else:
-            raise invalid(f"Last-Event-ID must be a position this stream sent, not {last!r}")
+            position = _position(last)
+        credentials = {name: request.headers[name] for name in _CREDENTIAL_NAMES if name in request.headers}
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        return StreamingResponse(
-            self._messages(account_id, connector_id, position), media_type="text/event-stream", headers=headers
-        )
+        messages = self._messages(account_id, connector_id, position, credentials)
+        return StreamingResponse(messages, media_type="text/event-stream", headers=headers)
 
-    async def _messages(self, account_id: str, connector_id: str | None, position: int) -> AsyncIterator[bytes]:
+    async def _messages(
+        self, account_id: str, connector_id: str | None, position: int, credentials: dict[str, str]
+    ) -> AsyncIterator[bytes]:
         # At once: the client knows it is connected, and where it is (to resume from, even before any event).
         yield b"id: %d\n: stream open\n\n" % position
-        quiet_since = time.monotonic()
+        try:
+            async with contextlib.aclosing(self._poll(account_id, connector_id, position, credentials)) as polled:
+                async for message in polled:
+                    yield message
+        except Exception as error:
+            if not self.store.is_unavailable(error):
+                raise
+            # As a request would get a 503: one log line, and a last message the client can act on (reconnect
+            # with Last-Event-ID once the database is back: nothing is lost).
+            log.warning("database unavailable on a live tail: %s: %s; stream ended", type(error).__name__, error)
+            yield sse_refusal(store_unavailable(1), "store_unavailable")
+
+    async def _poll(
+        self, account_id: str, connector_id: str | None, position: int, credentials: dict[str, str]
+    ) -> AsyncGenerator[bytes, None]:
+        quiet_since = checked = time.monotonic()
         while True:
+            fresh = time.monotonic() - checked >= RECHECK_SECONDS
+            if fresh:
+                checked = time.monotonic()
+            refused = await self.auth.still_allowed(credentials, account_id, READ_ACCEPTS, fresh)
+            if refused is not None:
+                yield sse_refusal(*refused)
+                return
             events = await self.store.events_after(account_id, position, connector_id, BATCH)
             if events:
                 position = events[-1].seq

@@ -43,6 +43,7 @@ from conntel.api.errors import (
     malformed_request,
     too_many_connections,
 )
+from conntel.api.failures import REFUSED_STATUS
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,10 @@ UVICORN_INTERNALS: tuple[UvicornInternal, ...] = (
                     instance=True),
     UvicornInternal(f"{_PROTOCOL}.url", "the request target as on_url gathers it (bytes): counted as header bytes",
                     instance=True),
+    UvicornInternal(f"{_PROTOCOL}.cycle", "the request in progress (None before the first): send_400_response marks"
+                    " its scope when a body turns out malformed, unless its response_started", instance=True),
+    UvicornInternal(f"{_PROTOCOL.rsplit(':', 1)[0]}:RequestResponseCycle.__init__", "the cycle whose scope is marked",
+                    accepts=("scope",)),
     UvicornInternal(f"{_PROTOCOL}.headers", "(name, value) pairs as on_header gathers them: counted as header bytes",
                     instance=True),
     # server/run.py.
@@ -173,6 +178,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to unparseable HTTP: the same, as an envelope.
+        if self.cycle is not None and not self.cycle.response_started:
+            # Mid-body (a malformed chunked body): the app, still reading, records this 400, not a hang-up.
+            self.cycle.scope[REFUSED_STATUS] = 400  # type: ignore[index]
         self._refuse(malformed_request())
 
     # -- guards --
@@ -291,6 +299,7 @@ def _probes() -> dict[str, dict[str, str | None]]:
             ),
             "transport": check(protocol, "transport", lambda value: value is transport),
             "url": check(protocol, "url", lambda value: value == b"/probe"),
+            "cycle": check(protocol, "cycle", lambda value: value is None),
             "headers": check(protocol, "headers", lambda value: value == [(b"host", b"probe")]),
         }
     finally:

@@ -203,6 +203,14 @@ class Store(Protocol):
 
     async def revoke_token(self, token_id: str, revoked_on: int) -> None: ...
 
+    async def remove_membership(self, email: str, account_id: str) -> None:
+        """The user's global key no longer acts on the account (NotFound when it did not)."""
+        ...
+
+    async def set_user_key(self, email: str, api_key_hash: bytes) -> None:
+        """Replace the user's global key: the old one stops working (NotFound for no such user)."""
+        ...
+
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers (readiness)."""
         ...

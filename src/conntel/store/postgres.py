@@ -384,6 +384,18 @@ class PostgresStore:
         if status == "UPDATE 0":
             raise NotFound(f"No token {token_id}")
 
+    async def remove_membership(self, email: str, account_id: str) -> None:
+        status = await self.pool.execute(
+            "DELETE FROM memberships WHERE email = $1 AND account_id = $2", email, account_id
+        )
+        if status == "DELETE 0":
+            raise NotFound(f"User {email} is not a member of account {account_id}")
+
+    async def set_user_key(self, email: str, api_key_hash: bytes) -> None:
+        status = await self.pool.execute("UPDATE users SET api_key_hash = $1 WHERE email = $2", api_key_hash, email)
+        if status == "UPDATE 0":
+            raise NotFound(f"No user {email}")
+
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Skip asyncpg's reset of a connection going back to the pool (a second round trip per request).

@@ -355,6 +355,22 @@ class SqliteStore:
 
         await self._write(work)
 
+    async def remove_membership(self, email: str, account_id: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute("DELETE FROM memberships WHERE email = ? AND account_id = ?", (email, account_id))
+            if cursor.rowcount == 0:
+                raise NotFound(f"User {email} is not a member of account {account_id}")
+
+        await self._write(work)
+
+    async def set_user_key(self, email: str, api_key_hash: bytes) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            cursor = conn.execute("UPDATE users SET api_key_hash = ? WHERE email = ?", (api_key_hash, email))
+            if cursor.rowcount == 0:
+                raise NotFound(f"No user {email}")
+
+        await self._write(work)
+
 
 def _connector_exists(conn: sqlite3.Connection, account_id: str, connector_id: str) -> bool:
     return conn.execute(SQL.connector_exists, (account_id, connector_id)).fetchone() is not None
