@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, NamedTuple, Union
 
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
+from conntel import jsontext
 from conntel.ids import MAX_SEQUENCE
 from conntel.kinds import KINDS
 
@@ -19,12 +20,13 @@ Version = Annotated[str, Meta(max_length=128, pattern=NO_NUL)]
 # --- Event payloads: one Struct per kind, generated from the kinds table. -----
 # They validate `e` (a known `k`, the kind's required fields); the payload
 # itself is stored as the client sent it, extra fields included.
-def _payload_struct(kind) -> type[Struct]:
+def _payload_struct(kind: Any) -> type[Struct]:
     fields = [(name, str) for name in kind.required]
     return msgspec.defstruct(kind.name, fields, tag_field="k", tag=kind.name, kw_only=True)
 
 
 PAYLOAD_TYPES: tuple[type[Struct], ...] = tuple(_payload_struct(kind) for kind in KINDS)
+_KIND_OF: dict[type[Struct], str] = {struct: kind.name for struct, kind in zip(PAYLOAD_TYPES, KINDS, strict=True)}
 EventPayload = Union[PAYLOAD_TYPES]  # type: ignore[valid-type]  # noqa: UP007 (a union built from a tuple)
 # How `e` is documented where it is kept as sent (a dict) or served as recorded (raw JSON).
 PAYLOAD_DOC = Meta(
@@ -33,17 +35,27 @@ PAYLOAD_DOC = Meta(
 )
 
 
+# The most bytes one event's `e` may take (without whitespace outside strings): a larger one is refused.
+MAX_PAYLOAD_BYTES = 1 << 20
+
+
 class NewEvent(Struct, forbid_unknown_fields=True):
-    """One event as a connector posts it."""
+    """One event as a connector posts it (the wire type; `e` is its exact JSON text)."""
 
     t: SequenceNumber
     n: SequenceNumber
-    e: Annotated[dict[str, Any], PAYLOAD_DOC]
+    e: Annotated[Raw, PAYLOAD_DOC]
     v: Version | None = None
 
-    @property
-    def kind(self) -> str:
-        return self.e["k"]
+
+class ValidEvent(NamedTuple):
+    """A posted event that passed validation, as the stores record it."""
+
+    t: int
+    n: int
+    kind: str
+    v: str | None
+    e_json: bytes  # `e` byte for byte as posted, minus whitespace outside strings
 
 
 class Event(Struct, omit_defaults=True):
@@ -124,17 +136,42 @@ _batch_decoder = msgspec.json.Decoder(list[NewEvent])
 _payload_checker = msgspec.json.Decoder(list[_PayloadCheck])
 
 
-def decode_batch(body: bytes, max_events: int) -> list[NewEvent]:
-    """Decode and validate a posted batch; raise InvalidBatch naming the item and field."""
+def decode_batch(body: bytes, max_events: int) -> list[ValidEvent]:
+    """Decode and validate a posted batch; raise InvalidBatch naming the item and field.
+
+    `e` is kept as the exact text the connector sent (msgspec.Raw), never re-encoded; only
+    whitespace outside strings is dropped. A repeated key, at any depth, is refused: a parser
+    would silently keep one of the two values.
+    """
+    if not body.isascii():
+        try:
+            body.decode()
+        except UnicodeDecodeError as exc:
+            raise MalformedJson(f"Malformed JSON body: not UTF-8 (byte {exc.start})") from None
     events = decode_json(body, _batch_decoder)
     if len(events) > max_events:
         raise BatchTooLarge(f"A batch holds at most {max_events} events; this one has {len(events)}")
     # A second typed pass over the same bytes checks every payload against its
-    # kind (`$[i].e...` in the error); the events keep `e` exactly as sent.
-    decode_json(body, _payload_checker)
-    return events
+    # kind (`$[i].e...` in the error).
+    checked = decode_json(body, _payload_checker)
+    try:
+        jsontext.check_unique_keys(body)
+    except jsontext.DuplicateKey as exc:
+        raise InvalidBatch(str(exc)) from None
+    valid = []
+    for i, (event, check) in enumerate(zip(events, checked, strict=True)):
+        e_json = jsontext.compact(event.e)
+        if len(e_json) > MAX_PAYLOAD_BYTES:
+            raise InvalidBatch(f"`e` takes {len(e_json)} bytes, at most {MAX_PAYLOAD_BYTES} - at `$[{i}].e`")
+        valid.append(ValidEvent(event.t, event.n, _KIND_OF[type(check.e)], event.v, e_json))
+    return valid
 
 
-def canonical(payload: dict[str, Any], version: str | None) -> bytes:
-    """Order-insensitive, type-exact form used to tell a retry from a conflict."""
-    return msgspec.json.encode([payload, version], order="sorted")
+def same_content(e_json: bytes, v: str | None, other: ValidEvent) -> bool:
+    """Whether a recorded event (`e_json`, `v`) is the same as `other`: a retry, not a conflict.
+
+    The same `v`, and `e` the same JSON text up to key order and whitespace outside strings:
+    every number and string written exactly the same way (`1.50` is not `1.5`, `"\u00e9"` is
+    not `"é"`, `1` is not `true`), since Get Event returns `e` as it was first recorded.
+    """
+    return v == other.v and (e_json == other.e_json or jsontext.canonical(e_json) == jsontext.canonical(other.e_json))

@@ -14,7 +14,7 @@ from typing import NamedTuple, Protocol
 import msgspec
 
 from conntel.connectors import ConnectorRecord, ConnectorSettings
-from conntel.events import AppendResult, NewEvent, canonical
+from conntel.events import AppendResult, ValidEvent, same_content
 
 
 class StoredEvent(NamedTuple):  # a tuple: the hot path builds one per request
@@ -116,7 +116,7 @@ class Store(Protocol):
     async def get_event(self, account_id: str, connector_id: str, t: int, n: int) -> StoredEvent | None: ...
 
     async def append_events(
-        self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+        self, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int
     ) -> Appended:
         """All or nothing. Raises NotFound (no such connector) or EventConflict."""
         ...
@@ -200,12 +200,12 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-def unique_events(events: Sequence[NewEvent]) -> list[NewEvent]:
+def unique_events(events: Sequence[ValidEvent]) -> list[ValidEvent]:
     """Drop identical repeats of a (t, n) within one batch; a differing repeat is a conflict."""
-    seen: dict[tuple[int, int], NewEvent] = {}
+    seen: dict[tuple[int, int], ValidEvent] = {}
     for ev in events:
         first = seen.setdefault((ev.t, ev.n), ev)
-        if first is not ev and canonical(first.e, first.v) != canonical(ev.e, ev.v):
+        if first is not ev and not same_content(first.e_json, first.v, ev):
             raise EventConflict(ev.t, ev.n)
     return list(seen.values())
 
@@ -239,6 +239,6 @@ def connector_record(row: Sequence) -> ConnectorRecord:
     return ConnectorRecord(**values)
 
 
-def newest_versioned(events: Sequence[NewEvent]) -> NewEvent | None:
+def newest_versioned(events: Sequence[ValidEvent]) -> ValidEvent | None:
     """The newest event, by (t, n), that carries a version: where last_seen_version comes from."""
     return max((ev for ev in events if ev.v is not None), key=lambda ev: (ev.t, ev.n), default=None)

@@ -14,9 +14,8 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 
 import asyncpg
-import msgspec
 
-from conntel.events import NewEvent, canonical
+from conntel.events import ValidEvent, same_content
 from conntel.store.base import (
     CONNECTOR_COLUMNS,
     AlreadyExists,
@@ -211,7 +210,7 @@ class PostgresStore:
         return row is not None
 
     async def append_events(
-        self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+        self, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int
     ) -> Appended:
         unique = unique_events(events)
         async with self.pool.acquire() as conn, conn.transaction():
@@ -242,7 +241,7 @@ class PostgresStore:
                 [ev.n for ev in unique],
                 [ev.kind for ev in unique],
                 [ev.v for ev in unique],
-                [msgspec.json.encode(ev.e) for ev in unique],
+                [ev.e_json for ev in unique],
                 first_seq,
             )
             if len(inserted) < len(unique):
@@ -258,7 +257,7 @@ class PostgresStore:
                         ev.t,
                         ev.n,
                     )
-                    if canonical(msgspec.json.decode(stored[0]), stored[1]) != canonical(ev.e, ev.v):
+                    if not same_content(stored[0], stored[1], ev):
                         raise EventConflict(ev.t, ev.n)
             await _note_activity(conn, account_id, connector_id, unique, received_at)
         return Appended(len(inserted), len(events) - len(inserted), Counter(row[2] for row in inserted))
@@ -463,7 +462,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 async def _note_activity(
-    conn: asyncpg.Connection, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+    conn: asyncpg.Connection, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int
 ) -> None:
     """Keep the connector's heartbeat and last seen version true as its events arrive."""
     newest = newest_versioned(events)

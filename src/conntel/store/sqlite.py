@@ -21,9 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-import msgspec
-
-from conntel.events import NewEvent, canonical
+from conntel.events import ValidEvent, same_content
 from conntel.store.base import (
     CONNECTOR_COLUMNS,
     AlreadyExists,
@@ -201,13 +199,10 @@ class SqliteStore:
         return row is not None
 
     async def append_events(
-        self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+        self, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int
     ) -> Appended:
         unique = unique_events(events)
-        rows = [
-            (account_id, connector_id, ev.t, ev.n, received_at, ev.kind, ev.v, msgspec.json.encode(ev.e))
-            for ev in unique
-        ]
+        rows = [(account_id, connector_id, ev.t, ev.n, received_at, ev.kind, ev.v, ev.e_json) for ev in unique]
 
         def work(conn: sqlite3.Connection) -> Appended:
             if not _connector_exists(conn, account_id, connector_id):
@@ -235,7 +230,7 @@ class SqliteStore:
                     ).fetchone()
                     if seq == first_seq + i:
                         new.append(ev)
-                    elif canonical(msgspec.json.decode(stored_e), stored_v) != canonical(ev.e, ev.v):
+                    elif not same_content(stored_e, stored_v, ev):
                         raise EventConflict(ev.t, ev.n)
             _note_activity(conn, account_id, connector_id, unique, received_at)
             return Appended(inserted, len(events) - inserted, Counter(ev.kind for ev in new))
@@ -438,7 +433,7 @@ def _load_connector(conn: sqlite3.Connection, account_id: str, connector_id: str
 
 
 def _note_activity(
-    conn: sqlite3.Connection, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+    conn: sqlite3.Connection, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int
 ) -> None:
     """Keep the connector's heartbeat and last seen version true as its events arrive."""
     newest = newest_versioned(events)
