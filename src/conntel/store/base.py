@@ -125,8 +125,14 @@ class Store(Protocol):
         """At most query.limit events in (t, n) order."""
         ...
 
-    async def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[StoredEvent]:
-        """The newest events, newest first."""
+    async def latest_events(
+        self, account_id: str, connector_id: str, limit: int, through: tuple[int, int] | None = None
+    ) -> list[StoredEvent]:
+        """The newest events, newest first; with `through`, those at or before that (t, n)."""
+        ...
+
+    async def latest_event_sizes(self, account_id: str, connector_id: str, limit: int) -> list[tuple[int, int, int]]:
+        """(t, n, bytes of `e`) of the newest events, newest first, without reading the payloads."""
         ...
 
     async def connector_exists(self, account_id: str, connector_id: str) -> bool: ...
@@ -136,9 +142,13 @@ class Store(Protocol):
         ...
 
     async def events_after(
-        self, account_id: str, after: int, connector_id: str | None, limit: int
+        self, account_id: str, after: int, connector_id: str | None, limit: int, max_bytes: int | None = None
     ) -> list[StreamedEvent]:
-        """Events past position `after`, in position order, optionally of one connector."""
+        """Events past position `after`, in position order, optionally of one connector.
+
+        At most `limit` events, and with `max_bytes` only as many as fit in that many bytes of
+        payload (`e`), but always at least one.
+        """
         ...
 
     # -- connectors --
@@ -237,6 +247,16 @@ def connector_record(row: Sequence) -> ConnectorRecord:
     values = dict(zip(CONNECTOR_COLUMNS, row, strict=False))
     values["settings"] = msgspec.json.decode(values["settings"], type=ConnectorSettings)
     return ConnectorRecord(**values)
+
+
+def fitting(sizes: Sequence[int], max_bytes: int) -> int:
+    """How many of `sizes`, taken in order, fit in `max_bytes` (at least one, when there is one)."""
+    total = 0
+    for count, size in enumerate(sizes):
+        total += size
+        if total > max_bytes and count > 0:
+            return count
+    return len(sizes)
 
 
 def newest_versioned(events: Sequence[ValidEvent]) -> ValidEvent | None:

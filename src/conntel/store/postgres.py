@@ -32,6 +32,7 @@ from conntel.store.base import (
     UserRecord,
     connector_record,
     connector_row,
+    fitting,
     newest_versioned,
     unique_events,
 )
@@ -283,8 +284,19 @@ class PostgresStore:
         return value or 0
 
     async def events_after(
-        self, account_id: str, after: int, connector_id: str | None, limit: int
+        self, account_id: str, after: int, connector_id: str | None, limit: int, max_bytes: int | None = None
     ) -> list[StreamedEvent]:
+        if max_bytes is not None:
+            # length() of a bytea reads its header, not the value: first how many fit, then only those.
+            # Positions follow commit order, so a batch committed meanwhile comes after these.
+            sizes = await self.pool.fetch(
+                "SELECT length(e) FROM events WHERE account_id = $1 AND seq > $2"
+                " AND ($3::text IS NULL OR connector_id = $3) ORDER BY seq LIMIT $4",
+                account_id, after, connector_id, limit,
+            )  # fmt: skip
+            if not sizes:
+                return []
+            limit = fitting([row[0] for row in sizes], max_bytes)
         rows = await self.pool.fetch(
             "SELECT seq, connector_id, t, n, a, v, e FROM events WHERE account_id = $1 AND seq > $2"
             " AND ($3::text IS NULL OR connector_id = $3) ORDER BY seq LIMIT $4",
@@ -295,15 +307,30 @@ class PostgresStore:
         )
         return [StreamedEvent(*row) for row in rows]
 
-    async def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[StoredEvent]:
-        rows = await self.pool.fetch(
-            "SELECT t, n, a, v, e FROM events WHERE account_id = $1 AND connector_id = $2"
-            " ORDER BY t DESC, n DESC LIMIT $3",
-            account_id,
-            connector_id,
-            limit,
-        )
+    async def latest_events(
+        self, account_id: str, connector_id: str, limit: int, through: tuple[int, int] | None = None
+    ) -> list[StoredEvent]:
+        if through is None:
+            rows = await self.pool.fetch(
+                "SELECT t, n, a, v, e FROM events WHERE account_id = $1 AND connector_id = $2"
+                " ORDER BY t DESC, n DESC LIMIT $3",
+                account_id, connector_id, limit,
+            )  # fmt: skip
+        else:
+            rows = await self.pool.fetch(
+                "SELECT t, n, a, v, e FROM events WHERE account_id = $1 AND connector_id = $2"
+                " AND (t, n) <= ($3, $4) ORDER BY t DESC, n DESC LIMIT $5",
+                account_id, connector_id, *through, limit,
+            )  # fmt: skip
         return [StoredEvent(*row) for row in rows]
+
+    async def latest_event_sizes(self, account_id: str, connector_id: str, limit: int) -> list[tuple[int, int, int]]:
+        rows = await self.pool.fetch(
+            "SELECT t, n, length(e) FROM events WHERE account_id = $1 AND connector_id = $2"
+            " ORDER BY t DESC, n DESC LIMIT $3",
+            account_id, connector_id, limit,
+        )  # fmt: skip
+        return [(row[0], row[1], row[2]) for row in rows]
 
     # -- connectors --
     async def create_connector(self, record: ConnectorRecord) -> None:

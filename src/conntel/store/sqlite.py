@@ -38,6 +38,7 @@ from conntel.store.base import (
     UserRecord,
     connector_record,
     connector_row,
+    fitting,
     newest_versioned,
     unique_events,
 )
@@ -255,22 +256,50 @@ class SqliteStore:
         return 0 if row is None else row[0]
 
     async def events_after(
-        self, account_id: str, after: int, connector_id: str | None, limit: int
+        self, account_id: str, after: int, connector_id: str | None, limit: int, max_bytes: int | None = None
     ) -> list[StreamedEvent]:
-        rows = self._read().execute(
+        conn = self._read()
+        if max_bytes is not None:
+            # length() of a blob does not read it: first how many fit, then only those.
+            sizes = conn.execute(
+                "SELECT length(e) FROM events WHERE account_id = ? AND seq > ?"
+                " AND (? IS NULL OR connector_id = ?) ORDER BY seq LIMIT ?",
+                (account_id, after, connector_id, connector_id, limit),
+            ).fetchall()
+            if not sizes:
+                return []
+            limit = fitting([size for (size,) in sizes], max_bytes)
+        rows = conn.execute(
             "SELECT seq, connector_id, t, n, a, v, e FROM events WHERE account_id = ? AND seq > ?"
             " AND (? IS NULL OR connector_id = ?) ORDER BY seq LIMIT ?",
             (account_id, after, connector_id, connector_id, limit),
         )
         return [StreamedEvent(*row) for row in rows]
 
-    async def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[StoredEvent]:
+    async def latest_events(
+        self, account_id: str, connector_id: str, limit: int, through: tuple[int, int] | None = None
+    ) -> list[StoredEvent]:
+        if through is None:
+            rows = self._read().execute(
+                "SELECT t, n, a, v, e FROM events WHERE account_id = ? AND connector_id = ?"
+                " ORDER BY t DESC, n DESC LIMIT ?",
+                (account_id, connector_id, limit),
+            )
+        else:
+            rows = self._read().execute(
+                "SELECT t, n, a, v, e FROM events WHERE account_id = ? AND connector_id = ?"
+                " AND (t, n) <= (?, ?) ORDER BY t DESC, n DESC LIMIT ?",
+                (account_id, connector_id, *through, limit),
+            )
+        return [StoredEvent(*row) for row in rows]
+
+    async def latest_event_sizes(self, account_id: str, connector_id: str, limit: int) -> list[tuple[int, int, int]]:
         rows = self._read().execute(
-            "SELECT t, n, a, v, e FROM events WHERE account_id = ? AND connector_id = ?"
+            "SELECT t, n, length(e) FROM events WHERE account_id = ? AND connector_id = ?"
             " ORDER BY t DESC, n DESC LIMIT ?",
             (account_id, connector_id, limit),
         )
-        return [StoredEvent(*row) for row in rows]
+        return rows.fetchall()
 
     # -- credentials --
     async def find_token(self, secret_hash: bytes) -> TokenRecord | None:
