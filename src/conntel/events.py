@@ -148,19 +148,26 @@ def decode_batch(body: bytes, max_events: int) -> list[ValidEvent]:
             body.decode()
         except UnicodeDecodeError as exc:
             raise MalformedJson(f"Malformed JSON body: not UTF-8 (byte {exc.start})") from None
-    events = decode_json(body, _batch_decoder)
+    try:
+        # Whitespace outside strings goes first, in one C pass: the payloads' Raw spans are then
+        # compact as they are.
+        text = jsontext.compact(body)
+    except (msgspec.DecodeError, RecursionError):
+        decode_json(body, _batch_decoder)  # not JSON: raise as for any other body
+        raise MalformedJson("Malformed JSON body") from None
+    events = decode_json(text, _batch_decoder)
     if len(events) > max_events:
         raise BatchTooLarge(f"A batch holds at most {max_events} events; this one has {len(events)}")
     # A second typed pass over the same bytes checks every payload against its
     # kind (`$[i].e...` in the error).
-    checked = decode_json(body, _payload_checker)
+    checked = decode_json(text, _payload_checker)
     try:
-        jsontext.check_unique_keys(body)
+        jsontext.check_unique_keys(text)
     except jsontext.DuplicateKey as exc:
         raise InvalidBatch(str(exc)) from None
     valid = []
     for i, (event, check) in enumerate(zip(events, checked, strict=True)):
-        e_json = jsontext.compact(event.e)
+        e_json = bytes(event.e)
         if len(e_json) > MAX_PAYLOAD_BYTES:
             raise InvalidBatch(f"`e` takes {len(e_json)} bytes, at most {MAX_PAYLOAD_BYTES} - at `$[{i}].e`")
         valid.append(ValidEvent(event.t, event.n, _KIND_OF[type(check.e)], event.v, e_json))
