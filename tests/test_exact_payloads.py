@@ -138,3 +138,13 @@ def test_a_payload_over_one_mebibyte_is_refused(world: World):
     connector = world.new_connector()
     assert post_raw(world, connector, batch(padded)).is_success
     assert b'"e":%s,' % fits in get_raw(world, connector, T0, 0)
+
+
+def test_a_connector_body_with_a_repeated_key_is_refused(world: World):
+    url = f"{world.server.base_url}/accounts/{world.account}/magic/connectors"
+    headers = {**bearer(world.write_token), "Content-Type": "application/json"}
+    body = b'{"device":{"serial_number":"S-1","serial_number":"S-2"},"notes":"x"}'
+    response = httpx.post(url, content=body, headers=headers)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["code"] == 20012 and "`serial_number`" in error["message"] and "`$.device`" in error["message"]

@@ -110,10 +110,16 @@ class LatestEvents(Struct):
     items: list[Event]
 
 
-def decode_json(body: bytes, decoder: msgspec.json.Decoder) -> Any:
-    """Decode a request body; MalformedJson when it is not JSON, InvalidBatch when JSON of the wrong shape."""
+def decode_json(body: bytes, decoder: msgspec.json.Decoder[Any], unique_keys: bool = True) -> Any:
+    """Decode a request body; MalformedJson when it is not JSON, InvalidBatch when JSON of the wrong
+    shape or (unless `unique_keys` is False: the caller checks) with a key repeated in an object."""
     try:
-        return decoder.decode(body)
+        value = decoder.decode(body)
+        if unique_keys:
+            jsontext.check_unique_keys(body)
+        return value
+    except jsontext.DuplicateKey as exc:
+        raise InvalidBatch(str(exc)) from None
     except msgspec.DecodeError as exc:
         # The typed decoder stops at the first problem, shape or syntax; only
         # on this error path, tell them apart with an untyped parse.
@@ -153,19 +159,19 @@ def decode_batch(body: bytes, max_events: int) -> list[ValidEvent]:
         # compact as they are.
         text = jsontext.compact(body)
     except (msgspec.DecodeError, RecursionError):
-        decode_json(body, _batch_decoder)  # not JSON: raise as for any other body
+        decode_json(body, _batch_decoder, unique_keys=False)  # not JSON: raise as for any other body
         raise MalformedJson("Malformed JSON body") from None
-    events = decode_json(text, _batch_decoder)
+    events = decode_json(text, _batch_decoder, unique_keys=False)
     if len(events) > max_events:
         raise BatchTooLarge(f"A batch holds at most {max_events} events; this one has {len(events)}")
     # A second typed pass over the same bytes checks every payload against its
     # kind (`$[i].e...` in the error).
-    checked = decode_json(text, _payload_checker)
+    checked = decode_json(text, _payload_checker, unique_keys=False)
     try:
         jsontext.check_unique_keys(text)
     except jsontext.DuplicateKey as exc:
         raise InvalidBatch(str(exc)) from None
-    valid = []
+    valid: list[ValidEvent] = []
     for i, (event, check) in enumerate(zip(events, checked, strict=True)):
         e_json = bytes(event.e)
         if len(e_json) > MAX_PAYLOAD_BYTES:

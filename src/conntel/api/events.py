@@ -175,7 +175,7 @@ class EventRoutes:
 
 def _split(page: list[tuple[int, int, int]], part_bytes: int) -> list[list[tuple[int, int, int]]]:
     """`page` (t, n, size) in consecutive parts of at most `part_bytes` each (or one event)."""
-    parts = []
+    parts: list[list[tuple[int, int, int]]] = []
     while page:
         count = fitting([size for _, _, size in page], part_bytes)
         parts.append(page[:count])
