@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, NamedTuple, Union
+from typing import Annotated, Any, NamedTuple, TypeVar, Union
 
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
@@ -142,12 +142,18 @@ _batch_decoder = msgspec.json.Decoder(list[NewEvent])
 _payload_checker = msgspec.json.Decoder(list[_PayloadCheck])
 
 
-def decode_batch(body: bytes, max_events: int) -> list[ValidEvent]:
-    """Decode and validate a posted batch; raise InvalidBatch naming the item and field.
+T = TypeVar("T")
 
-    `e` is kept as the exact text the connector sent (msgspec.Raw), never re-encoded; only
-    whitespace outside strings is dropped. A repeated key, at any depth, is refused: a parser
-    would silently keep one of the two values.
+
+def decode_exact(body: bytes, decoder: msgspec.json.Decoder[T]) -> tuple[T, bytes]:
+    """Decode a body whose parts are kept as sent: (value, the text it was decoded from).
+
+    The decoder's msgspec.Raw fields are then the exact text the client sent for them, never
+    re-encoded (`\u00e9`, `1.50`, `1e2`, a 30-digit number stay so), only without whitespace
+    outside strings, which goes first in one C pass. Refused: a body that is not UTF-8
+    (MalformedJson: a Raw span is not decoded, so not checked otherwise), and a key repeated
+    in any object at any depth (InvalidBatch: a parser would silently keep one of the two).
+    Ingestion of events uses it; so can any other body kept byte for byte (snapshots).
     """
     if not body.isascii():
         try:
@@ -155,22 +161,34 @@ def decode_batch(body: bytes, max_events: int) -> list[ValidEvent]:
         except UnicodeDecodeError as exc:
             raise MalformedJson(f"Malformed JSON body: not UTF-8 (byte {exc.start})") from None
     try:
-        # Whitespace outside strings goes first, in one C pass: the payloads' Raw spans are then
-        # compact as they are.
         text = jsontext.compact(body)
     except (msgspec.DecodeError, RecursionError):
-        decode_json(body, _batch_decoder, unique_keys=False)  # not JSON: raise as for any other body
+        decode_json(body, decoder, unique_keys=False)  # not JSON: raise as for any other body
         raise MalformedJson("Malformed JSON body") from None
-    events = decode_json(text, _batch_decoder, unique_keys=False)
+    return decode_json(text, decoder, unique_keys=False), text
+
+
+def check_unique_keys(text: bytes) -> None:
+    """InvalidBatch naming the key and its object if one repeats in `text` (see decode_exact)."""
+    try:
+        jsontext.check_unique_keys(text)
+    except jsontext.DuplicateKey as exc:
+        raise InvalidBatch(str(exc)) from None
+
+
+def decode_batch(body: bytes, max_events: int) -> list[ValidEvent]:
+    """Decode and validate a posted batch; raise InvalidBatch naming the item and field.
+
+    `e` is kept as the exact text the connector sent (see decode_exact), at most
+    MAX_PAYLOAD_BYTES of it per event.
+    """
+    events, text = decode_exact(body, _batch_decoder)
     if len(events) > max_events:
         raise BatchTooLarge(f"A batch holds at most {max_events} events; this one has {len(events)}")
     # A second typed pass over the same bytes checks every payload against its
     # kind (`$[i].e...` in the error).
     checked = decode_json(text, _payload_checker, unique_keys=False)
-    try:
-        jsontext.check_unique_keys(text)
-    except jsontext.DuplicateKey as exc:
-        raise InvalidBatch(str(exc)) from None
+    check_unique_keys(text)
     valid: list[ValidEvent] = []
     for i, (event, check) in enumerate(zip(events, checked, strict=True)):
         e_json = bytes(event.e)
