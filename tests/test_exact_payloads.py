@@ -69,6 +69,7 @@ def test_whitespace_outside_strings_may_go_but_never_inside(world: World):
         (rb'{"k":"Init","a":{"b":[1,{"c":1,"d":{},"c":1}]}}', "$[1].e.a.b[1]", "c"),
         (rb'{"k":"Init","x":1,"\u0078":1}', "$[1].e", "x"),  # the same key, written two ways
         (rb'{"k":"Init","k":"Init"}', "$[1].e", "k"),
+        (rb'{"k":"Init","a":[{},"x",{"y":[]}],"b":1,"b":2}', "$[1].e", "b"),  # after an empty object in an array
     ],
 )
 def test_a_duplicate_key_at_any_depth_is_refused_and_nothing_is_written(

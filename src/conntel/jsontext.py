@@ -46,7 +46,7 @@ def _colons(text: bytes, escaped: bool) -> int:
 
     Without a backslash in the posted text, every string is written literally, and
     re-encoding what was parsed writes it the same way: the `:` inside strings are the
-    same in both texts, so plain counts compare exactly (C speed). With escapes (`\u003a`
+    same in both texts, so plain counts compare exactly (C speed). With escapes (`\\u003a`
     is a `:` too), strings are cut out before counting.
     """
     return _members_in_text(text) if escaped else text.count(b":")
@@ -104,6 +104,7 @@ def find_duplicate_key(text: bytes) -> tuple[str, str] | None:
             path = path if is_object else f"{path}[0]"
         elif first in (b"}", b"]"):
             stack.pop()
+            expect_key = False
         elif first == b",":
             container, keys, index = stack[-1]
             if keys is None:
