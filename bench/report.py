@@ -24,7 +24,7 @@ soak (not in `make bench`: it alone takes ten minutes per backend). Each run
 adds a dated section below, newest first, which opens with the table
 "measure | target | measured | met?".
 
-    make bench                                  # Get Event, ingestion, deep pages, memory, profiles; both backends
+    make bench                        # Get Event, ingestion, deep pages, slow readers, memory, profiles; both backends
     .venv/bin/python bench/run.py --rounds 5 --soak --profile   # everything (~35 min)
     .venv/bin/python bench/run.py --measures soak --backends sqlite --soak-seconds 600
     .venv/bin/python bench/run.py --measures ingest,pages --backends postgres
@@ -106,7 +106,18 @@ each measure on the same port, and stopped afterwards, also on errors.
    reported, with the bursts of requests slower than 100 ms and, every
    10 s, the CPU used by other processes on the machine (other sessions'
    tests and benchmarks show up there, and explain most bursts).
-6. **Profiles** (`--profile`) — py-spy (`record --native`, 200 Hz, attached
+6. **Slow readers** (per backend) — a fresh store with one connector
+   holding 12 events whose payloads are as large as ingestion takes (just
+   under 1 MiB), more than one Latest Events page may carry (8 MiB of
+   payloads); a fresh server (its peak is theirs alone); then 16 clients
+   (`--slow-readers`) ask for Latest Events at once and read it slowly (a
+   16 KiB socket receive buffer, 8 KiB every 100 ms) for 10 s
+   (`--slow-seconds`), then the rest at full speed, and each must get the
+   whole page. The figure is the server's largest RSS meanwhile (sampled
+   every 100 ms, and its VmHWM). Target **<= 300 MB**: a slow reader holds
+   a part of a page in the server (256 KiB, or one event), not the page.
+   Not counted in 4.
+7. **Profiles** (`--profile`) — py-spy (`record --native`, 200 Hz, attached
    during an extra, unmeasured run: the sampling slows the server down
    several times) on conntel serving Get Event (wrk as in 1) and ingestion
    (as in 2) on each backend: the top functions by share of the busy
@@ -249,6 +260,16 @@ def summary_rows(report: dict) -> list[tuple[str, str, str, str]]:
                 f"≤ {MEMORY_TARGET_MB} MB",
                 f"{mb(m['max_kib'])}, {m['max_what']}",
                 met(m["max_kib"] is not None and m["max_kib"] * 1024 <= MEMORY_TARGET_MB * 1e6),
+            )
+        )
+    for s in report.get("slow", []):
+        rows.append(
+            (
+                f"Server RSS, {s['readers']} slow readers of {s['page_bytes'] / 2**20:.1f} MiB Latest Events pages, "
+                f"{s['label']}",
+                f"≤ {s['target_mb']} MB",
+                f"{mb(s['max_kib'])} (idle {mb(s['rss_idle_kib'])})",
+                met(s["met"]),
             )
         )
     for s in report.get("soak", []):
@@ -470,6 +491,8 @@ def title(report: dict) -> str:
         parts.append(f"ingestion {report['ingest'][0]['ratio']:.3f}")
     if report.get("pages"):
         parts.append("deep page " + "/".join(f"{p['ratio']:.2f}" for p in report["pages"]))
+    if report.get("slow"):
+        parts.append("slow readers " + "/".join(fmt_mib(s["max_kib"]) for s in report["slow"]))
     if report.get("soak"):
         parts.append("soak " + "/".join(f"{s['errors']} errors" for s in report["soak"]))
     return "; ".join(parts)

@@ -19,7 +19,9 @@ What it does, in order (bench/RESULTS.md explains every measure and target):
    deep vs the first page (pages.py). Needs ingest, which it implies.
 6. With --profile: py-spy on conntel during an extra Get Event run and an
    extra ingestion round per backend (profiling.py).
-7. Memory: every conntel process's RSS at stop and at its peak.
+7. slow: per backend, server RSS while 16 clients read the largest allowed
+   Latest Events pages slowly (slow_readers.py).
+   Memory: every conntel process's RSS at stop and at its peak.
 8. With --soak (or --measures ...,soak): ten minutes of mixed load at a
    fixed rate per backend (soak.py). Not in `make bench`: it alone takes
    ten minutes per backend.
@@ -48,13 +50,14 @@ import ingest
 import pages
 import profiling
 import report
+import slow_readers
 import soak
 import stores
 from harness import WORK, BenchError, Server, ensure_wrk, fmt_mib, free_port, loadavg, log, machine
 from stores import BACKENDS, DEFAULT_POSTGRES, Backend, Dataset, build, conntel_server, make_backends, try_reuse
 
-MEASURES = ("get", "ingest", "pages", "soak")
-DEFAULT_MEASURES = "get,ingest,pages"
+MEASURES = ("get", "ingest", "pages", "slow", "soak")
+DEFAULT_MEASURES = "get,ingest,pages,slow"
 
 
 def get_event_datasets(backends: list[Backend], args: argparse.Namespace, port: int) -> list[Dataset]:
@@ -218,6 +221,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     pag.add_argument("--page-limit", type=int, default=100, help="events per page")
     pag.add_argument("--page-seconds", type=float, default=4, help="seconds of each wrk -c1 run")
     pag.add_argument("--page-pairs", type=int, default=3, help="alternating (first, deep) wrk runs")
+    slow = parser.add_argument_group("slow: slow readers of the largest Latest Events pages")
+    slow.add_argument("--slow-readers", type=int, default=16, help="concurrent slow readers")
+    slow.add_argument("--slow-seconds", type=float, default=10, help="how long they read slowly")
+    slow.add_argument("--slow-events", type=int, default=12, help="events of ~1 MiB on the connector")
     sk = parser.add_argument_group("soak")
     sk.add_argument("--soak-seconds", type=float, default=600, help="length of the soak, per backend")
     sk.add_argument("--soak-rate", type=float, default=300, help="requests per second, on a fixed schedule")
@@ -298,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
             result["ingest"], ingested = timed(durations, "ingest", lambda: ingest.run(backends, args, port))
         if "pages" in args.measures:
             result["pages"] = timed(durations, "pages", lambda: [pages.run(ds, args, port) for ds in ingested])
+        if "slow" in args.measures:
+            result["slow"] = timed(durations, "slow", lambda: slow_readers.run(backends, args, port))
         if args.profile:
             result["profiles"] = timed(durations, "profiles", lambda: profile(datasets, backends, args, port))
         if "soak" in args.measures:

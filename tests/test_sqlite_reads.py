@@ -12,7 +12,7 @@ from pathlib import Path
 
 from helpers import cli
 
-from conntel.events import NewEvent
+from conntel.events import ValidEvent
 from conntel.store.sqlite import SqliteStore
 
 T0 = 1_700_000_000
@@ -32,7 +32,9 @@ def append_elsewhere(db: Path, account: str, connector: str, t: int) -> None:
         other = SqliteStore(db)
         await other.start()
         try:
-            await other.append_events(account, connector, [NewEvent(t, 0, {"k": "Init"})], received_at=T0)
+            await other.append_events(
+                account, connector, [ValidEvent(t, 0, "Init", None, b'{"k":"Init"}')], received_at=T0
+            )
         finally:
             await other.close()
 

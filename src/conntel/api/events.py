@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 
+import msgspec
 from msgspec import UNSET
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from conntel import ids
 from conntel.api.auth import Authenticator, RawHeaders
@@ -40,7 +41,7 @@ from conntel.events import (
     decode_batch,
 )
 from conntel.kinds import KIND_NAMES
-from conntel.store.base import EventQuery, Store
+from conntel.store.base import EventQuery, Store, StoredEvent, fitting
 
 LIST_QUERY = (
     Param("from", "Earliest `t` listed (inclusive), seconds since the epoch", required=True, integer=True),
@@ -50,6 +51,17 @@ LIST_QUERY = (
     Param("cursor", "Where the previous page ended: its `cursor`, as returned"),
 )
 LATEST_LIMIT = 100
+# Latest Events carries at most this many bytes of payloads (`e`): a page ends before the event
+# that would go beyond (its `count` says how many it holds), with at least the newest event.
+LATEST_MAX_BYTES = 8 << 20
+# A page with more payload bytes than this is read from the store and sent in parts of about
+# this size, so that a slow reader holds one part in the server, not the whole page.
+PART_BYTES = 256 << 10
+_encode = msgspec.json.Encoder().encode
+
+
+class PageChanged(RuntimeError):
+    """Events of a Latest Events page being sent were deleted meanwhile: the response is cut off."""
 
 
 class EventRoutes:
@@ -101,8 +113,32 @@ class EventRoutes:
         await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
         parse_query(request.query_params.multi_items(), ())
         await self._require_connector(account_id, connector_id)
-        rows = await self.store.latest_events(account_id, connector_id, LATEST_LIMIT)
-        return ok(LatestEvents(len(rows), [Event.from_stored(row) for row in rows]))
+        # Sizes first (the payloads are not read), then the payloads of what fits, part by part.
+        sizes = await self.store.latest_event_sizes(account_id, connector_id, LATEST_LIMIT)
+        page = sizes[: fitting([size for _, _, size in sizes], LATEST_MAX_BYTES)]
+        parts = _split(page, PART_BYTES)
+        if len(parts) <= 1:
+            rows = await self._latest_part(account_id, connector_id, page) if page else []
+            return ok(LatestEvents(len(rows), [Event.from_stored(row) for row in rows]))
+        return StreamingResponse(self._latest_parts(account_id, connector_id, parts), media_type="application/json")
+
+    async def _latest_part(
+        self, account_id: str, connector_id: str, part: Sequence[tuple[int, int, int]]
+    ) -> list[StoredEvent]:
+        t, n, _ = part[0]
+        return await self.store.latest_events(account_id, connector_id, len(part), through=(t, n))
+
+    async def _latest_parts(
+        self, account_id: str, connector_id: str, parts: list[list[tuple[int, int, int]]]
+    ) -> AsyncIterator[bytes]:
+        """A Latest Events body, its events read and sent one part at a time (the same bytes as `ok`)."""
+        yield b'{"result":{"count":%d,"items":[' % sum(len(part) for part in parts)
+        for i, part in enumerate(parts):
+            rows = await self._latest_part(account_id, connector_id, part)
+            if [(row.t, row.n) for row in rows] != [(t, n) for t, n, _ in part]:
+                raise PageChanged(f"events of connector {connector_id} were deleted while a page of them was sent")
+            yield (b"," if i else b"") + b",".join(_encode(Event.from_stored(row)) for row in rows)
+        yield b']},"success":true,"errors":[],"messages":[]}'
 
     async def _cursor_signer(self) -> CursorSigner:
         if self._signer is None:
@@ -134,3 +170,13 @@ class EventRoutes:
     async def _require_connector(self, account_id: str, connector_id: str) -> None:
         if not await self.store.connector_exists(account_id, connector_id):
             raise connector_not_found(connector_id)
+
+
+def _split(page: list[tuple[int, int, int]], part_bytes: int) -> list[list[tuple[int, int, int]]]:
+    """`page` (t, n, size) in consecutive parts of at most `part_bytes` each (or one event)."""
+    parts: list[list[tuple[int, int, int]]] = []
+    while page:
+        count = fitting([size for _, _, size in page], part_bytes)
+        parts.append(page[:count])
+        page = page[count:]
+    return parts

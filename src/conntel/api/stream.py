@@ -36,7 +36,7 @@ from conntel.api.errors import ApiError, connector_not_found, store_unavailable
 from conntel.api.params import invalid, parse_query
 from conntel.api.routing import account_scope, connector_scope
 from conntel.credentials import READ_ACCEPTS
-from conntel.events import PAYLOAD_DOC
+from conntel.events import MAX_PAYLOAD_BYTES, PAYLOAD_DOC
 from conntel.store.base import Store, StreamedEvent
 
 POLL_SECONDS = 0.25
@@ -45,6 +45,10 @@ POLL_SECONDS = 0.25
 RECHECK_SECONDS = 0.5
 KEEP_ALIVE_SECONDS = 15.0
 BATCH = 500
+# At most this many bytes of payloads read and sent at once (or one event): a catching-up stream's
+# memory is bounded by bytes, not by its count of events. A batch over BATCH_BYTES - MAX_PAYLOAD_BYTES
+# may have been cut short of the next event, so the next poll follows at once.
+BATCH_BYTES = 2 << 20
 _encode = msgspec.json.Encoder().encode
 log = logging.getLogger("conntel")
 
@@ -147,12 +151,12 @@ class StreamRoutes:
             if refused is not None:
                 yield sse_refusal(*refused)
                 return
-            events = await self.store.events_after(account_id, position, connector_id, BATCH)
+            events = await self.store.events_after(account_id, position, connector_id, BATCH, BATCH_BYTES)
             if events:
                 position = events[-1].seq
                 quiet_since = time.monotonic()
                 yield b"".join(sse_message(event) for event in events)
-                if len(events) == BATCH:
+                if len(events) == BATCH or sum(len(ev.e_json) for ev in events) > BATCH_BYTES - MAX_PAYLOAD_BYTES:
                     continue  # catching up: no pause
             elif time.monotonic() - quiet_since >= KEEP_ALIVE_SECONDS:
                 quiet_since = time.monotonic()

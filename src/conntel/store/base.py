@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from conntel.connectors import ConnectorRecord
-from conntel.events import AppendResult, NewEvent
+from conntel.events import AppendResult, ValidEvent
 
 __all__ = [  # ConnectorRecord lives with its resource (conntel.connectors); the port takes and returns it
     "AlreadyExists",
@@ -132,7 +132,7 @@ class Store(Protocol):
     async def get_event(self, account_id: str, connector_id: str, t: int, n: int) -> StoredEvent | None: ...
 
     async def append_events(
-        self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+        self, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int
     ) -> Appended:
         """All or nothing. Raises NotFound (no such connector) or EventConflict."""
         ...
@@ -141,8 +141,14 @@ class Store(Protocol):
         """At most query.limit events in (t, n) order."""
         ...
 
-    async def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[StoredEvent]:
-        """The newest events, newest first."""
+    async def latest_events(
+        self, account_id: str, connector_id: str, limit: int, through: tuple[int, int] | None = None
+    ) -> list[StoredEvent]:
+        """The newest events, newest first; with `through`, those at or before that (t, n)."""
+        ...
+
+    async def latest_event_sizes(self, account_id: str, connector_id: str, limit: int) -> list[tuple[int, int, int]]:
+        """(t, n, bytes of `e`) of the newest events, newest first, without reading the payloads."""
         ...
 
     async def connector_exists(self, account_id: str, connector_id: str) -> bool: ...
@@ -152,9 +158,13 @@ class Store(Protocol):
         ...
 
     async def events_after(
-        self, account_id: str, after: int, connector_id: str | None, limit: int
+        self, account_id: str, after: int, connector_id: str | None, limit: int, max_bytes: int | None = None
     ) -> list[StreamedEvent]:
-        """Events past position `after`, in position order, optionally of one connector."""
+        """Events past position `after`, in position order, optionally of one connector.
+
+        At most `limit` events, and with `max_bytes` only as many as fit in that many bytes of
+        payload (`e`), but always at least one.
+        """
         ...
 
     # -- connectors --
@@ -222,3 +232,15 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def fitting(sizes: Sequence[int], max_bytes: int) -> int:
+    """How many of `sizes`, taken in order, fit in `max_bytes` (at least one, when there is one).
+
+    The one rule every byte-bounded read follows (Latest Events pages, live tail batches)."""
+    total = 0
+    for count, size in enumerate(sizes):
+        total += size
+        if total > max_bytes and count > 0:
+            return count
+    return len(sizes)

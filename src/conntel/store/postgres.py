@@ -14,9 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-import msgspec
 
-from conntel.events import NewEvent
+from conntel.events import ValidEvent
 from conntel.store.base import (
     AlreadyExists,
     Appended,
@@ -29,6 +28,7 @@ from conntel.store.base import (
     StreamedEvent,
     TokenRecord,
     UserRecord,
+    fitting,
 )
 from conntel.store.migrations import migrations
 from conntel.store.sql import (
@@ -232,10 +232,10 @@ class PostgresStore:
         return await self.pool.fetchrow(SQL.connector_exists, account_id, connector_id) is not None
 
     async def append_events(
-        self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+        self, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int
     ) -> Appended:
         unique = unique_events(events)
-        payloads = [msgspec.json.encode(ev.e) for ev in unique]
+        payloads = [ev.e_json for ev in unique]
         async with self.pool.acquire() as conn, conn.transaction():
             if await conn.fetchrow(_LOCK_CONNECTOR, account_id, connector_id) is None:
                 raise NotFound(f"No connector {connector_id} in account {account_id}")
@@ -291,14 +291,30 @@ class PostgresStore:
         return value or 0
 
     async def events_after(
-        self, account_id: str, after: int, connector_id: str | None, limit: int
+        self, account_id: str, after: int, connector_id: str | None, limit: int, max_bytes: int | None = None
     ) -> list[StreamedEvent]:
+        if max_bytes is not None:
+            # First how many fit (sizes only), then only those. Positions follow commit order, so a
+            # batch committed meanwhile comes after these.
+            sizes = await self.pool.fetch(SQL.event_sizes_after, account_id, after, connector_id, limit)
+            if not sizes:
+                return []
+            limit = fitting([row[0] for row in sizes], max_bytes)
         rows = await self.pool.fetch(SQL.events_after, account_id, after, connector_id, limit)
         return [StreamedEvent(*row) for row in rows]
 
-    async def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[StoredEvent]:
-        rows = await self.pool.fetch(SQL.latest_events, account_id, connector_id, limit)
+    async def latest_events(
+        self, account_id: str, connector_id: str, limit: int, through: tuple[int, int] | None = None
+    ) -> list[StoredEvent]:
+        if through is None:
+            rows = await self.pool.fetch(SQL.latest_events, account_id, connector_id, limit)
+        else:
+            rows = await self.pool.fetch(SQL.latest_events_through, account_id, connector_id, *through, limit)
         return [StoredEvent(*row) for row in rows]
+
+    async def latest_event_sizes(self, account_id: str, connector_id: str, limit: int) -> list[tuple[int, int, int]]:
+        rows = await self.pool.fetch(SQL.latest_event_sizes, account_id, connector_id, limit)
+        return [(row[0], row[1], row[2]) for row in rows]
 
     # -- connectors --
     async def create_connector(self, record: ConnectorRecord) -> None:

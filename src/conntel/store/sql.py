@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from conntel.connectors import ConnectorRecord, ConnectorSettings
-from conntel.events import NewEvent, canonical
+from conntel.events import ValidEvent, same_content
 from conntel.store.base import EventConflict, TokenRecord
 
 _PLACEHOLDER = re.compile(r"\?(\d*)")
@@ -74,9 +74,23 @@ class Statements:
         self.latest_events = p(
             "SELECT t, n, a, v, e FROM events WHERE account_id = ? AND connector_id = ? ORDER BY t DESC, n DESC LIMIT ?"
         )
+        # (account_id, connector_id, through_t, through_n, limit): a part of a Latest Events page
+        self.latest_events_through = p(
+            "SELECT t, n, a, v, e FROM events WHERE account_id = ? AND connector_id = ?"
+            " AND (t, n) <= (?, ?) ORDER BY t DESC, n DESC LIMIT ?"
+        )
+        # length() of a blob or bytea does not read the value: how many fit is known before any payload is read.
+        self.latest_event_sizes = p(
+            "SELECT t, n, length(e) FROM events WHERE account_id = ? AND connector_id = ?"
+            " ORDER BY t DESC, n DESC LIMIT ?"
+        )
         # (account_id, after, connector_id or None, limit)
         self.events_after = p(
             "SELECT seq, connector_id, t, n, a, v, e FROM events WHERE account_id = ?1 AND seq > ?2"
+            " AND (CAST(?3 AS TEXT) IS NULL OR connector_id = ?3) ORDER BY seq LIMIT ?4"
+        )
+        self.event_sizes_after = p(
+            "SELECT length(e) FROM events WHERE account_id = ?1 AND seq > ?2"
             " AND (CAST(?3 AS TEXT) IS NULL OR connector_id = ?3) ORDER BY seq LIMIT ?4"
         )
         self.stream_position = p("SELECT next_seq - 1 FROM accounts WHERE account_id = ?")
@@ -126,7 +140,7 @@ class Statements:
         self.server_secret = p("SELECT secret FROM server_secrets WHERE name = ?")
 
     def activity(
-        self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+        self, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int
     ) -> list[tuple[str, tuple[Any, ...]]]:
         """The updates that keep a connector's heartbeat and last seen version true as its events arrive."""
         updates: list[tuple[str, tuple[Any, ...]]] = [(self.note_heartbeat, (account_id, connector_id, received_at))]
@@ -170,24 +184,25 @@ def token_record(secret_hash: bytes, row: Iterable[Any]) -> TokenRecord:
 
 
 # -- event batches --
-def unique_events(events: Sequence[NewEvent]) -> list[NewEvent]:
+def unique_events(events: Sequence[ValidEvent]) -> list[ValidEvent]:
     """Drop identical repeats of a (t, n) within one batch; a differing repeat is a conflict."""
-    seen: dict[tuple[int, int], NewEvent] = {}
+    seen: dict[tuple[int, int], ValidEvent] = {}
     for ev in events:
         first = seen.setdefault((ev.t, ev.n), ev)
-        if first is not ev and canonical(first.e, first.v) != canonical(ev.e, ev.v):
+        if first is not ev and not same_content(first.e_json, first.v, ev):
             raise EventConflict(ev.t, ev.n)
     return list(seen.values())
 
 
-def check_retry(ev: NewEvent, stored_e: bytes, stored_v: str | None) -> None:
+def check_retry(ev: ValidEvent, stored_e: bytes, stored_v: str | None) -> None:
     """An event already recorded under its (t, n) must be an identical re-send: else EventConflict.
 
-    Identical means the same payload and version, whatever the order of the payload's keys."""
-    if canonical(msgspec.json.decode(stored_e), stored_v) != canonical(ev.e, ev.v):
+    Identical means the same version and payload text, whatever the order of the payload's keys
+    (events.same_content)."""
+    if not same_content(stored_e, stored_v, ev):
         raise EventConflict(ev.t, ev.n)
 
 
-def newest_versioned(events: Sequence[NewEvent]) -> NewEvent | None:
+def newest_versioned(events: Sequence[ValidEvent]) -> ValidEvent | None:
     """The newest event, by (t, n), that carries a version: where last_seen_version comes from."""
     return max((ev for ev in events if ev.v is not None), key=lambda ev: (ev.t, ev.n), default=None)

@@ -20,9 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import msgspec
-
-from conntel.events import NewEvent
+from conntel.events import ValidEvent
 from conntel.store.base import (
     AlreadyExists,
     Appended,
@@ -35,6 +33,7 @@ from conntel.store.base import (
     StreamedEvent,
     TokenRecord,
     UserRecord,
+    fitting,
 )
 from conntel.store.migrations import migrations
 from conntel.store.sql import (
@@ -190,13 +189,10 @@ class SqliteStore:
         return _connector_exists(self._read(), account_id, connector_id)
 
     async def append_events(
-        self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
+        self, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int
     ) -> Appended:
         unique = unique_events(events)
-        rows = [
-            (account_id, connector_id, ev.t, ev.n, received_at, ev.kind, ev.v, msgspec.json.encode(ev.e))
-            for ev in unique
-        ]
+        rows = [(account_id, connector_id, ev.t, ev.n, received_at, ev.kind, ev.v, ev.e_json) for ev in unique]
 
         def work(conn: sqlite3.Connection) -> Appended:
             if not _connector_exists(conn, account_id, connector_id):
@@ -247,14 +243,29 @@ class SqliteStore:
         return 0 if row is None else row[0]
 
     async def events_after(
-        self, account_id: str, after: int, connector_id: str | None, limit: int
+        self, account_id: str, after: int, connector_id: str | None, limit: int, max_bytes: int | None = None
     ) -> list[StreamedEvent]:
-        rows = self._read().execute(SQL.events_after, (account_id, after, connector_id, limit))
+        conn = self._read()
+        if max_bytes is not None:  # first how many fit (sizes only), then only those
+            sizes = conn.execute(SQL.event_sizes_after, (account_id, after, connector_id, limit)).fetchall()
+            if not sizes:
+                return []
+            limit = fitting([size for (size,) in sizes], max_bytes)
+        rows = conn.execute(SQL.events_after, (account_id, after, connector_id, limit))
         return [StreamedEvent(*row) for row in rows]
 
-    async def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[StoredEvent]:
-        rows = self._read().execute(SQL.latest_events, (account_id, connector_id, limit))
+    async def latest_events(
+        self, account_id: str, connector_id: str, limit: int, through: tuple[int, int] | None = None
+    ) -> list[StoredEvent]:
+        if through is None:
+            rows = self._read().execute(SQL.latest_events, (account_id, connector_id, limit))
+        else:
+            rows = self._read().execute(SQL.latest_events_through, (account_id, connector_id, *through, limit))
         return [StoredEvent(*row) for row in rows]
+
+    async def latest_event_sizes(self, account_id: str, connector_id: str, limit: int) -> list[tuple[int, int, int]]:
+        rows = self._read().execute(SQL.latest_event_sizes, (account_id, connector_id, limit))
+        return [(t, n, size) for t, n, size in rows]
 
     # -- credentials --
     async def find_token(self, secret_hash: bytes) -> TokenRecord | None:
