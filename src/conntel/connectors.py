@@ -28,9 +28,15 @@ DEVICE_TYPES: tuple[str, ...] = DeviceType.__args__  # type: ignore[attr-defined
 HourOfDay = Annotated[float, Meta(ge=0, lt=24, description="Hour of day (local to `timezone`) the window opens")]
 DurationHours = Annotated[float, Meta(gt=0, le=24, description="Length of the interrupt window in hours")]
 Day = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$", description="A date, YYYY-MM-DD")]
-Notes = Annotated[str, Meta(max_length=4096, pattern=NO_NUL)]
+# Bounds on what a client can grow (README, Connectors): embargo dates are distinct, at most this many.
+MAX_EMBARGO_DATES = 1000
+MAX_NOTES_LENGTH = 4096
+EmbargoDates = Annotated[list[Day], Meta(max_length=MAX_EMBARGO_DATES, description="Distinct dates")]
+WeekdayList = Annotated[list[Weekday], Meta(max_length=len(WEEKDAYS), description="Distinct days")]
+Notes = Annotated[str, Meta(max_length=MAX_NOTES_LENGTH, pattern=NO_NUL)]
 DeviceText = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 TimeZone = Annotated[str, Meta(min_length=1, max_length=64, description="IANA time zone name")]
+NOTES_ALLOWED_CONTROLS = "\t\n\r"  # notes are free text: lines and tabs, no other control character
 
 
 @functools.cache
@@ -42,9 +48,9 @@ class ConnectorSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     """What an operator sets on a connector (create, update); defaults for a new one."""
 
     activated: bool = False
-    interrupt_window_days_of_week: list[Weekday] = msgspec.field(default_factory=lambda: list(WEEKDAYS))
+    interrupt_window_days_of_week: WeekdayList = msgspec.field(default_factory=lambda: list(WEEKDAYS))
     interrupt_window_duration_hours: DurationHours = 3.0
-    interrupt_window_embargo_dates: list[Day] = msgspec.field(default_factory=list)
+    interrupt_window_embargo_dates: EmbargoDates = msgspec.field(default_factory=list)
     interrupt_window_hour_of_day: HourOfDay = 0.0
     notes: Notes = ""
     timezone: TimeZone = "UTC"
@@ -65,6 +71,11 @@ def check_settings(settings: Any) -> None:
                 dt.date.fromisoformat(day)
             except ValueError:
                 raise ValueError(f"interrupt_window_embargo_dates: {day!r} is not a date") from None
+        if len(set(dates)) != len(dates):
+            raise ValueError("interrupt_window_embargo_dates lists a date twice")
+    notes = settings.notes
+    if notes is not UNSET and (char := ids.control_character(notes, NOTES_ALLOWED_CONTROLS)) is not None:
+        raise ValueError(f"notes: control character U+{ord(char):04X} (only tab and line breaks are allowed)")
     if settings.timezone is not UNSET and settings.timezone not in _time_zones():
         raise ValueError(f"timezone: {settings.timezone!r} is not an IANA time zone")
 
@@ -77,6 +88,10 @@ class DeviceSpec(Struct, forbid_unknown_fields=True):
     provision_license: bool | UnsetType = UNSET
 
     def __post_init__(self) -> None:
+        for name in ("id", "serial_number"):
+            value = getattr(self, name)
+            if value is not UNSET and (char := ids.control_character(value)) is not None:
+                raise ValueError(f"device.{name}: control character U+{ord(char):04X}")
         given = [name for name in ("id", "serial_number") if getattr(self, name) is not UNSET]
         if self.provision_license is True:
             given.append("provision_license")
@@ -192,7 +207,11 @@ async def create(
     settings: ConnectorSettings,
     device: DeviceSpec | None = None,
     connector_id: str | None = None,
+    max_per_account: int | None = None,
 ) -> Provisioned:
+    """Raises NotFound (no such account), AlreadyExists, or TooManyConnectors when the account already
+    has `max_per_account` connectors (checked in the store's transaction, so concurrent creates cannot
+    pass it)."""
     now = int(time.time())
     license_key, key_hash = None, None
     if device is None:  # made by an operator (CLI) before any device is known
@@ -216,7 +235,7 @@ async def create(
         device_type=device_type,
         license_key_hash=key_hash,
     )
-    await store.create_connector(record)
+    await store.create_connector(record, max_per_account)
     return Provisioned(record, license_key)
 
 

@@ -10,13 +10,13 @@ from conntel import connectors
 from conntel.api.auth import Authenticator
 from conntel.api.bodies import decode_body
 from conntel.api.envelope import ok
-from conntel.api.errors import INVALID_BODY, ApiError, connector_not_found
+from conntel.api.errors import INVALID_BODY, TOO_MANY_CONNECTORS, ApiError, connector_not_found
 from conntel.api.params import Param, parse_query
 from conntel.api.routing import account_scope, connector_scope
 from conntel.config import Settings
 from conntel.connectors import DEVICE_TYPES, ConnectorCreate, ConnectorEdit, ConnectorSettings, ConnectorUpdate
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
-from conntel.store.base import NotFound, Store
+from conntel.store.base import NotFound, Store, TooManyConnectors
 
 _create = msgspec.json.Decoder(ConnectorCreate)
 _update = msgspec.json.Decoder(ConnectorUpdate)
@@ -35,7 +35,12 @@ class ConnectorRoutes:
         await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
         body: ConnectorCreate = await decode_body(request, _create, self.settings)
         settings = ConnectorSettings(**connectors.settings_of(body))
-        made = await connectors.create(self.store, account_id, settings, body.device)
+        try:
+            made = await connectors.create(
+                self.store, account_id, settings, body.device, max_per_account=self.settings.max_connectors_per_account
+            )
+        except TooManyConnectors as exc:
+            raise ApiError(400, TOO_MANY_CONNECTORS, f"{exc}; delete one before creating another") from None
         return ok(connectors.to_wire(made.record, made.license_key))
 
     async def list(self, request: Request) -> Response:

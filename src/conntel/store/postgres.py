@@ -25,11 +25,13 @@ from conntel.store.base import (
     EventConflict,
     EventQuery,
     EventSummary,
+    ForeignDatabase,
     NotFound,
     StoredEvent,
     StoreUnavailable,
     StreamedEvent,
     TokenRecord,
+    TooManyConnectors,
     UserRecord,
     connector_record,
     connector_row,
@@ -164,13 +166,44 @@ class PostgresStore:
             raise StoreUnavailable(f"Cannot open the database {redacted(self.url)}: not a valid URL") from None
         # Half the pool at most, so that writes and other reads always find connections.
         self._reads = ReadLane(self._pool, max(1, self.pool_size // 2))
-        async with self.pool.acquire() as conn, conn.transaction():
+        try:
+            async with self.pool.acquire() as conn:
+                await self._migrate(conn)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(f"Cannot prepare the database {redacted(self.url)}: {exc}") from None
+
+    async def _migrate(self, conn: asyncpg.Connection) -> None:
+        """Apply missing migrations under an advisory lock; write nothing when the schema is up to date
+        (a read-only database, e.g. a standby, still opens: /readyz says it cannot be written).
+        Raises ForeignDatabase when the current schema holds tables but no conntel schema."""
+        tables = [
+            row[0]
+            for row in await conn.fetch(
+                "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+                " AND relkind IN ('r', 'p', 'v', 'm', 'f')"
+            )
+        ]
+        columns = [
+            row[0]
+            for row in await conn.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+                " AND table_name = 'schema_migrations' ORDER BY ordinal_position"
+            )
+        ]
+        if tables and columns != ["version", "applied_on"]:
+            raise ForeignDatabase(redacted(self.url), tables)
+        known = migrations("postgres")
+        if columns:
+            applied = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            if applied >= {version for version, _ in known}:
+                return
+        async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_on bigint)"
             )
             applied = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
-            for version, sql in migrations("postgres"):
+            for version, sql in known:
                 if version not in applied:
                     await conn.execute(sql)
                     await conn.execute(
@@ -179,9 +212,20 @@ class PostgresStore:
 
     async def ping(self) -> None:
         try:
-            await self.pool.fetchval("SELECT 1", timeout=2)
+            # One round trip: a standby (in recovery), a read-only database or session, and a role
+            # that may not write the tables all make every write fail: not ready.
+            row = await self.pool.fetchrow(
+                "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on',"
+                " has_table_privilege('events', 'INSERT') AND has_table_privilege('connectors', 'INSERT, UPDATE')",
+                timeout=2,
+            )
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"The database {redacted(self.url)} does not answer: {exc}") from None
+        assert row is not None
+        in_recovery, read_only, may_write = row
+        if in_recovery or read_only or not may_write:
+            why = "it is a standby" if in_recovery else "it is read-only" if read_only else "no write permission"
+            raise StoreUnavailable(f"The database {redacted(self.url)} cannot be written: {why}")
 
     def is_unavailable(self, error: Exception) -> bool:
         return isinstance(error, _UNAVAILABLE)
@@ -307,9 +351,20 @@ class PostgresStore:
         return [StoredEvent(*row) for row in rows]
 
     # -- connectors --
-    async def create_connector(self, record: ConnectorRecord) -> None:
+    async def create_connector(self, record: ConnectorRecord, max_per_account: int | None = None) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
-            await _require_account(conn, record.account_id)
+            if max_per_account is None:
+                await _require_account(conn, record.account_id)
+            else:
+                # Locking the account row makes concurrent creates in one account count one after another.
+                locked = await conn.fetchval(
+                    "SELECT 1 FROM accounts WHERE account_id = $1 FOR UPDATE", record.account_id
+                )
+                if locked is None:
+                    raise NotFound(f"No account {record.account_id}")
+                count = await conn.fetchval("SELECT count(*) FROM connectors WHERE account_id = $1", record.account_id)
+                if count >= max_per_account:
+                    raise TooManyConnectors(record.account_id, max_per_account)
             placeholders = ", ".join(f"${i}" for i in range(1, len(CONNECTOR_COLUMNS) + 1))
             await _insert_new(
                 conn,

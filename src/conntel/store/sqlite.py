@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import sqlite3
+import stat
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,11 +34,13 @@ from conntel.store.base import (
     EventConflict,
     EventQuery,
     EventSummary,
+    ForeignDatabase,
     NotFound,
     StoredEvent,
     StoreUnavailable,
     StreamedEvent,
     TokenRecord,
+    TooManyConnectors,
     UserRecord,
     connector_record,
     connector_row,
@@ -72,11 +76,64 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply missing migrations; safe when several processes start at once."""
+def create_private(path: str) -> None:
+    """Create the database file, readable by its owner only, when it does not exist yet.
+
+    It holds credential hashes and the cursor-signing secret. SQLite gives the -wal and -shm files
+    it makes beside it the database file's mode, so they are private too.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def exposed_files(path: str) -> list[tuple[str, int]]:
+    """The database's files (itself, -wal, -shm) that users other than the owner can read or write."""
+    exposed = []
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            mode = os.stat(name).st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) and mode & 0o066:
+            exposed.append((name, stat.S_IMODE(mode)))
+    return exposed
+
+
+def _foreign_tables(conn: sqlite3.Connection) -> list[str]:
+    """The tables of a database that holds tables but no conntel schema; [] for an empty or a conntel one."""
+    tables = [
+        name
+        for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type IN ('table', 'view')")
+        if not name.startswith("sqlite_")
+    ]
+    if not tables:
+        return []
+    if "schema_migrations" in tables:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(schema_migrations)")]
+        if columns == ["version", "applied_on"]:
+            return []
+    return tables
+
+
+def migrate(conn: sqlite3.Connection, path: str = "") -> None:
+    """Apply missing migrations; safe when several processes start at once.
+
+    Raises ForeignDatabase when the file holds tables but not conntel's schema. Writes nothing when
+    the schema is up to date, so a read-only database still opens (and /readyz says it cannot be written).
+    """
+    foreign = _foreign_tables(conn)
+    if foreign:
+        raise ForeignDatabase(path, foreign)
+    known = migrations("sqlite")
+    has_table = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'schema_migrations'").fetchone()
+    if has_table and {v for (v,) in conn.execute("SELECT version FROM schema_migrations")} >= {v for v, _ in known}:
+        return
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_on INTEGER)")
     applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    for version, sql in migrations("sqlite"):
+    for version, sql in known:
         if version in applied:
             continue
         try:
@@ -148,20 +205,31 @@ class SqliteStore:
         return await asyncio.get_running_loop().run_in_executor(self._writer, run)
 
     async def start(self) -> None:
+        if self.path in ("", ":memory:"):
+            raise StoreUnavailable("An in-memory SQLite database cannot be shared between connections: name a file")
         try:
+            create_private(self.path)
             conn = _connect(self.path)
             try:
-                migrate(conn)
+                migrate(conn, self.path)
             finally:
                 conn.close()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"Cannot open the database {self.path}: {exc}") from None
+        except OSError as exc:  # creating the file: a missing folder, no permission
+            raise StoreUnavailable(f"Cannot open the database {self.path}: {exc.strerror or exc}") from None
 
     async def ping(self) -> None:
         try:
             self._read().execute("SELECT 1 FROM accounts LIMIT 1").fetchall()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"The database {self.path} does not answer: {exc}") from None
+        try:
+            # A write that changes nothing still takes the write lock and needs a writable file, WAL
+            # and shared-memory index: a read-only file or folder fails here, as every write would.
+            await self._write(lambda conn: conn.execute("UPDATE schema_migrations SET version = version WHERE 0"))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"The database {self.path} cannot be written: {exc}") from None
 
     def is_unavailable(self, error: Exception) -> bool:
         if isinstance(error, StoreUnavailable):
@@ -321,9 +389,15 @@ class SqliteStore:
 
         await self._write(work)
 
-    async def create_connector(self, record: ConnectorRecord) -> None:
+    async def create_connector(self, record: ConnectorRecord, max_per_account: int | None = None) -> None:
         def work(conn: sqlite3.Connection) -> None:
             _require_account(conn, record.account_id)
+            if max_per_account is not None:  # writes are serialized: the count cannot change under us
+                (count,) = conn.execute(
+                    "SELECT count(*) FROM connectors WHERE account_id = ?", (record.account_id,)
+                ).fetchone()
+                if count >= max_per_account:
+                    raise TooManyConnectors(record.account_id, max_per_account)
             _insert_new(
                 conn,
                 f"INSERT INTO connectors ({', '.join(CONNECTOR_COLUMNS)})"
