@@ -62,7 +62,7 @@ def _run_admin(db: str, database_url: str | None, operation: Callable[[Store], A
         except Exception as exc:
             # A database that opened but cannot do the work: read-only, locked past the busy timeout,
             # out of space, gone mid-way, or not in the shape conntel left it.
-            if store.is_unavailable(exc) or is_database_error(exc):
+            if not isinstance(exc, StoreError) and (store.is_unavailable(exc) or is_database_error(exc)):
                 raise StoreError(f"The database {redacted(database)} cannot be used: {_one_line(exc)}") from None
             raise
         finally:

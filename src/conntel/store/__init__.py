@@ -52,8 +52,8 @@ def exposure_warning(database: str) -> str | None:
     listed = ", ".join(f"{name} (mode {mode:04o})" for name, mode in exposed)
     names = " ".join(name for name, _ in exposed)
     return (
-        f"warning: other users can read {listed}, which holds credential hashes and the cursor-signing"
-        f" secret: chmod 600 {names}"
+        f"warning: other users can read {listed}; the database holds credential hashes and the"
+        f" cursor-signing secret: chmod 600 {names}"
     )
 
 
