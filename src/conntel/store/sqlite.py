@@ -68,10 +68,11 @@ _UNAVAILABLE_CODES = frozenset(
 )
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str, wal: bool = True) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    if wal:  # start() first checks the file is conntel's: switching to WAL writes to it
+        conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     return conn
 
@@ -119,7 +120,7 @@ def _foreign_tables(conn: sqlite3.Connection) -> list[str]:
 
 
 def migrate(conn: sqlite3.Connection, path: str = "") -> None:
-    """Apply missing migrations; safe when several processes start at once.
+    """Put the database in WAL mode and apply missing migrations; safe when several processes start at once.
 
     Raises ForeignDatabase when the file holds tables but not conntel's schema. Writes nothing when
     the schema is up to date, so a read-only database still opens (and /readyz says it cannot be written).
@@ -127,6 +128,7 @@ def migrate(conn: sqlite3.Connection, path: str = "") -> None:
     foreign = _foreign_tables(conn)
     if foreign:
         raise ForeignDatabase(path, foreign)
+    conn.execute("PRAGMA journal_mode = WAL")
     known = migrations("sqlite")
     has_table = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'schema_migrations'").fetchone()
     if has_table and {v for (v,) in conn.execute("SELECT version FROM schema_migrations")} >= {v for v, _ in known}:
@@ -209,7 +211,7 @@ class SqliteStore:
             raise StoreUnavailable("An in-memory SQLite database cannot be shared between connections: name a file")
         try:
             create_private(self.path)
-            conn = _connect(self.path)
+            conn = _connect(self.path, wal=False)
             try:
                 migrate(conn, self.path)
             finally:
