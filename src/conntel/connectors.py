@@ -31,8 +31,9 @@ Day = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$", description="A date, Y
 # Bounds on what a client can grow (README, Connectors): embargo dates are distinct, at most this many.
 MAX_EMBARGO_DATES = 1000
 MAX_NOTES_LENGTH = 4096
-EmbargoDates = Annotated[list[Day], Meta(max_length=MAX_EMBARGO_DATES, description="Distinct dates")]
-WeekdayList = Annotated[list[Weekday], Meta(max_length=len(WEEKDAYS), description="Distinct days")]
+_DISTINCT = {"uniqueItems": True}
+EmbargoDates = Annotated[list[Day], Meta(max_length=MAX_EMBARGO_DATES, extra_json_schema=_DISTINCT)]
+WeekdayList = Annotated[list[Weekday], Meta(max_length=len(WEEKDAYS), extra_json_schema=_DISTINCT)]
 Notes = Annotated[str, Meta(max_length=MAX_NOTES_LENGTH, pattern=NO_NUL)]
 DeviceText = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 TimeZone = Annotated[str, Meta(min_length=1, max_length=64, description="IANA time zone name")]
