@@ -125,6 +125,8 @@ def test_every_command_on_an_unusable_sqlite_store_is_one_line(tmp_path: Path):
             assert_one_line_error(invoke(*command, *store, "--json"), message)
         # The server refuses to start on it the same way, before listening.
         assert_one_line_error(invoke("serve", *store, "--port", str(free_port())), message), case
+        if store[0] == "--db":  # the demo replaces only a conntel store (or nothing)
+            assert_one_line_error(invoke("demo", *store, "--port", str(free_port())))
     # Nothing was added to files that belong to something else.
     assert {name: (tmp_path / name).read_bytes() for name in before} == before
     assert not (tmp_path / "no").exists()

@@ -210,7 +210,7 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str | N
         try:
             parse_rate_limit(value)
         except ValueError as exc:
-            raise click.BadParameter(f"{exc} (a rate such as 1200/5minutes or 10/second)") from None
+            raise click.BadParameter(f"{value!r} is not a rate such as 1200/5minutes or 10/second: {exc}") from None
     return value
 
 
@@ -282,14 +282,25 @@ def serve(db: str, database_url: str | None, **options: Any) -> None:
 
 
 @main.command()
-@click.option("--db", default="demo.db", show_default=True, help="Demo database; recreated on every run.")
+@click.option(
+    "--db",
+    default="demo.db",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Demo database; recreated on every run (only a conntel one is replaced).",
+)
 @click.option("--seed", default=7, show_default=True, type=int, help="Seed of the simulated fleet.")
 @serve_options
 def demo(db: str, seed: int, **options: Any) -> None:
     """Create a demo account and fleet with realistic events, print a token and a curl, then serve."""
     from conntel.demo import run_demo
 
-    run_demo(db, seed, Settings(database=db, **options))
+    try:
+        run_demo(db, seed, Settings(database=db, **options))
+    except (UnsupportedDatabase, StoreError, admin.AdminError) as exc:
+        raise click.ClickException(_one_line(exc)) from None
+    except OSError as exc:  # deleting the old demo files
+        raise click.ClickException(f"Cannot replace the demo database {db}: {exc.strerror or exc}") from None
 
 
 @main.group("store")

@@ -27,12 +27,12 @@ def parse_rate_limit(text: str) -> RateLimitItem:
     when it allows no request, or when its window is not from one second to one day."""
     match = _RATE.fullmatch(text)
     if match is None:
-        raise ValueError(f"not a rate: {text!r}")
+        raise ValueError("one rate, COUNT/[N]UNIT, with UNIT second, minute, hour or day")
     item = parse(text)
     if item.amount < 1 or (match[2] and int(match[2]) < 1):
-        raise ValueError(f"a rate must allow at least one request per window: {text!r}")
+        raise ValueError("a rate must allow at least one request per window")
     if not 1 <= item.get_expiry() <= MAX_WINDOW_SECONDS:
-        raise ValueError(f"a rate's window must be from one second to one day: {text!r}")
+        raise ValueError("a rate's window must be from one second to one day")
     return item
 
 

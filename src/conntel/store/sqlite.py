@@ -17,6 +17,7 @@ import secrets
 import sqlite3
 import stat
 import threading
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -117,6 +118,23 @@ def _foreign_tables(conn: sqlite3.Connection) -> list[str]:
         if columns == ["version", "applied_on"]:
             return []
     return tables
+
+
+def check_replaceable(path: str) -> None:
+    """Raise ForeignDatabase (or StoreUnavailable) unless the file at `path` is missing, empty, or a
+    conntel store: what may be deleted and made anew (`conntel demo`)."""
+    if not os.path.exists(path) or (os.path.isfile(path) and os.path.getsize(path) == 0):
+        return
+    try:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro", uri=True)
+        try:
+            foreign = _foreign_tables(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"{path} is not a conntel database ({exc}): refusing to replace it") from None
+    if foreign:
+        raise ForeignDatabase(path, foreign)
 
 
 def migrate(conn: sqlite3.Connection, path: str = "") -> None:
