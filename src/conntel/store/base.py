@@ -1,7 +1,8 @@
 """The storage port: what the API, the CLI and the demo need from a store.
 
-Adapters (sqlite.py, later postgres.py) own their SQL and migrations; nothing
-above this module speaks SQL.
+The Store protocol, the records it takes and returns, and its exceptions;
+nothing else. The adapters (sqlite.py, postgres.py) share their SQL through
+sql.py; nothing above this package speaks SQL.
 """
 
 from __future__ import annotations
@@ -11,10 +12,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-import msgspec
+from conntel.connectors import ConnectorRecord
+from conntel.events import AppendResult, NewEvent
 
-from conntel.connectors import ConnectorRecord, ConnectorSettings
-from conntel.events import AppendResult, NewEvent, canonical
+__all__ = [  # ConnectorRecord lives with its resource (conntel.connectors); the port takes and returns it
+    "AlreadyExists",
+    "Appended",
+    "ConnectorRecord",
+    "EventConflict",
+    "EventQuery",
+    "EventSummary",
+    "NotFound",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "StoredEvent",
+    "StreamedEvent",
+    "TokenRecord",
+    "UserRecord",
+]
 
 
 class StoredEvent(NamedTuple):  # a tuple: the hot path builds one per request
@@ -216,47 +232,3 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-def unique_events(events: Sequence[NewEvent]) -> list[NewEvent]:
-    """Drop identical repeats of a (t, n) within one batch; a differing repeat is a conflict."""
-    seen: dict[tuple[int, int], NewEvent] = {}
-    for ev in events:
-        first = seen.setdefault((ev.t, ev.n), ev)
-        if first is not ev and canonical(first.e, first.v) != canonical(ev.e, ev.v):
-            raise EventConflict(ev.t, ev.n)
-    return list(seen.values())
-
-
-# ConnectorRecord as table columns, shared by the adapters (the first two are the key).
-CONNECTOR_COLUMNS = (
-    "account_id",
-    "connector_id",
-    "settings",
-    "created_on",
-    "last_updated",
-    "device_id",
-    "device_serial_number",
-    "device_type",
-    "license_key_hash",
-    "last_heartbeat",
-    "last_seen_version",
-)
-
-
-def connector_row(record: ConnectorRecord) -> tuple:
-    """The record as column values, in CONNECTOR_COLUMNS order (settings as JSON)."""
-    values = {column: getattr(record, column) for column in CONNECTOR_COLUMNS}
-    values["settings"] = msgspec.json.encode(record.settings)
-    return tuple(values.values())
-
-
-def connector_record(row: Sequence) -> ConnectorRecord:
-    values = dict(zip(CONNECTOR_COLUMNS, row, strict=False))
-    values["settings"] = msgspec.json.decode(values["settings"], type=ConnectorSettings)
-    return ConnectorRecord(**values)
-
-
-def newest_versioned(events: Sequence[NewEvent]) -> NewEvent | None:
-    """The newest event, by (t, n), that carries a version: where last_seen_version comes from."""
-    return max((ev for ev in events if ev.v is not None), key=lambda ev: (ev.t, ev.n), default=None)

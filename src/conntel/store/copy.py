@@ -28,14 +28,18 @@ import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from conntel.store.base import CONNECTOR_COLUMNS, StoreError, StoreUnavailable
+from conntel.store.base import StoreError, StoreUnavailable
 from conntel.store.migrations import migrations
 from conntel.store.postgres import PostgresStore
+from conntel.store.sql import CONNECTOR_COLUMNS
 from conntel.store.urls import has_password, redacted
+
+if TYPE_CHECKING:
+    from conntel.store.postgres import Conn
 
 DEFAULT_BATCH_SIZE = 5000
 # What a failing or vanishing PostgreSQL server raises (a terminated backend can surface as an InternalClientError).
@@ -268,7 +272,7 @@ class _Copier:
     def __init__(
         self,
         reader: sqlite3.Connection,
-        conn: asyncpg.Connection,
+        conn: Conn,
         batch_size: int,
         progress: ProgressCallback | None,
         stop: Callable[[], bool],
@@ -294,7 +298,7 @@ class _Copier:
             await self.verify_table(table)
         return CopyReport(self.counts)
 
-    def walk(self, table: Table, columns: Sequence[str]) -> Iterator[list[tuple]]:
+    def walk(self, table: Table, columns: Sequence[str]) -> Iterator[list[tuple[Any, ...]]]:
         """The source rows' `columns` (the key first) in key order, a chunk at a time, one snapshot per chunk."""
         select = f"SELECT {table.source_select(columns)} FROM {table.name}"
         order = f" ORDER BY {', '.join(table.key)} LIMIT ?"
@@ -308,7 +312,8 @@ class _Copier:
             chunk = self.reader.execute(select + after + order, (*position, self.batch_size)).fetchall()
 
     def source_total(self, table: Table) -> int:
-        return self.reader.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0]
+        total: int = self.reader.execute(f"SELECT count(*) FROM {table.name}").fetchone()[0]
+        return total
 
     async def copy_table(self, table: Table) -> None:
         count = self.counts[table.name]
@@ -384,7 +389,7 @@ class _Copier:
         return 1
 
 
-def _refuse_nul(table: Table, chunk: list[tuple]) -> None:
+def _refuse_nul(table: Table, chunk: list[tuple[Any, ...]]) -> None:
     """SQLite text may hold NUL characters, PostgreSQL text cannot: name the first such row."""
     for row in chunk:
         for column, value in zip(table.columns, row, strict=False):

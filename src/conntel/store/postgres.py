@@ -8,21 +8,19 @@ here (the API's credential cache is bounded to one second).
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
 
-from conntel.events import NewEvent, canonical
+from conntel.events import NewEvent
 from conntel.store.base import (
-    CONNECTOR_COLUMNS,
     AlreadyExists,
     Appended,
     ConnectorRecord,
-    EventConflict,
     EventQuery,
     EventSummary,
     ForeignDatabase,
@@ -33,13 +31,24 @@ from conntel.store.base import (
     TokenRecord,
     TooManyConnectors,
     UserRecord,
-    connector_record,
-    connector_row,
-    newest_versioned,
-    unique_events,
 )
 from conntel.store.migrations import migrations
+from conntel.store.sql import (
+    Statements,
+    check_retry,
+    connector_record,
+    connector_row,
+    numbered,
+    permissions_json,
+    token_record,
+    unique_events,
+)
 from conntel.store.urls import redacted
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Conn = PoolConnectionProxy[asyncpg.Record]  # a connection as the pool lends it
 
 _MIGRATION_LOCK = 0x636F6E6E74656C  # "conntel": one advisory lock id for schema changes
 
@@ -53,7 +62,29 @@ _UNAVAILABLE = (
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
 )
 
-_SELECT_CONNECTOR = f"SELECT {', '.join(CONNECTOR_COLUMNS)} FROM connectors"
+SQL = Statements(numbered)  # rewritten once into asyncpg's $N placeholders
+
+# What only PostgreSQL says: row locks, and a batch as arrays (unnest).
+# KEY SHARE: a concurrent delete of the connector waits for the batch (and then removes it).
+_LOCK_CONNECTOR = SQL.connector_exists + " FOR KEY SHARE"
+_GET_CONNECTOR_FOR_UPDATE = SQL.get_connector + " FOR UPDATE"
+_LOCK_ACCOUNT = SQL.account_exists + " FOR UPDATE"  # (account_id): concurrent creates count one after another
+# (account_id, connector_id, received_at, t[], n[], k[], v[], e[], first position): the keys it inserted.
+_INSERT_EVENTS = (
+    "INSERT INTO events (account_id, connector_id, t, n, a, k, v, e, seq)"
+    " SELECT $1, $2, t, n, $3, k, v, e, $9 + ordinality - 1"
+    " FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bytea[])"
+    " WITH ORDINALITY AS b(t, n, k, v, e, ordinality)"
+    " ON CONFLICT DO NOTHING RETURNING t, n, k"
+)
+# (account_id, connector_id, t[], n[], v[], e[]) of events already recorded: in one round trip, those whose
+# stored bytes differ from the batch's, in batch order (each may still be the same payload in another key order).
+_DIFFERING_EVENTS = (
+    "SELECT b.t, b.n, s.e, s.v"
+    " FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::bytea[]) WITH ORDINALITY AS b(t, n, v, e, ordinality)"
+    " JOIN events s ON s.account_id = $1 AND s.connector_id = $2 AND s.t = b.t AND s.n = b.n"
+    " WHERE s.e IS DISTINCT FROM b.e OR s.v IS DISTINCT FROM b.v ORDER BY b.ordinality"
+)
 
 
 class ReadLane:
@@ -72,8 +103,8 @@ class ReadLane:
         self._pool = pool
         self._size = size
         self._borrowed = 0
-        self._idle: list[asyncpg.Connection] = []
-        self._waiters: deque[asyncio.Future] = deque()
+        self._idle: list[Conn] = []
+        self._waiters: deque[asyncio.Future[Conn | None]] = deque()
 
     async def fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
         conn = await self._take()
@@ -90,7 +121,7 @@ class ReadLane:
         for conn in idle:
             await self._give_back_to_pool(conn)
 
-    async def _take(self) -> asyncpg.Connection:
+    async def _take(self) -> Conn:
         while self._idle:
             conn = self._idle.pop()
             if _alive(conn):
@@ -118,11 +149,11 @@ class ReadLane:
             raise
         return conn if conn is not None else await self._take()  # None: a slot came free, borrow anew
 
-    def _hand_on(self, conn: asyncpg.Connection) -> None:
+    def _hand_on(self, conn: Conn) -> None:
         if not self._wake_one(conn):
             self._idle.append(conn)
 
-    def _wake_one(self, conn: asyncpg.Connection | None) -> bool:
+    def _wake_one(self, conn: Conn | None) -> bool:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -130,7 +161,7 @@ class ReadLane:
                 return True
         return False
 
-    async def _give_back_to_pool(self, conn: asyncpg.Connection) -> None:
+    async def _give_back_to_pool(self, conn: Conn) -> None:
         self._borrowed -= 1
         try:
             await self._pool.release(conn)
@@ -138,7 +169,7 @@ class ReadLane:
             self._wake_one(None)
 
 
-def _alive(conn: asyncpg.Connection) -> bool:
+def _alive(conn: Conn) -> bool:
     try:
         return not conn.is_closed()
     except asyncpg.InterfaceError:  # lost, and so already taken back by the pool, which detached it
@@ -172,7 +203,7 @@ class PostgresStore:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"Cannot prepare the database {redacted(self.url)}: {exc}") from None
 
-    async def _migrate(self, conn: asyncpg.Connection) -> None:
+    async def _migrate(self, conn: Conn) -> None:
         """Apply missing migrations under an advisory lock; write nothing when the schema is up to date
         (a read-only database, e.g. a standby, still opens: /readyz says it cannot be written).
         Raises ForeignDatabase when the current schema holds tables but no conntel schema."""
@@ -239,46 +270,24 @@ class PostgresStore:
     # -- telemetry events --
     async def get_event(self, account_id: str, connector_id: str, t: int, n: int) -> StoredEvent | None:
         assert self._reads is not None, "start() the store first"
-        row = await self._reads.fetchrow(
-            "SELECT a, v, e FROM events WHERE account_id = $1 AND connector_id = $2 AND t = $3 AND n = $4",
-            account_id,
-            connector_id,
-            t,
-            n,
-        )
+        row = await self._reads.fetchrow(SQL.get_event, account_id, connector_id, t, n)
         return None if row is None else StoredEvent(t, n, row[0], row[1], row[2])
 
     async def connector_exists(self, account_id: str, connector_id: str) -> bool:
-        row = await self.pool.fetchrow(
-            "SELECT 1 FROM connectors WHERE account_id = $1 AND connector_id = $2", account_id, connector_id
-        )
-        return row is not None
+        return await self.pool.fetchrow(SQL.connector_exists, account_id, connector_id) is not None
 
     async def append_events(
         self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
     ) -> Appended:
         unique = unique_events(events)
+        payloads = [msgspec.json.encode(ev.e) for ev in unique]
         async with self.pool.acquire() as conn, conn.transaction():
-            # KEY SHARE: a concurrent delete of the connector waits for this batch (and then removes it).
-            locked = await conn.fetchrow(
-                "SELECT 1 FROM connectors WHERE account_id = $1 AND connector_id = $2 FOR KEY SHARE",
-                account_id,
-                connector_id,
-            )
-            if locked is None:
+            if await conn.fetchrow(_LOCK_CONNECTOR, account_id, connector_id) is None:
                 raise NotFound(f"No connector {connector_id} in account {account_id}")
             # Taking positions locks the account row until commit: positions follow commit order.
-            first_seq = await conn.fetchval(
-                "UPDATE accounts SET next_seq = next_seq + $2 WHERE account_id = $1 RETURNING next_seq - $2",
-                account_id,
-                len(unique),
-            )
+            first_seq = await conn.fetchval(SQL.take_positions, account_id, len(unique))
             inserted = await conn.fetch(
-                "INSERT INTO events (account_id, connector_id, t, n, a, k, v, e, seq)"
-                " SELECT $1, $2, t, n, $3, k, v, e, $9 + ordinality - 1"
-                " FROM unnest($4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bytea[])"
-                " WITH ORDINALITY AS b(t, n, k, v, e, ordinality)"
-                " ON CONFLICT DO NOTHING RETURNING t, n, k",
+                _INSERT_EVENTS,
                 account_id,
                 connector_id,
                 received_at,
@@ -286,68 +295,54 @@ class PostgresStore:
                 [ev.n for ev in unique],
                 [ev.kind for ev in unique],
                 [ev.v for ev in unique],
-                [msgspec.json.encode(ev.e) for ev in unique],
+                payloads,
                 first_seq,
             )
             if len(inserted) < len(unique):
-                # Some keys were already recorded: each must be an identical retry.
+                # Some keys were already recorded: each must be an identical retry, all checked in one statement.
                 fresh = {(row[0], row[1]) for row in inserted}
-                for ev in unique:
-                    if (ev.t, ev.n) in fresh:
-                        continue
-                    stored = await conn.fetchrow(
-                        "SELECT e, v FROM events WHERE account_id = $1 AND connector_id = $2 AND t = $3 AND n = $4",
-                        account_id,
-                        connector_id,
-                        ev.t,
-                        ev.n,
-                    )
-                    if canonical(msgspec.json.decode(stored[0]), stored[1]) != canonical(ev.e, ev.v):
-                        raise EventConflict(ev.t, ev.n)
-            await _note_activity(conn, account_id, connector_id, unique, received_at)
+                recorded = [(ev, e) for ev, e in zip(unique, payloads, strict=True) if (ev.t, ev.n) not in fresh]
+                differing = await conn.fetch(
+                    _DIFFERING_EVENTS,
+                    account_id,
+                    connector_id,
+                    [ev.t for ev, _ in recorded],
+                    [ev.n for ev, _ in recorded],
+                    [ev.v for ev, _ in recorded],
+                    [e for _, e in recorded],
+                )
+                if differing:
+                    batch = {(ev.t, ev.n): ev for ev, _ in recorded}
+                    for t, n, stored_e, stored_v in differing:
+                        check_retry(batch[t, n], stored_e, stored_v)
+            for sql, params in SQL.activity(account_id, connector_id, unique, received_at):
+                await conn.execute(sql, *params)
         return Appended(len(inserted), len(events) - len(inserted), Counter(row[2] for row in inserted))
 
     async def list_events(self, account_id: str, connector_id: str, query: EventQuery) -> list[EventSummary]:
         after_t, after_n = query.after or (query.from_t, -1)
         if query.kind:
             rows = await self.pool.fetch(
-                "SELECT t, n, a, k FROM events WHERE account_id = $1 AND connector_id = $2 AND k = $3"
-                " AND (t, n) > ($4, $5) AND t <= $6 ORDER BY t, n LIMIT $7",
-                account_id, connector_id, query.kind, after_t, after_n, query.to_t, query.limit,
-            )  # fmt: skip
+                SQL.list_events_of_kind, account_id, connector_id, query.kind, after_t, after_n, query.to_t, query.limit
+            )
         else:
             rows = await self.pool.fetch(
-                "SELECT t, n, a, k FROM events WHERE account_id = $1 AND connector_id = $2"
-                " AND (t, n) > ($3, $4) AND t <= $5 ORDER BY t, n LIMIT $6",
-                account_id, connector_id, after_t, after_n, query.to_t, query.limit,
-            )  # fmt: skip
+                SQL.list_events, account_id, connector_id, after_t, after_n, query.to_t, query.limit
+            )
         return [EventSummary(*row) for row in rows]
 
     async def stream_position(self, account_id: str) -> int:
-        value = await self.pool.fetchval("SELECT next_seq - 1 FROM accounts WHERE account_id = $1", account_id)
+        value: int | None = await self.pool.fetchval(SQL.stream_position, account_id)
         return value or 0
 
     async def events_after(
         self, account_id: str, after: int, connector_id: str | None, limit: int
     ) -> list[StreamedEvent]:
-        rows = await self.pool.fetch(
-            "SELECT seq, connector_id, t, n, a, v, e FROM events WHERE account_id = $1 AND seq > $2"
-            " AND ($3::text IS NULL OR connector_id = $3) ORDER BY seq LIMIT $4",
-            account_id,
-            after,
-            connector_id,
-            limit,
-        )
+        rows = await self.pool.fetch(SQL.events_after, account_id, after, connector_id, limit)
         return [StreamedEvent(*row) for row in rows]
 
     async def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[StoredEvent]:
-        rows = await self.pool.fetch(
-            "SELECT t, n, a, v, e FROM events WHERE account_id = $1 AND connector_id = $2"
-            " ORDER BY t DESC, n DESC LIMIT $3",
-            account_id,
-            connector_id,
-            limit,
-        )
+        rows = await self.pool.fetch(SQL.latest_events, account_id, connector_id, limit)
         return [StoredEvent(*row) for row in rows]
 
     # -- connectors --
@@ -356,125 +351,68 @@ class PostgresStore:
             if max_per_account is None:
                 await _require_account(conn, record.account_id)
             else:
-                # Locking the account row makes concurrent creates in one account count one after another.
-                locked = await conn.fetchval(
-                    "SELECT 1 FROM accounts WHERE account_id = $1 FOR UPDATE", record.account_id
-                )
-                if locked is None:
+                if await conn.fetchval(_LOCK_ACCOUNT, record.account_id) is None:
                     raise NotFound(f"No account {record.account_id}")
-                count = await conn.fetchval("SELECT count(*) FROM connectors WHERE account_id = $1", record.account_id)
-                if count >= max_per_account:
+                if await conn.fetchval(SQL.count_connectors, record.account_id) >= max_per_account:
                     raise TooManyConnectors(record.account_id, max_per_account)
-            placeholders = ", ".join(f"${i}" for i in range(1, len(CONNECTOR_COLUMNS) + 1))
-            await _insert_new(
-                conn,
-                f"INSERT INTO connectors ({', '.join(CONNECTOR_COLUMNS)}) VALUES ({placeholders})",
-                connector_row(record),
-                f"Connector {record.connector_id}",
-            )
+            await _insert_new(conn, SQL.insert_connector, connector_row(record), f"Connector {record.connector_id}")
 
     async def get_connector(self, account_id: str, connector_id: str) -> ConnectorRecord | None:
-        row = await self.pool.fetchrow(
-            _SELECT_CONNECTOR + " WHERE account_id = $1 AND connector_id = $2", account_id, connector_id
-        )
+        row = await self.pool.fetchrow(SQL.get_connector, account_id, connector_id)
         return None if row is None else connector_record(row)
 
     async def list_connectors(self, account_id: str, device_type: str | None) -> list[ConnectorRecord]:
-        rows = await self.pool.fetch(
-            _SELECT_CONNECTOR + " WHERE account_id = $1 AND ($2::text IS NULL OR device_type = $2)"
-            " ORDER BY connector_id",
-            account_id,
-            device_type,
-        )
+        rows = await self.pool.fetch(SQL.list_connectors, account_id, device_type)
         return [connector_record(row) for row in rows]
 
     async def update_connector(
         self, account_id: str, connector_id: str, change: Callable[[ConnectorRecord], ConnectorRecord]
     ) -> ConnectorRecord:
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                _SELECT_CONNECTOR + " WHERE account_id = $1 AND connector_id = $2 FOR UPDATE", account_id, connector_id
-            )
+            row = await conn.fetchrow(_GET_CONNECTOR_FOR_UPDATE, account_id, connector_id)
             if row is None:
                 raise NotFound(f"No connector {connector_id}")
             changed = change(connector_record(row))
-            columns = CONNECTOR_COLUMNS[2:]
-            assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(columns, start=3))
-            await conn.execute(
-                f"UPDATE connectors SET {assignments} WHERE account_id = $1 AND connector_id = $2",
-                account_id,
-                connector_id,
-                *connector_row(changed)[2:],
-            )
+            await conn.execute(SQL.update_connector, account_id, connector_id, *connector_row(changed)[2:])
             return changed
 
     async def delete_connector(self, account_id: str, connector_id: str) -> ConnectorRecord:
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "DELETE FROM connectors WHERE account_id = $1 AND connector_id = $2 RETURNING "
-                + ", ".join(CONNECTOR_COLUMNS),
-                account_id,
-                connector_id,
-            )
+            row = await conn.fetchrow(SQL.delete_connector, account_id, connector_id)
             if row is None:
                 raise NotFound(f"No connector {connector_id}")
-            await conn.execute(
-                "DELETE FROM events WHERE account_id = $1 AND connector_id = $2", account_id, connector_id
-            )
+            await conn.execute(SQL.delete_events, account_id, connector_id)
             return connector_record(row)
 
     async def server_secret(self, name: str) -> bytes:
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO server_secrets VALUES ($1, $2) ON CONFLICT DO NOTHING", name, secrets.token_bytes(32)
-            )
-            return await conn.fetchval("SELECT secret FROM server_secrets WHERE name = $1", name)
+            await conn.execute(SQL.insert_secret, name, secrets.token_bytes(32))
+            secret: bytes = await conn.fetchval(SQL.server_secret, name)
+            return secret
 
     # -- credentials --
     async def find_token(self, secret_hash: bytes) -> TokenRecord | None:
-        row = await self.pool.fetchrow(
-            "SELECT token_id, account_id, permissions, revoked_on, not_before, expires_on"
-            " FROM tokens WHERE secret_hash = $1",
-            secret_hash,
-        )
-        if row is None:
-            return None
-        token_id, account_id, permissions, revoked_on, not_before, expires_on = row
-        return TokenRecord(
-            token_id,
-            secret_hash,
-            account_id,
-            frozenset(json.loads(permissions)),
-            revoked_on is not None,
-            not_before,
-            expires_on,
-        )
+        row = await self.pool.fetchrow(SQL.find_token, secret_hash)
+        return None if row is None else token_record(secret_hash, row)
 
     async def find_user(self, email: str) -> UserRecord | None:
         async with self.pool.acquire() as conn:
-            key_hash = await conn.fetchval("SELECT api_key_hash FROM users WHERE email = $1", email)
+            key_hash = await conn.fetchval(SQL.find_user, email)
             if key_hash is None:
                 return None
-            accounts = await conn.fetch("SELECT account_id FROM memberships WHERE email = $1", email)
+            accounts = await conn.fetch(SQL.user_accounts, email)
         return UserRecord(email, key_hash, frozenset(row[0] for row in accounts))
 
     # -- administration --
     async def create_account(self, account_id: str, name: str, created_on: int) -> None:
         async with self.pool.acquire() as conn:
-            await _insert_new(
-                conn,
-                "INSERT INTO accounts (account_id, name, created_on) VALUES ($1, $2, $3)",
-                (account_id, name, created_on),
-                f"Account {account_id}",
-            )
+            await _insert_new(conn, SQL.insert_account, (account_id, name, created_on), f"Account {account_id}")
 
     async def create_user(self, email: str, api_key_hash: bytes, account_id: str, created_on: int) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await _require_account(conn, account_id)
-            await _insert_new(
-                conn, "INSERT INTO users VALUES ($1, $2, $3)", (email, api_key_hash, created_on), f"User {email}"
-            )
-            await conn.execute("INSERT INTO memberships VALUES ($1, $2)", email, account_id)
+            await _insert_new(conn, SQL.insert_user, (email, api_key_hash, created_on), f"User {email}")
+            await conn.execute(SQL.insert_membership, email, account_id)
 
     async def create_token(
         self,
@@ -488,22 +426,12 @@ class PostgresStore:
     ) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await _require_account(conn, account_id)
-            await conn.execute(
-                "INSERT INTO tokens (token_id, secret_hash, account_id, name, permissions, expires_on, created_on)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                token_id,
-                secret_hash,
-                account_id,
-                name,
-                json.dumps(sorted(permissions)),
-                expires_on,
-                created_on,
-            )
+            permissions_text = permissions_json(permissions)
+            row = (token_id, secret_hash, account_id, name, permissions_text, expires_on, created_on)
+            await conn.execute(SQL.insert_token, *row)
 
     async def revoke_token(self, token_id: str, revoked_on: int) -> None:
-        status = await self.pool.execute(
-            "UPDATE tokens SET revoked_on = coalesce(revoked_on, $1) WHERE token_id = $2", revoked_on, token_id
-        )
+        status = await self.pool.execute(SQL.revoke_token, revoked_on, token_id)
         if status == "UPDATE 0":
             raise NotFound(f"No token {token_id}")
 
@@ -517,36 +445,12 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def _note_activity(
-    conn: asyncpg.Connection, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
-) -> None:
-    """Keep the connector's heartbeat and last seen version true as its events arrive."""
-    newest = newest_versioned(events)
-    await conn.execute(
-        "UPDATE connectors SET last_heartbeat = $1, last_updated = $1 WHERE account_id = $2 AND connector_id = $3",
-        received_at,
-        account_id,
-        connector_id,
-    )
-    if newest is not None:
-        await conn.execute(
-            "UPDATE connectors SET last_seen_version = $1, version_t = $2, version_n = $3"
-            " WHERE account_id = $4 AND connector_id = $5"
-            " AND (coalesce(version_t, -1), coalesce(version_n, -1)) < ($2, $3)",
-            newest.v,
-            newest.t,
-            newest.n,
-            account_id,
-            connector_id,
-        )
-
-
-async def _require_account(conn: asyncpg.Connection, account_id: str) -> None:
-    if await conn.fetchval("SELECT 1 FROM accounts WHERE account_id = $1", account_id) is None:
+async def _require_account(conn: Conn, account_id: str) -> None:
+    if await conn.fetchval(SQL.account_exists, account_id) is None:
         raise NotFound(f"No account {account_id}")
 
 
-async def _insert_new(conn: asyncpg.Connection, sql: str, params: tuple, what: str) -> None:
+async def _insert_new(conn: Conn, sql: str, params: tuple[Any, ...], what: str) -> None:
     try:
         await conn.execute(sql, *params)
     except asyncpg.UniqueViolationError:

@@ -11,7 +11,6 @@ survives a crash of the process and of the machine.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 import sqlite3
@@ -22,17 +21,15 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
-from conntel.events import NewEvent, canonical
+from conntel.events import NewEvent
 from conntel.store.base import (
-    CONNECTOR_COLUMNS,
     AlreadyExists,
     Appended,
     ConnectorRecord,
-    EventConflict,
     EventQuery,
     EventSummary,
     ForeignDatabase,
@@ -43,14 +40,21 @@ from conntel.store.base import (
     TokenRecord,
     TooManyConnectors,
     UserRecord,
-    connector_record,
-    connector_row,
-    newest_versioned,
-    unique_events,
 )
 from conntel.store.migrations import migrations
+from conntel.store.sql import (
+    Statements,
+    check_retry,
+    connector_record,
+    connector_row,
+    permissions_json,
+    token_record,
+    unique_events,
+)
 
 T = TypeVar("T")
+
+SQL = Statements()  # written in SQLite's style
 
 _BUSY_TIMEOUT_MS = 10_000
 
@@ -267,26 +271,11 @@ class SqliteStore:
 
     # -- telemetry events --
     async def get_event(self, account_id: str, connector_id: str, t: int, n: int) -> StoredEvent | None:
-        row = (
-            self._read()
-            .execute(
-                "SELECT a, v, e FROM events WHERE account_id = ? AND connector_id = ? AND t = ? AND n = ?",
-                (account_id, connector_id, t, n),
-            )
-            .fetchone()
-        )
+        row = self._read().execute(SQL.get_event, (account_id, connector_id, t, n)).fetchone()
         return None if row is None else StoredEvent(t, n, row[0], row[1], row[2])
 
     async def connector_exists(self, account_id: str, connector_id: str) -> bool:
-        row = (
-            self._read()
-            .execute(
-                "SELECT 1 FROM connectors WHERE account_id = ? AND connector_id = ?",
-                (account_id, connector_id),
-            )
-            .fetchone()
-        )
-        return row is not None
+        return _connector_exists(self._read(), account_id, connector_id)
 
     async def append_events(
         self, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
@@ -300,10 +289,7 @@ class SqliteStore:
         def work(conn: sqlite3.Connection) -> Appended:
             if not _connector_exists(conn, account_id, connector_id):
                 raise NotFound(f"No connector {connector_id} in account {account_id}")
-            (first_seq,) = conn.execute(
-                "UPDATE accounts SET next_seq = next_seq + ? WHERE account_id = ? RETURNING next_seq - ?",
-                (len(rows), account_id, len(rows)),
-            ).fetchone()
+            (first_seq,) = conn.execute(SQL.take_positions, (account_id, len(rows))).fetchone()
             before = conn.total_changes
             conn.executemany(
                 "INSERT INTO events (account_id, connector_id, t, n, a, k, v, e, seq)"
@@ -323,89 +309,58 @@ class SqliteStore:
                     ).fetchone()
                     if seq == first_seq + i:
                         new.append(ev)
-                    elif canonical(msgspec.json.decode(stored_e), stored_v) != canonical(ev.e, ev.v):
-                        raise EventConflict(ev.t, ev.n)
-            _note_activity(conn, account_id, connector_id, unique, received_at)
+                    else:
+                        check_retry(ev, stored_e, stored_v)
+            for sql, params in SQL.activity(account_id, connector_id, unique, received_at):
+                conn.execute(sql, params)
             return Appended(inserted, len(events) - inserted, Counter(ev.kind for ev in new))
 
         return await self._write(work)
 
     async def list_events(self, account_id: str, connector_id: str, query: EventQuery) -> list[EventSummary]:
         after_t, after_n = query.after or (query.from_t, -1)
-        kind_clause = "AND k = ? " if query.kind else ""
-        params: list = [account_id, connector_id]
-        params += [query.kind] if query.kind else []
-        params += [after_t, after_n, query.to_t, query.limit]
-        rows = self._read().execute(
-            "SELECT t, n, a, k FROM events WHERE account_id = ? AND connector_id = ? "
-            f"{kind_clause}AND (t, n) > (?, ?) AND t <= ? ORDER BY t, n LIMIT ?",
-            params,
-        )
+        if query.kind:
+            rows = self._read().execute(
+                SQL.list_events_of_kind,
+                (account_id, connector_id, query.kind, after_t, after_n, query.to_t, query.limit),
+            )
+        else:
+            rows = self._read().execute(
+                SQL.list_events, (account_id, connector_id, after_t, after_n, query.to_t, query.limit)
+            )
         return [EventSummary(*row) for row in rows]
 
     async def stream_position(self, account_id: str) -> int:
-        row = self._read().execute("SELECT next_seq - 1 FROM accounts WHERE account_id = ?", (account_id,)).fetchone()
+        row = self._read().execute(SQL.stream_position, (account_id,)).fetchone()
         return 0 if row is None else row[0]
 
     async def events_after(
         self, account_id: str, after: int, connector_id: str | None, limit: int
     ) -> list[StreamedEvent]:
-        rows = self._read().execute(
-            "SELECT seq, connector_id, t, n, a, v, e FROM events WHERE account_id = ? AND seq > ?"
-            " AND (? IS NULL OR connector_id = ?) ORDER BY seq LIMIT ?",
-            (account_id, after, connector_id, connector_id, limit),
-        )
+        rows = self._read().execute(SQL.events_after, (account_id, after, connector_id, limit))
         return [StreamedEvent(*row) for row in rows]
 
     async def latest_events(self, account_id: str, connector_id: str, limit: int) -> list[StoredEvent]:
-        rows = self._read().execute(
-            "SELECT t, n, a, v, e FROM events WHERE account_id = ? AND connector_id = ?"
-            " ORDER BY t DESC, n DESC LIMIT ?",
-            (account_id, connector_id, limit),
-        )
+        rows = self._read().execute(SQL.latest_events, (account_id, connector_id, limit))
         return [StoredEvent(*row) for row in rows]
 
     # -- credentials --
     async def find_token(self, secret_hash: bytes) -> TokenRecord | None:
-        row = (
-            self._read()
-            .execute(
-                "SELECT token_id, account_id, permissions, revoked_on, not_before, expires_on"
-                " FROM tokens WHERE secret_hash = ?",
-                (secret_hash,),
-            )
-            .fetchone()
-        )
-        if row is None:
-            return None
-        token_id, account_id, permissions, revoked_on, not_before, expires_on = row
-        return TokenRecord(
-            token_id,
-            secret_hash,
-            account_id,
-            frozenset(json.loads(permissions)),
-            revoked_on is not None,
-            not_before,
-            expires_on,
-        )
+        row = self._read().execute(SQL.find_token, (secret_hash,)).fetchone()
+        return None if row is None else token_record(secret_hash, row)
 
     async def find_user(self, email: str) -> UserRecord | None:
         conn = self._read()
-        row = conn.execute("SELECT api_key_hash FROM users WHERE email = ?", (email,)).fetchone()
+        row = conn.execute(SQL.find_user, (email,)).fetchone()
         if row is None:
             return None
-        accounts = conn.execute("SELECT account_id FROM memberships WHERE email = ?", (email,)).fetchall()
+        accounts = conn.execute(SQL.user_accounts, (email,)).fetchall()
         return UserRecord(email, row[0], frozenset(account for (account,) in accounts))
 
     # -- administration --
     async def create_account(self, account_id: str, name: str, created_on: int) -> None:
         def work(conn: sqlite3.Connection) -> None:
-            _insert_new(
-                conn,
-                "INSERT INTO accounts (account_id, name, created_on) VALUES (?, ?, ?)",
-                (account_id, name, created_on),
-                f"Account {account_id}",
-            )
+            _insert_new(conn, SQL.insert_account, (account_id, name, created_on), f"Account {account_id}")
 
         await self._write(work)
 
@@ -413,18 +368,10 @@ class SqliteStore:
         def work(conn: sqlite3.Connection) -> None:
             _require_account(conn, record.account_id)
             if max_per_account is not None:  # writes are serialized: the count cannot change under us
-                (count,) = conn.execute(
-                    "SELECT count(*) FROM connectors WHERE account_id = ?", (record.account_id,)
-                ).fetchone()
+                (count,) = conn.execute(SQL.count_connectors, (record.account_id,)).fetchone()
                 if count >= max_per_account:
                     raise TooManyConnectors(record.account_id, max_per_account)
-            _insert_new(
-                conn,
-                f"INSERT INTO connectors ({', '.join(CONNECTOR_COLUMNS)})"
-                f" VALUES ({', '.join('?' * len(CONNECTOR_COLUMNS))})",
-                connector_row(record),
-                f"Connector {record.connector_id}",
-            )
+            _insert_new(conn, SQL.insert_connector, connector_row(record), f"Connector {record.connector_id}")
 
         await self._write(work)
 
@@ -432,11 +379,8 @@ class SqliteStore:
         return _load_connector(self._read(), account_id, connector_id)
 
     async def list_connectors(self, account_id: str, device_type: str | None) -> list[ConnectorRecord]:
-        sql = f"SELECT {', '.join(CONNECTOR_COLUMNS)} FROM connectors WHERE account_id = ?"
-        params: tuple = (account_id,)
-        if device_type is not None:
-            sql, params = sql + " AND device_type = ?", (account_id, device_type)
-        return [connector_record(row) for row in self._read().execute(sql + " ORDER BY connector_id", params)]
+        rows = self._read().execute(SQL.list_connectors, (account_id, device_type))
+        return [connector_record(row) for row in rows]
 
     async def update_connector(
         self, account_id: str, connector_id: str, change: Callable[[ConnectorRecord], ConnectorRecord]
@@ -446,40 +390,34 @@ class SqliteStore:
             if current is None:
                 raise NotFound(f"No connector {connector_id}")
             changed = change(current)
-            assignments = ", ".join(f"{column} = ?" for column in CONNECTOR_COLUMNS[2:])
-            conn.execute(
-                f"UPDATE connectors SET {assignments} WHERE account_id = ? AND connector_id = ?",
-                (*connector_row(changed)[2:], account_id, connector_id),
-            )
+            conn.execute(SQL.update_connector, (account_id, connector_id, *connector_row(changed)[2:]))
             return changed
 
         return await self._write(work)
 
     async def delete_connector(self, account_id: str, connector_id: str) -> ConnectorRecord:
         def work(conn: sqlite3.Connection) -> ConnectorRecord:
-            current = _load_connector(conn, account_id, connector_id)
-            if current is None:
+            row = conn.execute(SQL.delete_connector, (account_id, connector_id)).fetchone()
+            if row is None:
                 raise NotFound(f"No connector {connector_id}")
-            conn.execute("DELETE FROM events WHERE account_id = ? AND connector_id = ?", (account_id, connector_id))
-            conn.execute("DELETE FROM connectors WHERE account_id = ? AND connector_id = ?", (account_id, connector_id))
-            return current
+            conn.execute(SQL.delete_events, (account_id, connector_id))
+            return connector_record(row)
 
         return await self._write(work)
 
     async def server_secret(self, name: str) -> bytes:
         def work(conn: sqlite3.Connection) -> bytes:
-            conn.execute(
-                "INSERT INTO server_secrets VALUES (?, ?) ON CONFLICT DO NOTHING", (name, secrets.token_bytes(32))
-            )
-            return conn.execute("SELECT secret FROM server_secrets WHERE name = ?", (name,)).fetchone()[0]
+            conn.execute(SQL.insert_secret, (name, secrets.token_bytes(32)))
+            secret: bytes = conn.execute(SQL.server_secret, (name,)).fetchone()[0]
+            return secret
 
         return await self._write(work)
 
     async def create_user(self, email: str, api_key_hash: bytes, account_id: str, created_on: int) -> None:
         def work(conn: sqlite3.Connection) -> None:
             _require_account(conn, account_id)
-            _insert_new(conn, "INSERT INTO users VALUES (?, ?, ?)", (email, api_key_hash, created_on), f"User {email}")
-            conn.execute("INSERT INTO memberships VALUES (?, ?)", (email, account_id))
+            _insert_new(conn, SQL.insert_user, (email, api_key_hash, created_on), f"User {email}")
+            conn.execute(SQL.insert_membership, (email, account_id))
 
         await self._write(work)
 
@@ -495,19 +433,15 @@ class SqliteStore:
     ) -> None:
         def work(conn: sqlite3.Connection) -> None:
             _require_account(conn, account_id)
-            conn.execute(
-                "INSERT INTO tokens (token_id, secret_hash, account_id, name, permissions, expires_on, created_on)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (token_id, secret_hash, account_id, name, json.dumps(sorted(permissions)), expires_on, created_on),
-            )
+            permissions_text = permissions_json(permissions)
+            row = (token_id, secret_hash, account_id, name, permissions_text, expires_on, created_on)
+            conn.execute(SQL.insert_token, row)
 
         await self._write(work)
 
     async def revoke_token(self, token_id: str, revoked_on: int) -> None:
         def work(conn: sqlite3.Connection) -> None:
-            cursor = conn.execute(
-                "UPDATE tokens SET revoked_on = coalesce(revoked_on, ?) WHERE token_id = ?", (revoked_on, token_id)
-            )
+            cursor = conn.execute(SQL.revoke_token, (revoked_on, token_id))
             if cursor.rowcount == 0:
                 raise NotFound(f"No token {token_id}")
 
@@ -515,46 +449,20 @@ class SqliteStore:
 
 
 def _connector_exists(conn: sqlite3.Connection, account_id: str, connector_id: str) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM connectors WHERE account_id = ? AND connector_id = ?", (account_id, connector_id)
-        ).fetchone()
-        is not None
-    )
+    return conn.execute(SQL.connector_exists, (account_id, connector_id)).fetchone() is not None
 
 
 def _load_connector(conn: sqlite3.Connection, account_id: str, connector_id: str) -> ConnectorRecord | None:
-    row = conn.execute(
-        f"SELECT {', '.join(CONNECTOR_COLUMNS)} FROM connectors WHERE account_id = ? AND connector_id = ?",
-        (account_id, connector_id),
-    ).fetchone()
+    row = conn.execute(SQL.get_connector, (account_id, connector_id)).fetchone()
     return None if row is None else connector_record(row)
 
 
-def _note_activity(
-    conn: sqlite3.Connection, account_id: str, connector_id: str, events: Sequence[NewEvent], received_at: int
-) -> None:
-    """Keep the connector's heartbeat and last seen version true as its events arrive."""
-    newest = newest_versioned(events)
-    conn.execute(
-        "UPDATE connectors SET last_heartbeat = ?1, last_updated = ?1 WHERE account_id = ?2 AND connector_id = ?3",
-        (received_at, account_id, connector_id),
-    )
-    if newest is not None:
-        conn.execute(
-            "UPDATE connectors SET last_seen_version = ?, version_t = ?, version_n = ?"
-            " WHERE account_id = ? AND connector_id = ?"
-            " AND (coalesce(version_t, -1), coalesce(version_n, -1)) < (?, ?)",
-            (newest.v, newest.t, newest.n, account_id, connector_id, newest.t, newest.n),
-        )
-
-
 def _require_account(conn: sqlite3.Connection, account_id: str) -> None:
-    if conn.execute("SELECT 1 FROM accounts WHERE account_id = ?", (account_id,)).fetchone() is None:
+    if conn.execute(SQL.account_exists, (account_id,)).fetchone() is None:
         raise NotFound(f"No account {account_id}")
 
 
-def _insert_new(conn: sqlite3.Connection, sql: str, params: tuple, what: str) -> None:
+def _insert_new(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...], what: str) -> None:
     try:
         conn.execute(sql, params)
     except sqlite3.IntegrityError:

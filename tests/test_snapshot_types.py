@@ -1,0 +1,124 @@
+"""The snapshot field tree (conntel.snapshots) against the official SDK's own types.
+
+The SDK's pydantic models (PyPI cloudflare 5.9.0) are the truth: every object
+of the tree has the same fields, each required exactly when the SDK requires it.
+Validation names the path of a wrong value at any depth and keeps unknown fields.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import msgspec
+import pytest
+from cloudflare.types.magic_transit.connectors import snapshot_get_response as sdk
+
+from conntel import snapshots
+
+# Our table for each SDK model, by the SDK's class name.
+TABLES: dict[str, tuple[snapshots.F, ...]] = {
+    "SnapshotGetResponse": snapshots.SNAPSHOT,
+    "Bond": snapshots.BOND,
+    "DHCPLease": snapshots.DHCP_LEASE,
+    "Disk": snapshots.DISK,
+    "Interface": snapshots.INTERFACE,
+    "InterfaceIPAddress": snapshots.INTERFACE_IP_ADDRESS,
+    "Mount": snapshots.MOUNT,
+    "Netdev": snapshots.NETDEV,
+    "Route": snapshots.ROUTE,
+    "Thermal": snapshots.THERMAL,
+    "Tunnel": snapshots.TUNNEL,
+}
+REQUIRED_TOP = {
+    "count_reclaim_failures",
+    "count_reclaimed_paths",
+    "count_record_failed",
+    "count_transmit_failures",
+    "t",
+    "v",
+}
+decoder = msgspec.json.Decoder(list[snapshots.Snapshot])
+
+
+@pytest.mark.parametrize("model_name", sorted(TABLES))
+def test_each_object_has_the_sdk_fields_and_required_flags(model_name: str) -> None:
+    model = getattr(sdk, model_name)
+    ours = {field.name: field.required for field in TABLES[model_name]}
+    theirs = {name: info.is_required() for name, info in model.model_fields.items()}
+    assert ours == theirs
+
+
+def test_the_top_level_counts_match_the_contract() -> None:
+    assert len(snapshots.SNAPSHOT) == 175
+    assert {field.name for field in snapshots.SNAPSHOT if field.required} == REQUIRED_TOP
+    assert set(snapshots.NESTED) == {
+        "bonds", "dhcp_leases", "disks", "interfaces", "interfaces[].ip_addresses",
+        "mounts", "netdevs", "routes", "thermals", "tunnels",
+    }  # fmt: skip
+
+
+def filled(model: Any) -> dict[str, Any]:
+    """A value for every field of an SDK model, nested objects included: the fullest snapshot."""
+    value: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        while typing.get_origin(annotation) in (typing.Union, list, typing.List):  # noqa: UP006
+            args = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+            if typing.get_origin(annotation) in (list, typing.List):  # noqa: UP006
+                value[name] = [filled(args[0])]
+                break
+            annotation = args[0]
+        else:
+            value[name] = {str: "x", float: 1.0, bool: True}[annotation]
+    return value
+
+
+def required_only() -> dict[str, Any]:
+    return {name: ("2026.1.1" if name == "v" else 1_700_000_000 if name == "t" else 0) for name in REQUIRED_TOP}
+
+
+def test_a_snapshot_with_every_field_filled_is_valid() -> None:
+    full = filled(sdk.SnapshotGetResponse) | {"t": 1_700_000_000}
+    [snapshot] = decoder.decode(msgspec.json.encode([full]))
+    assert snapshot.netdevs[0].recv_bytes == 1.0
+    assert snapshot.interfaces[0].ip_addresses[0].ip_address == "x"
+
+
+def test_only_the_required_fields_is_valid_and_unknown_fields_are_accepted() -> None:
+    decoder.decode(msgspec.json.encode([required_only()]))
+    decoder.decode(msgspec.json.encode([required_only() | {"added_in_2027": {"any": ["shape"]}}]))
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        (
+            {"netdevs": [filled(sdk.Netdev)] * 3 + [filled(sdk.Netdev) | {"recv_bytes": "12"}]},
+            "$[0].netdevs[3].recv_bytes",
+        ),
+        ({"netdevs": [{k: v for k, v in filled(sdk.Netdev).items() if k != "sent_drop"}]}, "$[0].netdevs[0]"),
+        ({"memory_total_bytes": -1}, "$[0].memory_total_bytes"),
+        ({"cpu_pressure_10s": 101}, "$[0].cpu_pressure_10s"),
+        ({"ha_value": 5}, "$[0].ha_value"),
+        ({"tunnels": [filled(sdk.Tunnel) | {"health_value": 4}]}, "$[0].tunnels[0].health_value"),
+        (
+            {"interfaces": [filled(sdk.Interface) | {"ip_addresses": [{"interface_name": "eth0"}]}]},
+            "$[0].interfaces[0].ip_addresses[0]",
+        ),
+        ({"v": 3}, "$[0].v"),
+        ({"t": 1.5}, "$[0].t"),
+        ({"platform": "a\x00b"}, "$[0].platform"),
+    ],
+)
+def test_a_wrong_value_is_refused_naming_its_path(change: dict[str, Any], path: str) -> None:
+    with pytest.raises(msgspec.ValidationError) as refused:
+        decoder.decode(msgspec.json.encode([required_only() | change]))
+    assert str(refused.value).endswith(f"at `{path}`"), str(refused.value)
+
+
+def test_infinities_and_negative_temperatures() -> None:
+    body = msgspec.json.encode([required_only()]).replace(b'"t"', b'"memory_free_bytes":1e999,"t"', 1)
+    with pytest.raises(msgspec.ValidationError, match=r"memory_free_bytes"):
+        decoder.decode(body)
+    decoder.decode(msgspec.json.encode([required_only() | {"thermals": [{"label": "cpu", "current_celcius": -12.5}]}]))
