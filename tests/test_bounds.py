@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -128,3 +130,40 @@ def test_connectors_per_account_are_bounded_atomically_for_the_api_and_the_cli(l
     assert httpx.delete(f"{url}/{listed[0]['id']}", headers=bearer(token)).status_code == 200
     assert httpx.post(url, json={"device": {"id": "again"}}, headers=bearer(token)).status_code == 200
     assert httpx.post(url, json={"device": {"id": "over"}}, headers=bearer(token)).status_code == 400
+
+
+def _store_settings(world: World, connector: str, settings: dict) -> None:
+    """Write a connector's settings as an earlier version, under looser rules, could have stored them."""
+    encoded = json.dumps(settings).encode()
+    if world.backend == "postgres":
+        hexed = encoded.hex()
+        sql = (
+            f"UPDATE connectors SET settings = '\\x{hexed}'::bytea"
+            f" WHERE account_id = '{world.account}' AND connector_id = '{connector}'"
+        )
+        subprocess.run(["psql", str(world.db), "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True)
+    else:
+        conn = sqlite3.connect(world.db)
+        with conn:
+            conn.execute(
+                "UPDATE connectors SET settings = ? WHERE account_id = ? AND connector_id = ?",
+                (encoded, world.account, connector),
+            )
+        conn.close()
+
+
+def test_settings_stored_under_older_rules_stay_readable_and_editable(world: World):
+    url = connectors_url(world.server, world.account)
+    headers = bearer(world.write_token)
+    connector = httpx.post(url, json={"device": {"id": "legacy"}}, headers=headers).json()["result"]["id"]
+    legacy = {"interrupt_window_embargo_dates": ["2030-01-01"] * 1500, "notes": "old \u001b notes"}
+    _store_settings(world, connector, legacy)
+    got = httpx.get(f"{url}/{connector}", headers=headers)
+    assert got.status_code == 200 and got.json()["result"]["notes"] == legacy["notes"]
+    assert len(got.json()["result"]["interrupt_window_embargo_dates"]) == 1500
+    assert httpx.get(url, headers=headers).status_code == 200
+    # An edit that leaves them alone works; one that sends them again is held to today's bounds.
+    edited = httpx.patch(f"{url}/{connector}", json={"activated": True}, headers=headers)
+    assert edited.status_code == 200 and edited.json()["result"]["activated"] is True
+    again = httpx.patch(f"{url}/{connector}", json=legacy, headers=headers)
+    assert error_of(again)[:2] == (400, 20012)

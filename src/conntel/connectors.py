@@ -46,18 +46,33 @@ def _time_zones() -> frozenset[str]:
 
 
 class ConnectorSettings(Struct, kw_only=True, forbid_unknown_fields=True):
-    """What an operator sets on a connector (create, update); defaults for a new one."""
+    """A connector's settings as stored; defaults for a new one.
+
+    Its checks are those settings were ever stored under, so every stored connector stays readable.
+    What a client sends is SettingsRequest: these with the bounds of README's Connectors section.
+    """
 
     activated: bool = False
-    interrupt_window_days_of_week: WeekdayList = msgspec.field(default_factory=lambda: list(WEEKDAYS))
+    interrupt_window_days_of_week: list[Weekday] = msgspec.field(default_factory=lambda: list(WEEKDAYS))
     interrupt_window_duration_hours: DurationHours = 3.0
-    interrupt_window_embargo_dates: EmbargoDates = msgspec.field(default_factory=list)
+    interrupt_window_embargo_dates: list[Day] = msgspec.field(default_factory=list)
     interrupt_window_hour_of_day: HourOfDay = 0.0
     notes: Notes = ""
     timezone: TimeZone = "UTC"
 
     def __post_init__(self) -> None:
         check_settings(self)
+
+
+class SettingsRequest(ConnectorSettings, kw_only=True, forbid_unknown_fields=True):
+    """The settings a create, PUT or PATCH body carries: bounded (at most 1000 distinct embargo dates,
+    days named once, notes without control characters other than tab and line breaks)."""
+
+    interrupt_window_days_of_week: WeekdayList = msgspec.field(default_factory=lambda: list(WEEKDAYS))
+    interrupt_window_embargo_dates: EmbargoDates = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        check_request(self)
 
 
 def check_settings(settings: Any) -> None:
@@ -72,13 +87,19 @@ def check_settings(settings: Any) -> None:
                 dt.date.fromisoformat(day)
             except ValueError:
                 raise ValueError(f"interrupt_window_embargo_dates: {day!r} is not a date") from None
-        if len(set(dates)) != len(dates):
-            raise ValueError("interrupt_window_embargo_dates lists a date twice")
+    if settings.timezone is not UNSET and settings.timezone not in _time_zones():
+        raise ValueError(f"timezone: {settings.timezone!r} is not an IANA time zone")
+
+
+def check_request(settings: Any) -> None:
+    """check_settings, and the bounds on what a client sends that a schema cannot express."""
+    check_settings(settings)
+    dates = settings.interrupt_window_embargo_dates
+    if dates is not UNSET and len(set(dates)) != len(dates):
+        raise ValueError("interrupt_window_embargo_dates lists a date twice")
     notes = settings.notes
     if notes is not UNSET and (char := ids.control_character(notes, NOTES_ALLOWED_CONTROLS)) is not None:
         raise ValueError(f"notes: control character U+{ord(char):04X} (only tab and line breaks are allowed)")
-    if settings.timezone is not UNSET and settings.timezone not in _time_zones():
-        raise ValueError(f"timezone: {settings.timezone!r} is not an IANA time zone")
 
 
 class DeviceSpec(Struct, forbid_unknown_fields=True):
@@ -100,25 +121,25 @@ class DeviceSpec(Struct, forbid_unknown_fields=True):
             raise ValueError("device needs exactly one of id, serial_number or provision_license: true")
 
 
-class ConnectorCreate(ConnectorSettings, kw_only=True, forbid_unknown_fields=True):
+class ConnectorCreate(SettingsRequest, kw_only=True, forbid_unknown_fields=True):
     device: DeviceSpec
 
 
-class ConnectorUpdate(ConnectorSettings, kw_only=True, forbid_unknown_fields=True):
+class ConnectorUpdate(SettingsRequest, kw_only=True, forbid_unknown_fields=True):
     """PUT: every setting is replaced; one not given returns to its default."""
 
     provision_license: bool = False
 
 
 def _edit_struct() -> type[Struct]:
-    # PATCH: the same fields as ConnectorSettings, each optional; one source of truth.
+    # PATCH: the same fields as SettingsRequest, each optional; one source of truth.
     fields = [
         (field.name, field.type | UnsetType, UNSET)  # type: ignore[operator]
-        for field in msgspec.structs.fields(ConnectorSettings)
+        for field in msgspec.structs.fields(SettingsRequest)
     ]
     fields.append(("provision_license", bool, False))
     return msgspec.defstruct(
-        "ConnectorEdit", fields, kw_only=True, forbid_unknown_fields=True, namespace={"__post_init__": check_settings}
+        "ConnectorEdit", fields, kw_only=True, forbid_unknown_fields=True, namespace={"__post_init__": check_request}
     )
 
 
