@@ -179,14 +179,16 @@ def psql(url: str, sql: str) -> None:
     subprocess.run(["psql", url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, capture_output=True)
 
 
-def test_postgres_with_foreign_tables_is_refused_untouched():
+def test_postgres_with_foreign_tables_is_refused_untouched(tmp_path: Path):
     url = create_pg_database()
+    source = tmp_path / "source.db"
+    assert invoke("accounts", "create", "--db", str(source)).exit_code == 0
     try:
         psql(url, "CREATE TABLE invoices (id int PRIMARY KEY); CREATE TABLE schema_migrations (version text)")
-        for command in [*ADMIN_COMMANDS, ("serve", "--port", str(free_port()))]:
-            assert_one_line_error(
-                invoke(*command, "--database-url", url), "not conntel's (invoices, schema_migrations)"
-            )
+        copy = ("store", "copy", "--db", str(source), "--to")  # its destination is held to the same rule
+        for command in [*ADMIN_COMMANDS, ("serve", "--port", str(free_port())), copy]:
+            result = invoke(*command, url) if command is copy else invoke(*command, "--database-url", url)
+            assert_one_line_error(result, "not conntel's (invoices, schema_migrations)")
         tables = subprocess.run(
             ["psql", url, "-Atc", "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_tables"
              " WHERE schemaname = 'public'"],
