@@ -363,6 +363,8 @@ def test_names_and_addresses_are_bounded_and_printable(tmp_path: Path):
         (("users", "create", "--email", "ops@example.com", "--account", "x" * 100_000), "account id"),
         (("connectors", "create", "--account", "acme", "--id", "c" * 100_000), "connector id"),
         (("tokens", "revoke", "t" * 100_000), "No token"),
+        (("tokens", "create", "--account", "acme", *read, "--expires-on", "9999-12-31T23:59:59-14:00"), "Out of range"),
+        (("tokens", "create", "--account", "acme", *read, "--expires-on", "0001-01-01T00:00:00+14:00"), "Out of range"),
     ]
     before = db.read_bytes()
     for args, message in cases:

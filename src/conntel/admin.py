@@ -87,7 +87,12 @@ def parse_expiry(text: str) -> int:
         raise AdminError(f"Not an ISO 8601 date and time: {shown(text)}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return int(when.timestamp())
+    seconds = int(when.timestamp())
+    try:
+        _iso(seconds)  # it must read back as a UTC date and time (years 1 to 9999)
+    except (OverflowError, ValueError, OSError):
+        raise AdminError(f"Out of range (years 1 to 9999 in UTC): {shown(text)}") from None
+    return seconds
 
 
 def _iso(seconds: int) -> str:
