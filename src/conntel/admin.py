@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from conntel import connectors, ids
 from conntel.connectors import ConnectorSettings
 from conntel.credentials import PERMISSIONS, is_valid_email, new_api_key, new_token_secret, secret_hash
-from conntel.store.base import Store
+from conntel.store.base import Store, TooManyConnectors
 
 
 class AdminError(ValueError):
@@ -30,28 +30,50 @@ class NewToken:
     expires_on: str | None
 
 
+def shown(value: str, limit: int = 40) -> str:
+    """`value` quoted for a one-line message: escaped, and cut when long."""
+    quoted = repr(value[:limit]) + (f" (and {len(value) - limit:,} more characters)" if len(value) > limit else "")
+    return quoted.encode("ascii", "backslashreplace").decode()
+
+
 def _check_id(value: str, what: str) -> str:
     if not ids.is_valid_id(value):
-        raise AdminError(f"{what} must be 1 to 32 characters of A-Z, a-z, 0-9, _ and -: {value!r}")
+        raise AdminError(f"{what} must be 1 to 32 characters of A-Z, a-z, 0-9, _ and -: {shown(value)}")
     return value
+
+
+def _check_name(name: str, what: str) -> str:
+    problem = ids.name_problem(name, what)
+    if problem is not None:
+        raise AdminError(problem)
+    return name
 
 
 async def create_account(store: Store, account_id: str | None = None, name: str | None = None) -> dict[str, str]:
     account_id = _check_id(account_id or ids.new_id(), "An account id")
-    name = name or account_id
+    name = _check_name(name, "An account name") if name is not None else account_id
     await store.create_account(account_id, name, int(time.time()))
     return {"id": account_id, "name": name}
 
 
-async def create_connector(store: Store, account_id: str, connector_id: str | None = None) -> dict[str, str]:
+async def create_connector(
+    store: Store, account_id: str, connector_id: str | None = None, max_per_account: int | None = None
+) -> dict[str, str]:
+    _check_id(account_id, "An account id")
     connector_id = _check_id(connector_id or ids.new_id(), "A connector id")
-    await connectors.create(store, account_id, ConnectorSettings(), connector_id=connector_id)
+    try:
+        await connectors.create(
+            store, account_id, ConnectorSettings(), connector_id=connector_id, max_per_account=max_per_account
+        )
+    except TooManyConnectors as exc:
+        raise AdminError(f"{exc} (--max-connectors-per-account)") from None
     return {"id": connector_id, "account_id": account_id}
 
 
 async def create_user(store: Store, email: str, account_id: str) -> dict[str, str]:
+    _check_id(account_id, "An account id")
     if not is_valid_email(email):
-        raise AdminError(f"Not an email address: {email!r}")
+        raise AdminError(f"Not an email address: {shown(email)}")
     api_key = new_api_key()
     await store.create_user(email.lower(), secret_hash(api_key), account_id, int(time.time()))
     return {"email": email.lower(), "api_key": api_key, "account_id": account_id}
@@ -62,10 +84,15 @@ def parse_expiry(text: str) -> int:
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
-        raise AdminError(f"Not an ISO 8601 date and time: {text!r}") from None
+        raise AdminError(f"Not an ISO 8601 date and time: {shown(text)}") from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return int(when.timestamp())
+    seconds = int(when.timestamp())
+    try:
+        _iso(seconds)  # it must read back as a UTC date and time (years 1 to 9999)
+    except (OverflowError, ValueError, OSError):
+        raise AdminError(f"Out of range (years 1 to 9999 in UTC): {shown(text)}") from None
+    return seconds
 
 
 def _iso(seconds: int) -> str:
@@ -79,18 +106,21 @@ async def create_token(
     name: str | None = None,
     expires_on: str | None = None,
 ) -> NewToken:
+    _check_id(account_id, "An account id")
     unknown = [p for p in permissions if p not in PERMISSIONS]
     if unknown or not permissions:
         raise AdminError(f"Permissions must be among {', '.join(PERMISSIONS)}; got {unknown or 'none'}")
     expiry = parse_expiry(expires_on) if expires_on else None
     token_id, value = ids.new_id(), new_token_secret()
-    name = name or f"token {token_id[:8]}"
+    name = _check_name(name, "A token name") if name is not None else f"token {token_id[:8]}"
     granted = sorted(set(permissions))
     await store.create_token(token_id, secret_hash(value), account_id, name, granted, expiry, int(time.time()))
     return NewToken(token_id, value, account_id, name, granted, _iso(expiry) if expiry is not None else None)
 
 
 async def revoke_token(store: Store, token_id: str) -> dict[str, str | bool]:
+    if not ids.is_valid_id(token_id):  # no such token can exist
+        raise AdminError(f"No token {shown(token_id)}")
     await store.revoke_token(token_id, int(time.time()))
     return {"id": token_id, "revoked": True}
 

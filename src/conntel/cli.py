@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
@@ -16,8 +18,9 @@ from conntel import admin
 from conntel.client.reading import connectors_list, events
 from conntel.config import DEFAULT_DB, Settings
 from conntel.credentials import PERMISSIONS
-from conntel.store import UnsupportedDatabase, open_store
+from conntel.store import UnsupportedDatabase, exposure_warning, is_database_error, open_store
 from conntel.store.base import Store, StoreError
+from conntel.store.urls import redacted
 
 F = TypeVar("F", bound=Callable[..., Any])  # a command function, as click's decorators take and give it
 
@@ -49,18 +52,40 @@ def _database(db: str, database_url: str | None) -> str:
 
 
 def _run_admin(db: str, database_url: str | None, operation: Callable[[Store], Awaitable[Any]]) -> Any:
+    """Run `operation` on the store; any way the store cannot be used is one line on stderr, exit status 1."""
+    database = _database(db, database_url)
+
     async def run() -> Any:
-        store = open_store(_database(db, database_url))
+        store = open_store(database)
         try:
             await store.start()
+            warn_if_exposed(database)
             return await operation(store)
+        except Exception as exc:
+            # A database that opened but cannot do the work: read-only, locked past the busy timeout,
+            # out of space, gone mid-way, or not in the shape conntel left it.
+            if not isinstance(exc, StoreError) and (store.is_unavailable(exc) or is_database_error(exc)):
+                raise StoreError(f"The database {redacted(database)} cannot be used: {_one_line(exc)}") from None
+            raise
         finally:
-            await store.close()
+            with contextlib.suppress(Exception):
+                await store.close()
 
     try:
         return asyncio.run(run())
     except (admin.AdminError, StoreError, UnsupportedDatabase) as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(_one_line(exc)) from None
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 500 else text[:500] + "..."
+
+
+def warn_if_exposed(database: str) -> None:
+    warning = exposure_warning(database)
+    if warning is not None:
+        click.echo(warning, err=True)
 
 
 def _emit(result: Any, as_json: bool, title: str) -> None:
@@ -181,10 +206,20 @@ async def users_rotate_key(store: Store, email: str) -> dict:
 
 @click.option("--account", "account_id", required=True)
 @click.option("--id", "connector_id", help="Connector id (default: a new random 32-hex id).")
+@click.option(
+    "--max-connectors-per-account",
+    envvar="CONNTEL_MAX_CONNECTORS_PER_ACCOUNT",
+    default=Settings.max_connectors_per_account,
+    show_default=True,
+    type=click.IntRange(1, 10_000_000),
+    help="Refuse when the account already has this many, as the server does. [env: CONNTEL_MAX_CONNECTORS_PER_ACCOUNT]",
+)
 @admin_command(connectors, "create", "Created connector")
-async def connectors_create(store: Store, account_id: str, connector_id: str | None) -> dict[str, str]:
+async def connectors_create(
+    store: Store, account_id: str, connector_id: str | None, max_connectors_per_account: int
+) -> dict[str, str]:
     """Create a connector in an account."""
-    return await admin.create_connector(store, account_id, connector_id)
+    return await admin.create_connector(store, account_id, connector_id, max_connectors_per_account)
 
 
 def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -193,31 +228,46 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str | N
     if value is not None:
         try:
             parse_rate_limit(value)
-        except ValueError:
-            raise click.BadParameter(f"{value!r} is not a rate such as 1200/5minutes or 10/second") from None
+        except ValueError as exc:
+            raise click.BadParameter(f"{value!r} is not a rate such as 1200/5minutes or 10/second: {exc}") from None
     return value
 
 
+class FiniteRange(click.FloatRange):
+    """A float range that also refuses nan and infinity (which a plain FloatRange lets through)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 # The server's options: (flag, what it sets, help), each with a CONNTEL_* environment fallback
-# named after the setting and its default from Settings, the one place defaults live.
-_POSITIVE = click.IntRange(1)
-_SECONDS = click.FloatRange(min=0, min_open=True)
+# named after the setting and its default from Settings, the one place defaults live. Every number
+# has a range (README, Configuration): a value outside it is a usage error, exit status 2.
+_SECONDS = FiniteRange(min=0, min_open=True, max=86_400)
 SERVE_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("--host", "host", {}),
-    ("--port", "port", {"type": int}),
-    ("--workers", "workers", {"type": _POSITIVE, "help": "Server processes sharing the port and the database."}),
-    ("--pool-size", "pool_size", {"type": _POSITIVE, "help": "PostgreSQL connections per server process."}),
+    ("--port", "port", {"type": click.IntRange(1, 65_535)}),
+    ("--workers", "workers",
+     {"type": click.IntRange(1, 256), "help": "Server processes sharing the port and the database."}),
+    ("--pool-size", "pool_size",
+     {"type": click.IntRange(1, 1_000), "help": "PostgreSQL connections per server process."}),
     ("--max-batch-events", "max_batch_events",
-     {"type": _POSITIVE, "help": "Most events accepted in one ingestion request."}),
-    ("--max-body-bytes", "max_body_bytes", {"type": _POSITIVE, "help": "Largest request body accepted."}),
+     {"type": click.IntRange(1, 1_000_000), "help": "Most events accepted in one ingestion request."}),
+    ("--max-body-bytes", "max_body_bytes",
+     {"type": click.IntRange(1, 1 << 30), "help": "Largest request body accepted."}),
     ("--max-header-bytes", "max_header_bytes",
-     {"type": click.IntRange(1024), "help": "Largest request line plus headers accepted (431 beyond)."}),
+     {"type": click.IntRange(1024, 1 << 20), "help": "Largest request line plus headers accepted (431 beyond)."}),
     ("--header-timeout", "header_timeout",
      {"type": _SECONDS, "help": "Seconds a client has to send a request's headers (408 and close beyond)."}),
     ("--body-timeout", "body_timeout",
      {"type": _SECONDS, "help": "Seconds a client has to send a request's body (408 beyond)."}),
     ("--max-connections", "max_connections",
-     {"type": _POSITIVE, "help": "Open connections per server process (503 beyond)."}),
+     {"type": click.IntRange(1, 1_000_000), "help": "Open connections per server process (503 beyond)."}),
+    ("--max-connectors-per-account", "max_connectors_per_account",
+     {"type": click.IntRange(1, 10_000_000), "help": "Connectors an account may have (400 beyond)."}),
     ("--access-log/--no-access-log", "access_log",
      {"help": "One JSON line per request on stderr (method, path, route, status, ms; never credentials)."}),
     ("--rate-limit", "rate_limit",
@@ -251,14 +301,25 @@ def serve(db: str, database_url: str | None, **options: Any) -> None:
 
 
 @main.command()
-@click.option("--db", default="demo.db", show_default=True, help="Demo database; recreated on every run.")
+@click.option(
+    "--db",
+    default="demo.db",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="Demo database; recreated on every run (only a conntel one is replaced).",
+)
 @click.option("--seed", default=7, show_default=True, type=int, help="Seed of the simulated fleet.")
 @serve_options
 def demo(db: str, seed: int, **options: Any) -> None:
     """Create a demo account and fleet with realistic events, print a token and a curl, then serve."""
     from conntel.demo import run_demo
 
-    run_demo(db, seed, Settings(database=db, **options))
+    try:
+        run_demo(db, seed, Settings(database=db, **options))
+    except (UnsupportedDatabase, StoreError, admin.AdminError) as exc:
+        raise click.ClickException(_one_line(exc)) from None
+    except OSError as exc:  # deleting the old demo files
+        raise click.ClickException(f"Cannot replace the demo database {db}: {exc.strerror or exc}") from None
 
 
 @main.group("store")
@@ -280,7 +341,7 @@ def store_group() -> None:
     "--batch-size",
     default=5000,
     show_default=True,
-    type=click.IntRange(1),
+    type=click.IntRange(1, 1_000_000),
     help="Rows per chunk (each its own transaction).",
 )
 @json_option
@@ -368,7 +429,7 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
     "--speed",
     default=60.0,
     show_default=True,
-    type=click.FloatRange(min=0, min_open=True),
+    type=FiniteRange(min=0, min_open=True),
     help="Simulated seconds per real second.",
 )
 @click.option(
@@ -379,7 +440,7 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
     help="Chance that an attestation, rotation or upgrade attempt fails.",
 )
 @click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same connectors and events.")
-@click.option("--duration", type=click.FloatRange(min=0), help="Real seconds to run (default: until Ctrl-C).")
+@click.option("--duration", type=FiniteRange(min=0), help="Real seconds to run (default: until Ctrl-C).")
 @click.option("--start", type=int, help="Simulated clock start, seconds since the epoch (default: now).")
 @json_option
 def simulate(as_json: bool, **options: Any) -> None:

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 DEFAULT_DB = "./conntel.db"
 
+# Planned: webhooks do not exist yet; when they do, an account may have at most this many (README).
+MAX_WEBHOOKS_PER_ACCOUNT = 100
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -26,3 +29,5 @@ class Settings:
     access_log: bool = True  # one JSON line per request on stderr
     # Requests per credential per window, in `limits` notation ("1200/5minutes"); None: unlimited.
     rate_limit: str | None = None
+    # Connectors an account may have (API create and `conntel connectors create`; 400, 20030 beyond).
+    max_connectors_per_account: int = 10_000

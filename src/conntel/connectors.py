@@ -28,9 +28,16 @@ DEVICE_TYPES: tuple[DeviceType, ...] = get_args(DeviceType)
 HourOfDay = Annotated[float, Meta(ge=0, lt=24, description="Hour of day (local to `timezone`) the window opens")]
 DurationHours = Annotated[float, Meta(gt=0, le=24, description="Length of the interrupt window in hours")]
 Day = Annotated[str, Meta(pattern=r"^\d{4}-\d{2}-\d{2}$", description="A date, YYYY-MM-DD")]
-Notes = Annotated[str, Meta(max_length=4096, pattern=NO_NUL)]
+# Bounds on what a client can grow (README, Connectors): embargo dates are distinct, at most this many.
+MAX_EMBARGO_DATES = 1000
+MAX_NOTES_LENGTH = 4096
+_DISTINCT = {"uniqueItems": True}
+EmbargoDates = Annotated[list[Day], Meta(max_length=MAX_EMBARGO_DATES, extra_json_schema=_DISTINCT)]
+WeekdayList = Annotated[list[Weekday], Meta(max_length=len(WEEKDAYS), extra_json_schema=_DISTINCT)]
+Notes = Annotated[str, Meta(max_length=MAX_NOTES_LENGTH, pattern=NO_NUL)]
 DeviceText = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
 TimeZone = Annotated[str, Meta(min_length=1, max_length=64, description="IANA time zone name")]
+NOTES_ALLOWED_CONTROLS = "\t\n\r"  # notes are free text: lines and tabs, no other control character
 
 
 @functools.cache
@@ -39,7 +46,11 @@ def _time_zones() -> frozenset[str]:
 
 
 class ConnectorSettings(Struct, kw_only=True, forbid_unknown_fields=True):
-    """What an operator sets on a connector (create, update); defaults for a new one."""
+    """A connector's settings as stored; defaults for a new one.
+
+    Its checks are those settings were ever stored under, so every stored connector stays readable.
+    What a client sends is SettingsRequest: these with the bounds of README's Connectors section.
+    """
 
     activated: bool = False
     interrupt_window_days_of_week: list[Weekday] = msgspec.field(default_factory=lambda: list(WEEKDAYS))
@@ -51,6 +62,17 @@ class ConnectorSettings(Struct, kw_only=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         check_settings(self)
+
+
+class SettingsRequest(ConnectorSettings, kw_only=True, forbid_unknown_fields=True):
+    """The settings a create, PUT or PATCH body carries: bounded (at most 1000 distinct embargo dates,
+    days named once, notes without control characters other than tab and line breaks)."""
+
+    interrupt_window_days_of_week: WeekdayList = msgspec.field(default_factory=lambda: list(WEEKDAYS))
+    interrupt_window_embargo_dates: EmbargoDates = msgspec.field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        check_request(self)
 
 
 def check_settings(settings: Any) -> None:
@@ -69,6 +91,17 @@ def check_settings(settings: Any) -> None:
         raise ValueError(f"timezone: {settings.timezone!r} is not an IANA time zone")
 
 
+def check_request(settings: Any) -> None:
+    """check_settings, and the bounds on what a client sends that a schema cannot express."""
+    check_settings(settings)
+    dates = settings.interrupt_window_embargo_dates
+    if dates is not UNSET and len(set(dates)) != len(dates):
+        raise ValueError("interrupt_window_embargo_dates lists a date twice")
+    notes = settings.notes
+    if notes is not UNSET and (char := ids.control_character(notes, NOTES_ALLOWED_CONTROLS)) is not None:
+        raise ValueError(f"notes: control character U+{ord(char):04X} (only tab and line breaks are allowed)")
+
+
 class DeviceSpec(Struct, forbid_unknown_fields=True):
     """Exactly one of id, serial_number, or provision_license must be provided."""
 
@@ -77,6 +110,10 @@ class DeviceSpec(Struct, forbid_unknown_fields=True):
     provision_license: bool | UnsetType = UNSET
 
     def __post_init__(self) -> None:
+        for name in ("id", "serial_number"):
+            value = getattr(self, name)
+            if value is not UNSET and (char := ids.control_character(value)) is not None:
+                raise ValueError(f"device.{name}: control character U+{ord(char):04X}")
         given = [name for name in ("id", "serial_number") if getattr(self, name) is not UNSET]
         if self.provision_license is True:
             given.append("provision_license")
@@ -84,24 +121,24 @@ class DeviceSpec(Struct, forbid_unknown_fields=True):
             raise ValueError("device needs exactly one of id, serial_number or provision_license: true")
 
 
-class ConnectorCreate(ConnectorSettings, kw_only=True, forbid_unknown_fields=True):
+class ConnectorCreate(SettingsRequest, kw_only=True, forbid_unknown_fields=True):
     device: DeviceSpec
 
 
-class ConnectorUpdate(ConnectorSettings, kw_only=True, forbid_unknown_fields=True):
+class ConnectorUpdate(SettingsRequest, kw_only=True, forbid_unknown_fields=True):
     """PUT: every setting is replaced; one not given returns to its default."""
 
     provision_license: bool = False
 
 
 def _edit_struct() -> type[Struct]:
-    # PATCH: the same fields as ConnectorSettings, each optional; one source of truth.
+    # PATCH: the same fields as SettingsRequest, each optional; one source of truth.
     fields: list[tuple[str, Any, Any]] = [
-        (field.name, field.type | UnsetType, UNSET) for field in msgspec.structs.fields(ConnectorSettings)
+        (field.name, field.type | UnsetType, UNSET) for field in msgspec.structs.fields(SettingsRequest)
     ]
     fields.append(("provision_license", bool, False))
     return msgspec.defstruct(
-        "ConnectorEdit", fields, kw_only=True, forbid_unknown_fields=True, namespace={"__post_init__": check_settings}
+        "ConnectorEdit", fields, kw_only=True, forbid_unknown_fields=True, namespace={"__post_init__": check_request}
     )
 
 
@@ -195,7 +232,11 @@ async def create(
     settings: ConnectorSettings,
     device: DeviceSpec | None = None,
     connector_id: str | None = None,
+    max_per_account: int | None = None,
 ) -> Provisioned:
+    """Raises NotFound (no such account), AlreadyExists, or TooManyConnectors when the account already
+    has `max_per_account` connectors (checked in the store's transaction, so concurrent creates cannot
+    pass it)."""
     now = int(time.time())
     license_key, key_hash = None, None
     device_id: str | None
@@ -222,7 +263,7 @@ async def create(
         device_type=device_type,
         license_key_hash=key_hash,
     )
-    await store.create_connector(record)
+    await store.create_connector(record, max_per_account)
     return Provisioned(record, license_key)
 
 

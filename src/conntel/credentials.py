@@ -6,6 +6,8 @@ import hashlib
 import re
 import secrets
 
+from conntel.ids import control_character
+
 MAGIC_WAN_READ = "Magic WAN Read"
 MAGIC_WAN_WRITE = "Magic WAN Write"
 PERMISSIONS = (MAGIC_WAN_READ, MAGIC_WAN_WRITE)
@@ -36,4 +38,8 @@ def secret_hash(secret: str) -> bytes:
 
 
 def is_valid_email(email: str) -> bool:
-    return len(email) <= MAX_EMAIL_LENGTH and EMAIL_FORMAT.fullmatch(email) is not None
+    return (
+        len(email) <= MAX_EMAIL_LENGTH
+        and EMAIL_FORMAT.fullmatch(email) is not None
+        and control_character(email) is None
+    )

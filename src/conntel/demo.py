@@ -18,6 +18,7 @@ from conntel.credentials import MAGIC_WAN_READ, MAGIC_WAN_WRITE
 from conntel.events import decode_batch
 from conntel.server.run import run
 from conntel.store import open_store
+from conntel.store.sqlite import check_replaceable
 
 DEMO_ACCOUNT = "023e105f4ecef8ad9ca31a8372d0c353"  # the reference page's example account
 DEMO_CONNECTORS = ["lisbon-branch-01", "porto-dc-01", "berlin-office-02", "austin-store-17"]
@@ -50,6 +51,7 @@ async def seed(database: str, seed_value: int) -> tuple[str, dict[str, Any]]:
 
 
 def run_demo(db: str, seed_value: int, settings: Settings) -> None:
+    check_replaceable(db)  # only a conntel store (or nothing) is deleted and made anew
     for suffix in ("", "-wal", "-shm"):
         Path(db + suffix).unlink(missing_ok=True)
     token, event = asyncio.run(seed(db, seed_value))

@@ -1,8 +1,9 @@
-"""Identifier rules: what an account, connector or event reference may look like."""
+"""Identifier and text rules: what an account, connector or event reference, or a stored name, may look like."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from decimal import Decimal, InvalidOperation
 
@@ -22,6 +23,36 @@ _MAX_REF_LENGTH = 80
 
 def is_valid_id(value: str) -> bool:
     return _ID.fullmatch(value) is not None
+
+
+# Names an operator gives (accounts, tokens): a bound, and no control characters.
+MAX_NAME_LENGTH = 255
+# Invisible characters that change how text around them reads: line and paragraph separators,
+# bidirectional embeddings, overrides and isolates.
+_LAYOUT_CONTROLS = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def control_character(text: str, allowed: str = "") -> str | None:
+    """The first character of `text` that is a control character (C0, DEL, C1), a lone surrogate (bytes
+    that were not UTF-8) or a layout control, and not in `allowed`; None when there is none."""
+    for char in text:
+        if char in allowed:
+            continue
+        if char in _LAYOUT_CONTROLS or unicodedata.category(char) in ("Cc", "Cs"):
+            return char
+    return None
+
+
+def name_problem(name: str, what: str) -> str | None:
+    """Why `name` cannot be stored as an account or token name, or None when it can."""
+    if not name.strip():
+        return f"{what} must not be empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"{what} must be at most {MAX_NAME_LENGTH} characters (got {len(name):,})"
+    char = control_character(name)
+    if char is not None:
+        return f"{what} must not contain control characters (found U+{ord(char):04X})"
+    return None
 
 
 def new_id() -> str:

@@ -37,7 +37,10 @@ class ConnectorRoutes:
             request, _create, self.settings, self.auth.rechecker(request.headers, account_id, WRITE_ACCEPTS)
         )
         settings = ConnectorSettings(**connectors.settings_of(body))
-        made = await connectors.create(self.store, account_id, settings, body.device)
+        # Over --max-connectors-per-account: a refusal, answered by errors.from_refusal.
+        made = await connectors.create(
+            self.store, account_id, settings, body.device, max_per_account=self.settings.max_connectors_per_account
+        )
         return ok(connectors.to_wire(made.record, made.license_key))
 
     async def list(self, request: Request) -> Response:

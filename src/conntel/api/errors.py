@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from conntel.connectors import NotLicensed
-from conntel.store.base import EventConflict, NotFound
+from conntel.store.base import EventConflict, NotFound, TooManyConnectors
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,7 @@ TOO_MANY_CONNECTIONS = _spec(503, 20016)
 STORE_UNAVAILABLE = _spec(503, 20017)
 # 499, nginx's "client closed request": never seen by the client, which hung up; for logs and metrics.
 CLIENT_CLOSED_REQUEST = _spec(499, 20018)
+TOO_MANY_CONNECTORS = _spec(400, 20030)
 
 _CLOSE = {"Connection": "close"}  # the rest of the request is unread: the connection cannot carry another
 
@@ -199,6 +200,10 @@ def invalid_cursor(reason: str | Exception) -> ApiError:
     return ApiError(INVALID_CURSOR, f"Invalid cursor: {reason}")
 
 
+def too_many_connectors(reason: str) -> ApiError:
+    return ApiError(TOO_MANY_CONNECTORS, f"{reason}; delete one before creating another")
+
+
 # -- bodies --
 def malformed_json(reason: str | Exception) -> ApiError:
     return ApiError(MALFORMED_JSON, str(reason))
@@ -271,7 +276,7 @@ def not_ready(reason: str) -> ApiError:
 
 
 # -- refusals of the store and the domain, translated in this one place --
-REFUSALS: tuple[type[Exception], ...] = (NotFound, EventConflict, NotLicensed)
+REFUSALS: tuple[type[Exception], ...] = (NotFound, EventConflict, NotLicensed, TooManyConnectors)
 
 
 def from_refusal(refusal: Exception, path_params: Mapping[str, str]) -> ApiError:
@@ -282,4 +287,6 @@ def from_refusal(refusal: Exception, path_params: Mapping[str, str]) -> ApiError
         return event_conflict(str(refusal))
     if isinstance(refusal, NotLicensed):
         return invalid_body(str(refusal))
+    if isinstance(refusal, TooManyConnectors):
+        return too_many_connectors(str(refusal))
     raise refusal  # not a refusal with a wire form: an unexpected error (api/failures.py)

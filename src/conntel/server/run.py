@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -17,7 +18,7 @@ from conntel.api.app import create_app
 from conntel.api.hotpath import ASGIApp
 from conntel.config import Settings
 from conntel.server import guards
-from conntel.store import open_store
+from conntel.store import exposure_warning, open_store
 
 # How `--workers N` hands the settings to each worker process.
 SETTINGS_ENV = "CONNTEL_SERVER_SETTINGS"
@@ -50,10 +51,15 @@ def check_store(settings: Settings) -> None:
 
     async def check() -> None:
         store = open_store(settings.database, pool_size=1)
-        await store.start()
-        await store.close()
+        try:
+            await store.start()
+        finally:
+            await store.close()
 
     asyncio.run(check())
+    warning = exposure_warning(settings.database)
+    if warning is not None:
+        print(warning, file=sys.stderr, flush=True)
 
 
 def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = None) -> None:

@@ -117,6 +117,23 @@ class AlreadyExists(StoreError):
     pass
 
 
+class TooManyConnectors(StoreError):
+    def __init__(self, account_id: str, limit: int):
+        super().__init__(f"Account {account_id} already has {limit:,} connectors, the most allowed")
+        self.limit = limit
+
+
+class ForeignDatabase(StoreError):
+    """The database holds tables but not conntel's schema: conntel will not add its tables to it."""
+
+    def __init__(self, database: str, tables: Sequence[str]):
+        listed = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        super().__init__(
+            f"The database {database} holds tables that are not conntel's ({listed}) and no conntel schema:"
+            " refusing to add conntel's tables to it. Name a new or empty database, or a conntel one."
+        )
+
+
 class EventConflict(StoreError):
     def __init__(self, t: int, n: int):
         super().__init__(f"Event {t}.{n} is already recorded with different content")
@@ -168,8 +185,9 @@ class Store(Protocol):
         ...
 
     # -- connectors --
-    async def create_connector(self, record: ConnectorRecord) -> None:
-        """Raises NotFound (no such account) or AlreadyExists."""
+    async def create_connector(self, record: ConnectorRecord, max_per_account: int | None = None) -> None:
+        """Raises NotFound (no such account), AlreadyExists, or TooManyConnectors when the account already
+        has `max_per_account` connectors (counted in the inserting transaction)."""
         ...
 
     async def get_connector(self, account_id: str, connector_id: str) -> ConnectorRecord | None: ...
@@ -222,7 +240,7 @@ class Store(Protocol):
         ...
 
     async def ping(self) -> None:
-        """Raise StoreUnavailable unless the database answers (readiness)."""
+        """Raise StoreUnavailable unless the database answers and can be written (readiness)."""
         ...
 
     def is_unavailable(self, error: Exception) -> bool:

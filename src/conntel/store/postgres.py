@@ -22,11 +22,13 @@ from conntel.store.base import (
     ConnectorRecord,
     EventQuery,
     EventSummary,
+    ForeignDatabase,
     NotFound,
     StoredEvent,
     StoreUnavailable,
     StreamedEvent,
     TokenRecord,
+    TooManyConnectors,
     UserRecord,
     fitting,
 )
@@ -66,6 +68,7 @@ SQL = Statements(numbered)  # rewritten once into asyncpg's $N placeholders
 # KEY SHARE: a concurrent delete of the connector waits for the batch (and then removes it).
 _LOCK_CONNECTOR = SQL.connector_exists + " FOR KEY SHARE"
 _GET_CONNECTOR_FOR_UPDATE = SQL.get_connector + " FOR UPDATE"
+_LOCK_ACCOUNT = SQL.account_exists + " FOR UPDATE"  # (account_id): concurrent creates count one after another
 # (account_id, connector_id, received_at, t[], n[], k[], v[], e[], first position): the keys it inserted.
 _INSERT_EVENTS = (
     "INSERT INTO events (account_id, connector_id, t, n, a, k, v, e, seq)"
@@ -194,13 +197,44 @@ class PostgresStore:
             raise StoreUnavailable(f"Cannot open the database {redacted(self.url)}: not a valid URL") from None
         # Half the pool at most, so that writes and other reads always find connections.
         self._reads = ReadLane(self._pool, max(1, self.pool_size // 2))
-        async with self.pool.acquire() as conn, conn.transaction():
+        try:
+            async with self.pool.acquire() as conn:
+                await self._migrate(conn)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(f"Cannot prepare the database {redacted(self.url)}: {exc}") from None
+
+    async def _migrate(self, conn: Conn) -> None:
+        """Apply missing migrations under an advisory lock; write nothing when the schema is up to date
+        (a read-only database, e.g. a standby, still opens: /readyz says it cannot be written).
+        Raises ForeignDatabase when the current schema holds tables but no conntel schema."""
+        tables = [
+            row[0]
+            for row in await conn.fetch(
+                "SELECT relname FROM pg_class WHERE relnamespace = current_schema()::regnamespace"
+                " AND relkind IN ('r', 'p', 'v', 'm', 'f')"
+            )
+        ]
+        columns = [
+            row[0]
+            for row in await conn.fetch(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+                " AND table_name = 'schema_migrations' ORDER BY ordinal_position"
+            )
+        ]
+        if tables and columns != ["version", "applied_on"]:
+            raise ForeignDatabase(redacted(self.url), tables)
+        known = migrations("postgres")
+        if columns:
+            applied = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            if applied >= {version for version, _ in known}:
+                return
+        async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, applied_on bigint)"
             )
             applied = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
-            for version, sql in migrations("postgres"):
+            for version, sql in known:
                 if version not in applied:
                     await conn.execute(sql)
                     await conn.execute(
@@ -209,9 +243,20 @@ class PostgresStore:
 
     async def ping(self) -> None:
         try:
-            await self.pool.fetchval("SELECT 1", timeout=2)
+            # One round trip: a standby (in recovery), a read-only database or session, and a role
+            # that may not write the tables all make every write fail: not ready.
+            row = await self.pool.fetchrow(
+                "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on',"
+                " has_table_privilege('events', 'INSERT') AND has_table_privilege('connectors', 'INSERT, UPDATE')",
+                timeout=2,
+            )
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"The database {redacted(self.url)} does not answer: {exc}") from None
+        assert row is not None
+        in_recovery, read_only, may_write = row
+        if in_recovery or read_only or not may_write:
+            why = "it is a standby" if in_recovery else "it is read-only" if read_only else "no write permission"
+            raise StoreUnavailable(f"The database {redacted(self.url)} cannot be written: {why}")
 
     def is_unavailable(self, error: Exception) -> bool:
         return isinstance(error, _UNAVAILABLE)
@@ -317,9 +362,15 @@ class PostgresStore:
         return [(row[0], row[1], row[2]) for row in rows]
 
     # -- connectors --
-    async def create_connector(self, record: ConnectorRecord) -> None:
+    async def create_connector(self, record: ConnectorRecord, max_per_account: int | None = None) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
-            await _require_account(conn, record.account_id)
+            if max_per_account is None:
+                await _require_account(conn, record.account_id)
+            else:
+                if await conn.fetchval(_LOCK_ACCOUNT, record.account_id) is None:
+                    raise NotFound(f"No account {record.account_id}")
+                if await conn.fetchval(SQL.count_connectors, record.account_id) >= max_per_account:
+                    raise TooManyConnectors(record.account_id, max_per_account)
             await _insert_new(conn, SQL.insert_connector, connector_row(record), f"Connector {record.connector_id}")
 
     async def get_connector(self, account_id: str, connector_id: str) -> ConnectorRecord | None:

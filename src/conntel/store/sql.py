@@ -116,6 +116,8 @@ class Statements:
         self.insert_connector = p(
             f"INSERT INTO connectors ({_COLUMNS}) VALUES ({', '.join('?' * len(CONNECTOR_COLUMNS))})"
         )
+        # (account_id): how many connectors the account has (its bound: create_connector's max_per_account)
+        self.count_connectors = p("SELECT count(*) FROM connectors WHERE account_id = ?")
         # connector_row(record): the key, then the columns it sets
         assignments = ", ".join(f"{column} = ?{i}" for i, column in enumerate(CONNECTOR_COLUMNS[2:], start=3))
         self.update_connector = p(f"UPDATE connectors SET {assignments} WHERE {_KEY}")

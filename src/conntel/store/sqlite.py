@@ -11,9 +11,12 @@ survives a crash of the process and of the machine.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import sqlite3
+import stat
 import threading
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,11 +30,13 @@ from conntel.store.base import (
     ConnectorRecord,
     EventQuery,
     EventSummary,
+    ForeignDatabase,
     NotFound,
     StoredEvent,
     StoreUnavailable,
     StreamedEvent,
     TokenRecord,
+    TooManyConnectors,
     UserRecord,
     fitting,
 )
@@ -67,19 +72,91 @@ _UNAVAILABLE_CODES = frozenset(
 )
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def _connect(path: str, wal: bool = True) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    if wal:  # start() first checks the file is conntel's: switching to WAL writes to it
+        conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = FULL")
     return conn
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Apply missing migrations; safe when several processes start at once."""
+def create_private(path: str) -> None:
+    """Create the database file, readable by its owner only, when it does not exist yet.
+
+    It holds credential hashes and the cursor-signing secret. SQLite gives the -wal and -shm files
+    it makes beside it the database file's mode, so they are private too.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+def exposed_files(path: str) -> list[tuple[str, int]]:
+    """The database's files (itself, -wal, -shm) that users other than the owner can read or write."""
+    exposed = []
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            mode = os.stat(name).st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) and mode & 0o066:
+            exposed.append((name, stat.S_IMODE(mode)))
+    return exposed
+
+
+def _foreign_tables(conn: sqlite3.Connection) -> list[str]:
+    """The tables of a database that holds tables but no conntel schema; [] for an empty or a conntel one."""
+    tables = [
+        name
+        for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type IN ('table', 'view')")
+        if not name.startswith("sqlite_")
+    ]
+    if not tables:
+        return []
+    if "schema_migrations" in tables:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(schema_migrations)")]
+        if columns == ["version", "applied_on"]:
+            return []
+    return tables
+
+
+def check_replaceable(path: str) -> None:
+    """Raise ForeignDatabase (or StoreUnavailable) unless the file at `path` is missing, empty, or a
+    conntel store: what may be deleted and made anew (`conntel demo`)."""
+    if not os.path.exists(path) or (os.path.isfile(path) and os.path.getsize(path) == 0):
+        return
+    try:
+        conn = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro", uri=True)
+        try:
+            foreign = _foreign_tables(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise StoreUnavailable(f"{path} is not a conntel database ({exc}): refusing to replace it") from None
+    if foreign:
+        raise ForeignDatabase(path, foreign)
+
+
+def migrate(conn: sqlite3.Connection, path: str = "") -> None:
+    """Put the database in WAL mode and apply missing migrations; safe when several processes start at once.
+
+    Raises ForeignDatabase when the file holds tables but not conntel's schema. Writes nothing when
+    the schema is up to date, so a read-only database still opens (and /readyz says it cannot be written).
+    """
+    foreign = _foreign_tables(conn)
+    if foreign:
+        raise ForeignDatabase(path, foreign)
+    conn.execute("PRAGMA journal_mode = WAL")
+    known = migrations("sqlite")
+    has_table = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'schema_migrations'").fetchone()
+    if has_table and {v for (v,) in conn.execute("SELECT version FROM schema_migrations")} >= {v for v, _ in known}:
+        return
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_on INTEGER)")
     applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
-    for version, sql in migrations("sqlite"):
+    for version, sql in known:
         if version in applied:
             continue
         try:
@@ -151,20 +228,31 @@ class SqliteStore:
         return await asyncio.get_running_loop().run_in_executor(self._writer, run)
 
     async def start(self) -> None:
+        if self.path in ("", ":memory:"):
+            raise StoreUnavailable("An in-memory SQLite database cannot be shared between connections: name a file")
         try:
-            conn = _connect(self.path)
+            create_private(self.path)
+            conn = _connect(self.path, wal=False)
             try:
-                migrate(conn)
+                migrate(conn, self.path)
             finally:
                 conn.close()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"Cannot open the database {self.path}: {exc}") from None
+        except OSError as exc:  # creating the file: a missing folder, no permission
+            raise StoreUnavailable(f"Cannot open the database {self.path}: {exc.strerror or exc}") from None
 
     async def ping(self) -> None:
         try:
             self._read().execute("SELECT 1 FROM accounts LIMIT 1").fetchall()
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"The database {self.path} does not answer: {exc}") from None
+        try:
+            # A write that changes nothing still takes the write lock and needs a writable file, WAL
+            # and shared-memory index: a read-only file or folder fails here, as every write would.
+            await self._write(lambda conn: conn.execute("UPDATE schema_migrations SET version = version WHERE 0"))
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"The database {self.path} cannot be written: {exc}") from None
 
     def is_unavailable(self, error: Exception) -> bool:
         if isinstance(error, StoreUnavailable):
@@ -287,9 +375,13 @@ class SqliteStore:
 
         await self._write(work)
 
-    async def create_connector(self, record: ConnectorRecord) -> None:
+    async def create_connector(self, record: ConnectorRecord, max_per_account: int | None = None) -> None:
         def work(conn: sqlite3.Connection) -> None:
             _require_account(conn, record.account_id)
+            if max_per_account is not None:  # writes are serialized: the count cannot change under us
+                (count,) = conn.execute(SQL.count_connectors, (record.account_id,)).fetchone()
+                if count >= max_per_account:
+                    raise TooManyConnectors(record.account_id, max_per_account)
             _insert_new(conn, SQL.insert_connector, connector_row(record), f"Connector {record.connector_id}")
 
         await self._write(work)
