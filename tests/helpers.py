@@ -67,12 +67,27 @@ def store_dump(store: Store) -> bytes:
     return subprocess.run(["pg_dump", "--data-only", store], check=True, capture_output=True).stdout
 
 
+_CLI_LOCK = threading.Lock()  # click's runner swaps sys.stdout and sys.stderr: one command at a time
+
+
 def cli(*args: str, db: Store, check: bool = True) -> dict:
-    """Run an admin command with --json against the store; return its JSON object."""
-    done = subprocess.run([*CONNTEL, *args, *store_args(db), "--json"], capture_output=True, text=True, timeout=60)
-    if check and done.returncode != 0:
-        raise AssertionError(f"conntel {' '.join(args)} failed ({done.returncode}): {done.stderr}")
-    return json.loads(done.stdout) if done.returncode == 0 else {"returncode": done.returncode, "stderr": done.stderr}
+    """Run an admin command with --json against the store; return its JSON object.
+
+    The real command line (conntel.cli's click group, its parsing, its store and its
+    output) run in this process by click's test runner: the same code path as
+    `conntel ... --json` without a Python start per call (about a second each under
+    load, and tests make hundreds). tests/test_cli.py runs the installed command as a
+    subprocess, end to end.
+    """
+    from click.testing import CliRunner
+
+    from conntel.cli import main
+
+    with _CLI_LOCK:
+        done = CliRunner().invoke(main, [*args, *store_args(db), "--json"], catch_exceptions=False)
+    if check and done.exit_code != 0:
+        raise AssertionError(f"conntel {' '.join(args)} failed ({done.exit_code}): {done.stderr}")
+    return json.loads(done.stdout) if done.exit_code == 0 else {"returncode": done.exit_code, "stderr": done.stderr}
 
 
 @dataclass

@@ -1,23 +1,28 @@
-"""The operator command line: thin wrappers over conntel.admin and the server."""
+"""The operator command line: thin wrappers over conntel.admin and the server.
+
+Starting it costs what `click` costs: every heavier module (the store adapters,
+the admin operations, the server, the HTTP client, rich) is imported inside
+the command that needs it, so `--help` and each command start fast.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from conntel import admin
 from conntel.client.reading import connectors_list, events
 from conntel.config import DEFAULT_DB, Settings
 from conntel.credentials import PERMISSIONS
-from conntel.store import UnsupportedDatabase, open_store
-from conntel.store.base import Store, StoreError
+
+if TYPE_CHECKING:
+    from conntel.admin import NewToken
+    from conntel.store.base import Store
 
 
 def store_options(command: Callable) -> Callable:
@@ -47,6 +52,12 @@ def _database(db: str, database_url: str | None) -> str:
 
 
 def _run_admin(db: str, database_url: str | None, operation: Callable[[Store], Awaitable[Any]]) -> Any:
+    import asyncio
+
+    from conntel.admin import AdminError
+    from conntel.store import UnsupportedDatabase, open_store
+    from conntel.store.base import StoreError
+
     async def run() -> Any:
         store = open_store(_database(db, database_url))
         try:
@@ -57,7 +68,7 @@ def _run_admin(db: str, database_url: str | None, operation: Callable[[Store], A
 
     try:
         return asyncio.run(run())
-    except (admin.AdminError, StoreError, UnsupportedDatabase) as exc:
+    except (AdminError, StoreError, UnsupportedDatabase) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -120,6 +131,8 @@ def connectors() -> None:
 @admin_command(accounts, "create", "Created account")
 async def accounts_create(store: Store, account_id: str | None, name: str | None) -> dict:
     """Create an account."""
+    from conntel import admin
+
     return await admin.create_account(store, account_id, name)
 
 
@@ -137,8 +150,10 @@ async def accounts_create(store: Store, account_id: str | None, name: str | None
 @admin_command(tokens, "create", "Created API token (the value is shown only once)")
 async def tokens_create(
     store: Store, account_id: str, permissions: tuple[str, ...], name: str | None, expires_on: str | None
-) -> admin.NewToken:
+) -> NewToken:
     """Create an API token for one account."""
+    from conntel import admin
+
     token = await admin.create_token(store, account_id, list(permissions), name, expires_on)
     if expires_on and admin.parse_expiry(expires_on) <= time.time():
         click.echo("warning: this token has already expired", err=True)
@@ -149,6 +164,8 @@ async def tokens_create(
 @admin_command(tokens, "revoke", "Revoked API token")
 async def tokens_revoke(store: Store, token_id: str) -> dict:
     """Revoke an API token: it stops working at once."""
+    from conntel import admin
+
     return await admin.revoke_token(store, token_id)
 
 
@@ -157,6 +174,8 @@ async def tokens_revoke(store: Store, token_id: str) -> dict:
 @admin_command(users, "create", "Created user (the API key is shown only once)")
 async def users_create(store: Store, email: str, account_id: str) -> dict:
     """Create a user with a global API key."""
+    from conntel import admin
+
     return await admin.create_user(store, email, account_id)
 
 
@@ -165,6 +184,8 @@ async def users_create(store: Store, email: str, account_id: str) -> dict:
 @admin_command(connectors, "create", "Created connector")
 async def connectors_create(store: Store, account_id: str, connector_id: str | None) -> dict:
     """Create a connector in an account."""
+    from conntel import admin
+
     return await admin.create_connector(store, account_id, connector_id)
 
 
@@ -223,6 +244,8 @@ def serve_options(command: Callable) -> Callable:
 def serve(db: str, database_url: str | None, **options: Any) -> None:
     """Run the HTTP API server."""
     from conntel.server.run import run
+    from conntel.store import UnsupportedDatabase
+    from conntel.store.base import StoreError
 
     settings = Settings(database=_database(db, database_url), **options)
     try:
@@ -273,11 +296,13 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
     is overwritten) or a failed verification; 130 when interrupted. Rerunning
     the same command resumes.
     """
+    import asyncio
     import signal
     import sys
     import threading
 
     from conntel.store import is_postgres, redacted
+    from conntel.store.base import StoreError
     from conntel.store.copy import CopyError, CopyInterrupted, Progress, copy_store
 
     if not is_postgres(destination):
@@ -338,7 +363,7 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
     "--url",
     envvar="CLOUDFLARE_BASE_URL",
     required=True,
-    help="API base, e.g. http://127.0.0.1:8787/client/v4. [env: CLOUDFLARE_BASE_URL]",
+    help="The server's root (http://127.0.0.1:8787) or its API base (.../client/v4). [env: CLOUDFLARE_BASE_URL]",
 )
 @click.option(
     "--token", envvar="CLOUDFLARE_API_TOKEN", required=True, help="A Magic WAN Write token. [env: CLOUDFLARE_API_TOKEN]"
@@ -365,6 +390,8 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
 @json_option
 def simulate(as_json: bool, **options: Any) -> None:
     """Drive a fleet of virtual connectors through realistic lifecycles, posting through the API."""
+    import asyncio
+
     from conntel.client.fleet import FleetError, FleetOptions, FleetStats, run_fleet
 
     def show(stats: FleetStats) -> None:
