@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,6 +189,11 @@ class World:
         return cli(*args, db=self.db)
 
 
+# A world's server trusts a looked-up credential this long (the default is 1 s): a test of a revocation
+# or an expiry waits this long, not a second.
+CREDENTIAL_TTL = 0.2
+
+
 def new_store(tmp: Path, backend: str) -> Store:
     return create_pg_database() if backend == "postgres" else tmp / "conntel.db"
 
@@ -203,7 +209,7 @@ def build_world(tmp: Path, backend: str = "sqlite") -> World:
     other_write = cli("tokens", "create", "--account", other, "--permission", "Magic WAN Write", db=db)
     user = cli("users", "create", "--email", "ops@example.com", "--account", account, db=db)
     other_user = cli("users", "create", "--email", "other@example.com", "--account", other, db=db)
-    server = Server(db, log_dir=tmp).start()
+    server = Server(db, log_dir=tmp, extra_args=("--credential-ttl", str(CREDENTIAL_TTL))).start()
     return World(
         backend=backend,
         server=server,
@@ -220,6 +226,15 @@ def build_world(tmp: Path, backend: str = "sqlite") -> World:
         other_api_key=other_user["api_key"],
         token_ids={"read": read["id"], "write": write["id"]},
     )
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10, interval: float = 0.05) -> float:
+    """Poll `check` until it holds; fail after `timeout` seconds. Returns the seconds it took."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"not true within {timeout} s: {check.__doc__ or check}"
+        time.sleep(interval)
+    return time.monotonic() - started
 
 
 def post_events(world: World, events: list[dict], token: str | None = None, connector: str | None = None):

@@ -220,6 +220,10 @@ SERVE_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
      {"type": _SECONDS, "help": "Seconds a client has to send a request's body (408 beyond)."}),
     ("--max-connections", "max_connections",
      {"type": _POSITIVE, "help": "Open connections per server process (503 beyond)."}),
+    ("--credential-ttl", "credential_ttl_seconds",
+     {"type": click.FloatRange(min=0), "metavar": "SECONDS",
+      "help": "How long a looked-up token or key is trusted before it is read again: the most a revocation or"
+              " expiry can lag (0: read on every request)."}),
     ("--access-log/--no-access-log", "access_log",
      {"help": "One JSON line per request on stderr (method, path, route, status, ms; never credentials)."}),
     ("--rate-limit", "rate_limit",
