@@ -265,8 +265,12 @@ def serve(db: str, database_url: str | None, **options: Any) -> None:
 def demo(db: str, seed: int, **options: Any) -> None:
     """Create a demo account and fleet with realistic events, print a token and a curl, then serve."""
     from conntel.demo import run_demo
+    from conntel.store.base import StoreError
 
-    run_demo(db, seed, Settings(database=db, **options))
+    try:
+        run_demo(db, seed, Settings(database=db, **options))
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.group("store")
