@@ -47,8 +47,9 @@ $(CHROMIUM):
 demo: $(RUN_STAMP)
 	$(BIN)/conntel demo
 
+# Two pytest workers (pytest-xdist): the suite waits on servers and sockets more than it computes.
 test: $(PY_STAMP) $(NODE_STAMP) $(DASH_STAMP) $(CHROMIUM)
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 # Five rounds: every ratio is a median of pairs measured seconds apart on a shared, noisy machine.
 bench: $(BENCH_STAMP)

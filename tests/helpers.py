@@ -109,7 +109,9 @@ class Server:
 
     log_dir: Path | None = None
 
-    def start(self) -> Server:
+    def start(self, attempts: int = 3) -> Server:
+        """Start the server and wait until it answers. A free port taken meanwhile (by another pytest
+        worker's server, say) is not this test's failure: the server is tried again on another."""
         folder = self.log_dir or (self.db.parent if isinstance(self.db, Path) else Path(tempfile.gettempdir()))
         self.log = folder / f"conntel.{self.port}.log"
         with open(self.log, "ab") as log:
@@ -121,7 +123,11 @@ class Server:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited early: {self.log.read_text()}")
+                output = self.log.read_text()
+                if "address already in use" in output and attempts > 1:
+                    self.port = free_port()
+                    return self.start(attempts - 1)
+                raise AssertionError(f"server exited early: {output}")
             try:
                 httpx.get(self.origin + "/client/v4", timeout=1)
                 return self
