@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import msgspec
@@ -39,7 +40,7 @@ FLEET_SPEED = 60.0
 RATE_WINDOW_SECONDS = 10  # the summary's events/s: over this many seconds
 
 
-async def seed(database: str, seed_value: int) -> tuple[str, dict, int]:
+async def seed(database: str, seed_value: int) -> tuple[str, dict[str, Any], int]:
     """Create the demo account, fleet and token; return the token, one event to show and the events seeded."""
     store = open_store(database)
     try:
