@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,12 +68,27 @@ def store_dump(store: Store) -> bytes:
     return subprocess.run(["pg_dump", "--data-only", store], check=True, capture_output=True).stdout
 
 
+_CLI_LOCK = threading.Lock()  # click's runner swaps sys.stdout and sys.stderr: one command at a time
+
+
 def cli(*args: str, db: Store, check: bool = True) -> dict:
-    """Run an admin command with --json against the store; return its JSON object."""
-    done = subprocess.run([*CONNTEL, *args, *store_args(db), "--json"], capture_output=True, text=True, timeout=60)
-    if check and done.returncode != 0:
-        raise AssertionError(f"conntel {' '.join(args)} failed ({done.returncode}): {done.stderr}")
-    return json.loads(done.stdout) if done.returncode == 0 else {"returncode": done.returncode, "stderr": done.stderr}
+    """Run an admin command with --json against the store; return its JSON object.
+
+    The real command line (conntel.cli's click group, its parsing, its store and its
+    output) run in this process by click's test runner: the same code path as
+    `conntel ... --json` without a Python start per call (about a second each under
+    load, and tests make hundreds). tests/test_cli.py runs the installed command as a
+    subprocess, end to end.
+    """
+    from click.testing import CliRunner
+
+    from conntel.cli import main
+
+    with _CLI_LOCK:
+        done = CliRunner().invoke(main, [*args, *store_args(db), "--json"], catch_exceptions=False)
+    if check and done.exit_code != 0:
+        raise AssertionError(f"conntel {' '.join(args)} failed ({done.exit_code}): {done.stderr}")
+    return json.loads(done.stdout) if done.exit_code == 0 else {"returncode": done.exit_code, "stderr": done.stderr}
 
 
 @dataclass
@@ -93,7 +109,9 @@ class Server:
 
     log_dir: Path | None = None
 
-    def start(self) -> Server:
+    def start(self, attempts: int = 3) -> Server:
+        """Start the server and wait until it answers. A free port taken meanwhile (by another pytest
+        worker's server, say) is not this test's failure: the server is tried again on another."""
         folder = self.log_dir or (self.db.parent if isinstance(self.db, Path) else Path(tempfile.gettempdir()))
         self.log = folder / f"conntel.{self.port}.log"
         with open(self.log, "ab") as log:
@@ -105,7 +123,11 @@ class Server:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited early: {self.log.read_text()}")
+                output = self.log.read_text()
+                if "address already in use" in output and attempts > 1:
+                    self.port = free_port()
+                    return self.start(attempts - 1)
+                raise AssertionError(f"server exited early: {output}")
             try:
                 httpx.get(self.origin + "/client/v4", timeout=1)
                 return self
@@ -173,6 +195,11 @@ class World:
         return cli(*args, db=self.db)
 
 
+# A world's server trusts a looked-up credential this long (the default is 1 s): a test of a revocation
+# or an expiry waits this long, not a second.
+CREDENTIAL_TTL = 0.2
+
+
 def new_store(tmp: Path, backend: str) -> Store:
     return create_pg_database() if backend == "postgres" else tmp / "conntel.db"
 
@@ -188,7 +215,7 @@ def build_world(tmp: Path, backend: str = "sqlite") -> World:
     other_write = cli("tokens", "create", "--account", other, "--permission", "Magic WAN Write", db=db)
     user = cli("users", "create", "--email", "ops@example.com", "--account", account, db=db)
     other_user = cli("users", "create", "--email", "other@example.com", "--account", other, db=db)
-    server = Server(db, log_dir=tmp).start()
+    server = Server(db, log_dir=tmp, extra_args=("--credential-ttl", str(CREDENTIAL_TTL))).start()
     return World(
         backend=backend,
         server=server,
@@ -205,6 +232,15 @@ def build_world(tmp: Path, backend: str = "sqlite") -> World:
         other_api_key=other_user["api_key"],
         token_ids={"read": read["id"], "write": write["id"]},
     )
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 10, interval: float = 0.05) -> float:
+    """Poll `check` until it holds; fail after `timeout` seconds. Returns the seconds it took."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, f"not true within {timeout} s: {check.__doc__ or check}"
+        time.sleep(interval)
+    return time.monotonic() - started
 
 
 def post_events(world: World, events: list[dict], token: str | None = None, connector: str | None = None):

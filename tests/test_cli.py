@@ -14,13 +14,20 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CONNTEL, *args], capture_output=True, text=True, timeout=60)
 
 
+def run_json(*args: str, db: Path) -> dict:
+    """The installed command end to end, in its own process (helpers.cli runs the same CLI in-process)."""
+    done = run(*args, "--db", str(db), "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def test_admin_commands_print_one_json_object(tmp_path: Path):
     db = tmp_path / "x.db"
-    account = cli("accounts", "create", "--id", "acme", "--name", "Acme", db=db)
+    account = run_json("accounts", "create", "--id", "acme", "--name", "Acme", db=db)
     assert account == {"id": "acme", "name": "Acme"}
-    connector = cli("connectors", "create", "--account", "acme", db=db)
+    connector = run_json("connectors", "create", "--account", "acme", db=db)
     assert re.fullmatch(r"[0-9a-f]{32}", connector["id"])
-    token = cli(
+    token = run_json(
         "tokens",
         "create",
         "--account",
@@ -38,10 +45,10 @@ def test_admin_commands_print_one_json_object(tmp_path: Path):
     assert re.fullmatch(r"[A-Za-z0-9_-]{40}", token["value"])
     assert token["permissions"] == ["Magic WAN Read", "Magic WAN Write"]
     assert token["expires_on"] == "2099-01-01T00:00:00Z"
-    user = cli("users", "create", "--email", "Ops@Example.com", "--account", "acme", db=db)
+    user = run_json("users", "create", "--email", "Ops@Example.com", "--account", "acme", db=db)
     assert user["email"] == "ops@example.com"
     assert re.fullmatch(r"[0-9a-f]{37}", user["api_key"])
-    assert cli("tokens", "revoke", token["id"], db=db) == {"id": token["id"], "revoked": True}
+    assert run_json("tokens", "revoke", token["id"], db=db) == {"id": token["id"], "revoked": True}
     secrets = (token["value"], user["api_key"])
     stored = b"".join(path.read_bytes() for path in tmp_path.glob("x.db*"))
     assert stored and not any(secret.encode() in stored for secret in secrets)
@@ -104,3 +111,13 @@ def test_database_url_and_environment(tmp_path: Path):
         assert "secret" not in done.stderr and "cret" not in done.stderr  # the password is never shown
     done = run("accounts", "create", "--db", str(tmp_path / "no" / "such" / "dir.db"))
     assert done.returncode == 1 and "Cannot open the database" in done.stderr
+
+
+def test_the_command_line_starts_without_its_heavy_modules():
+    """rich, httpx, the server, the store adapters and asyncio are imported by the commands that use them."""
+    heavy = ("rich", "httpx", "uvicorn", "starlette", "asyncpg", "asyncio", "msgspec", "sqlite3")
+    heavy += ("conntel.store", "conntel.api", "conntel.server", "conntel.admin", "conntel.client.http")
+    probe = "import sys, conntel.cli; print('\\n'.join(sorted(sys.modules)))"
+    done = subprocess.run([*CONNTEL[:1], "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    loaded = [m for m in done.stdout.split() if any(m == h or m.startswith(h + ".") for h in heavy)]
+    assert loaded == [], loaded

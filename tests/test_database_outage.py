@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from cloudflare import Cloudflare
-from helpers import Server, TcpProxy, World, bearer, build_world, drop_pg_database, post_events
+from helpers import CREDENTIAL_TTL, Server, TcpProxy, World, bearer, build_world, drop_pg_database, post_events
 from test_stream_credentials import Tail
 
 T0 = 1_700_000_000
@@ -54,7 +54,9 @@ def proxied_postgres_world(tmp_path: Path):
     proxy = TcpProxy((direct.hostname, direct.port or 5432)).start()
     credentials, _, _ = direct.netloc.rpartition("@")
     proxied_url = direct._replace(netloc=f"{credentials}@127.0.0.1:{proxy.port}".lstrip("@")).geturl()
-    world.server = Server(proxied_url, log_dir=tmp_path, extra_args=("--pool-size", "4")).start()
+    world.server = Server(
+        proxied_url, log_dir=tmp_path, extra_args=("--pool-size", "4", "--credential-ttl", str(CREDENTIAL_TTL))
+    ).start()
     yield world, proxy
     world.server.stop()
     proxy.cut()
@@ -81,7 +83,7 @@ def test_the_official_sdk_rides_out_a_short_outage_with_its_own_retries(proxied_
     events = client.magic_transit.connectors.events
     assert events.get(0, account_id=world.account, connector_id=world.connector, event_t=T0).t == T0
     proxy.cut()
-    time.sleep(1.1)  # past the credential cache: the token lookup meets the outage too
+    time.sleep(CREDENTIAL_TTL + 0.1)  # past the credential cache: the token lookup meets the outage too
     back = threading.Timer(0.5, proxy.restore)  # the database is back within the SDK's first wait
     back.start()
     started = time.monotonic()

@@ -13,9 +13,13 @@ from helpers import Server, World, bearer, build_world, cli, create_pg_database,
 T0 = 1_700_000_000
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def fleet(request, tmp_path: Path):
-    """A world plus two more servers on its database: a separate process and a `--workers 2` one."""
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A world plus two more servers on its database: a separate process and a `--workers 2` one.
+
+    Shared by the module's tests, each of which works on connectors and tokens of its own.
+    """
+    tmp_path = tmp_path_factory.mktemp(f"fleet-{request.param}")
     world = build_world(tmp_path, request.param)
     others = [
         Server(world.db, log_dir=tmp_path).start(),

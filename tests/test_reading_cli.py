@@ -131,3 +131,17 @@ def test_tail_follows_live_and_resumes(world: World):
         resumed.terminate()
         resumed.wait(10)
     assert [line["e"]["i"] for line in again] == [1, 2, 9]
+
+
+def test_url_may_be_the_server_root_and_anything_else_is_one_clear_line(world: World):
+    env = {**os.environ, "CLOUDFLARE_API_TOKEN": world.read_token, "CLOUDFLARE_ACCOUNT_ID": world.account}
+    for root in (world.server.origin, world.server.origin + "/"):
+        done = subprocess.run([*CONNTEL, "connectors", "list", "--json", "--url", root], capture_output=True,
+                              text=True, env=env, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert world.connector in {item["id"] for item in ndjson(done.stdout)}
+    wrong = f"{world.server.origin}/client"
+    done = subprocess.run([*CONNTEL, "connectors", "list"], capture_output=True, text=True, timeout=60,
+                          env={**env, "CLOUDFLARE_BASE_URL": wrong})  # fmt: skip
+    assert done.returncode == 1 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+    assert f"Not a conntel API URL: {wrong!r}. Pass the server's root" in done.stderr

@@ -121,3 +121,21 @@ def test_a_read_token_is_refused_clearly(world: World):
         timeout=60,
     )
     assert done.returncode == 1 and "Authentication error" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_url_may_be_the_server_root_and_anything_else_is_one_clear_line(world: World):
+    common = ["--token", world.write_token, "--account", world.account, "--connectors", "1", "--seed", "14"]
+    done = subprocess.run(
+        [*CONNTEL, "simulate", "--url", world.server.origin + "/", *common, "--duration", "0", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert list(fleet_connectors(world, 14)) == ["SIM-14-0000"]
+    for url in (f"{world.server.origin}/v4", "127.0.0.1:8787", f"{world.server.base_url}?x=1"):
+        done = subprocess.run([*CONNTEL, "simulate", "--url", url, *common], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and done.stdout == "", url
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
+        assert f"Not a conntel API URL: {url!r}" in done.stderr
+        assert "Pass the server's root (http://HOST:PORT) or its API base (http://HOST:PORT/client/v4)" in done.stderr

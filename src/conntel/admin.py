@@ -125,12 +125,12 @@ async def revoke_token(store: Store, token_id: str) -> dict[str, str | bool]:
     return {"id": token_id, "revoked": True}
 
 
-async def remove_user(store: Store, email: str, account_id: str) -> dict:
+async def remove_user(store: Store, email: str, account_id: str) -> dict[str, str | bool]:
     await store.remove_membership(email.lower(), account_id)
     return {"email": email.lower(), "account_id": account_id, "removed": True}
 
 
-async def rotate_user_key(store: Store, email: str) -> dict:
+async def rotate_user_key(store: Store, email: str) -> dict[str, str]:
     api_key = new_api_key()
     await store.set_user_key(email.lower(), secret_hash(api_key))
     return {"email": email.lower(), "api_key": api_key}

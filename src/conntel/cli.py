@@ -1,26 +1,29 @@
-"""The operator command line: thin wrappers over conntel.admin and the server."""
+"""The operator command line: thin wrappers over conntel.admin and the server.
+
+Starting it costs what `click` costs: every heavier module (the store adapters,
+the admin operations, the server, the HTTP client, rich) is imported inside
+the command that needs it, so `--help` and each command start fast.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import json
 import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from conntel import admin
 from conntel.client.reading import connectors_list, events
 from conntel.config import DEFAULT_DB, Settings
 from conntel.credentials import PERMISSIONS
-from conntel.store import UnsupportedDatabase, exposure_warning, is_database_error, open_store
-from conntel.store.base import Store, StoreError
-from conntel.store.urls import redacted
+
+if TYPE_CHECKING:
+    from conntel.admin import NewToken
+    from conntel.store.base import Store
 
 F = TypeVar("F", bound=Callable[..., Any])  # a command function, as click's decorators take and give it
 
@@ -53,6 +56,14 @@ def _database(db: str, database_url: str | None) -> str:
 
 def _run_admin(db: str, database_url: str | None, operation: Callable[[Store], Awaitable[Any]]) -> Any:
     """Run `operation` on the store; any way the store cannot be used is one line on stderr, exit status 1."""
+    import asyncio
+    import contextlib
+
+    from conntel.admin import AdminError
+    from conntel.store import UnsupportedDatabase, is_database_error, open_store
+    from conntel.store.base import StoreError
+    from conntel.store.urls import redacted
+
     database = _database(db, database_url)
 
     async def run() -> Any:
@@ -73,7 +84,7 @@ def _run_admin(db: str, database_url: str | None, operation: Callable[[Store], A
 
     try:
         return asyncio.run(run())
-    except (admin.AdminError, StoreError, UnsupportedDatabase) as exc:
+    except (AdminError, StoreError, UnsupportedDatabase) as exc:
         raise click.ClickException(_one_line(exc)) from None
 
 
@@ -83,6 +94,8 @@ def _one_line(error: BaseException) -> str:
 
 
 def warn_if_exposed(database: str) -> None:
+    from conntel.store import exposure_warning
+
     warning = exposure_warning(database)
     if warning is not None:
         click.echo(warning, err=True)
@@ -149,6 +162,8 @@ def connectors() -> None:
 @admin_command(accounts, "create", "Created account")
 async def accounts_create(store: Store, account_id: str | None, name: str | None) -> dict[str, str]:
     """Create an account."""
+    from conntel import admin
+
     return await admin.create_account(store, account_id, name)
 
 
@@ -166,8 +181,10 @@ async def accounts_create(store: Store, account_id: str | None, name: str | None
 @admin_command(tokens, "create", "Created API token (the value is shown only once)")
 async def tokens_create(
     store: Store, account_id: str, permissions: tuple[str, ...], name: str | None, expires_on: str | None
-) -> admin.NewToken:
+) -> NewToken:
     """Create an API token for one account."""
+    from conntel import admin
+
     token = await admin.create_token(store, account_id, list(permissions), name, expires_on)
     if expires_on and admin.parse_expiry(expires_on) <= time.time():
         click.echo("warning: this token has already expired", err=True)
@@ -178,6 +195,8 @@ async def tokens_create(
 @admin_command(tokens, "revoke", "Revoked API token")
 async def tokens_revoke(store: Store, token_id: str) -> dict[str, str | bool]:
     """Revoke an API token: it stops working at once."""
+    from conntel import admin
+
     return await admin.revoke_token(store, token_id)
 
 
@@ -186,21 +205,27 @@ async def tokens_revoke(store: Store, token_id: str) -> dict[str, str | bool]:
 @admin_command(users, "create", "Created user (the API key is shown only once)")
 async def users_create(store: Store, email: str, account_id: str) -> dict[str, str]:
     """Create a user with a global API key."""
+    from conntel import admin
+
     return await admin.create_user(store, email, account_id)
 
 
 @click.option("--email", required=True)
 @click.option("--account", "account_id", required=True, help="Account the user leaves.")
 @admin_command(users, "remove", "Removed user from account")
-async def users_remove(store: Store, email: str, account_id: str) -> dict:
+async def users_remove(store: Store, email: str, account_id: str) -> dict[str, str | bool]:
     """Remove a user from an account: its global key stops acting on that account at once."""
+    from conntel import admin
+
     return await admin.remove_user(store, email, account_id)
 
 
 @click.option("--email", required=True)
 @admin_command(users, "rotate-key", "New global API key (shown only once; the old one stops working)")
-async def users_rotate_key(store: Store, email: str) -> dict:
+async def users_rotate_key(store: Store, email: str) -> dict[str, str]:
     """Give a user a new global API key: the old one stops working at once."""
+    from conntel import admin
+
     return await admin.rotate_user_key(store, email)
 
 
@@ -219,6 +244,8 @@ async def connectors_create(
     store: Store, account_id: str, connector_id: str | None, max_connectors_per_account: int
 ) -> dict[str, str]:
     """Create a connector in an account."""
+    from conntel import admin
+
     return await admin.create_connector(store, account_id, connector_id, max_connectors_per_account)
 
 
@@ -268,6 +295,10 @@ SERVE_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
      {"type": click.IntRange(1, 1_000_000), "help": "Open connections per server process (503 beyond)."}),
     ("--max-connectors-per-account", "max_connectors_per_account",
      {"type": click.IntRange(1, 10_000_000), "help": "Connectors an account may have (400 beyond)."}),
+    ("--credential-ttl", "credential_ttl_seconds",
+     {"type": FiniteRange(min=0, max=86_400), "metavar": "SECONDS",
+      "help": "How long a looked-up token or key is trusted before it is read again: the most a revocation or"
+              " expiry can lag (0: read on every request)."}),
     ("--access-log/--no-access-log", "access_log",
      {"help": "One JSON line per request on stderr (method, path, route, status, ms; never credentials)."}),
     ("--rate-limit", "rate_limit",
@@ -292,6 +323,8 @@ def serve_options(command: F) -> F:
 def serve(db: str, database_url: str | None, **options: Any) -> None:
     """Run the HTTP API server."""
     from conntel.server.run import run
+    from conntel.store import UnsupportedDatabase
+    from conntel.store.base import StoreError
 
     settings = Settings(database=_database(db, database_url), **options)
     try:
@@ -312,11 +345,14 @@ def serve(db: str, database_url: str | None, **options: Any) -> None:
 @serve_options
 def demo(db: str, seed: int, **options: Any) -> None:
     """Create a demo account and fleet with realistic events, print a token and a curl, then serve."""
+    from conntel.admin import AdminError
     from conntel.demo import run_demo
+    from conntel.store import UnsupportedDatabase
+    from conntel.store.base import StoreError
 
     try:
         run_demo(db, seed, Settings(database=db, **options))
-    except (UnsupportedDatabase, StoreError, admin.AdminError) as exc:
+    except (UnsupportedDatabase, StoreError, AdminError) as exc:
         raise click.ClickException(_one_line(exc)) from None
     except OSError as exc:  # deleting the old demo files
         raise click.ClickException(f"Cannot replace the demo database {db}: {exc.strerror or exc}") from None
@@ -353,11 +389,13 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
     is overwritten) or a failed verification; 130 when interrupted. Rerunning
     the same command resumes.
     """
+    import asyncio
     import signal
     import sys
     import threading
 
     from conntel.store import is_postgres, redacted
+    from conntel.store.base import StoreError
     from conntel.store.copy import CopyError, CopyInterrupted, Progress, copy_store
 
     if not is_postgres(destination):
@@ -418,7 +456,7 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
     "--url",
     envvar="CLOUDFLARE_BASE_URL",
     required=True,
-    help="API base, e.g. http://127.0.0.1:8787/client/v4. [env: CLOUDFLARE_BASE_URL]",
+    help="The server's root (http://127.0.0.1:8787) or its API base (.../client/v4). [env: CLOUDFLARE_BASE_URL]",
 )
 @click.option(
     "--token", envvar="CLOUDFLARE_API_TOKEN", required=True, help="A Magic WAN Write token. [env: CLOUDFLARE_API_TOKEN]"
@@ -445,6 +483,8 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
 @json_option
 def simulate(as_json: bool, **options: Any) -> None:
     """Drive a fleet of virtual connectors through realistic lifecycles, posting through the API."""
+    import asyncio
+
     from conntel.client.fleet import FleetError, FleetOptions, FleetStats, run_fleet
 
     def show(stats: FleetStats) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -80,7 +82,9 @@ class ConnectorRoutes:
         record = await self.store.delete_connector(account_id, connector_id)  # not there: errors.from_refusal
         return ok(connectors.to_wire(record))
 
-    async def _change(self, account_id: str, connector_id: str, changes: dict, provision_license: bool) -> Response:
+    async def _change(
+        self, account_id: str, connector_id: str, changes: dict[str, Any], provision_license: bool
+    ) -> Response:
         # Not there, or a license asked of a connector that cannot have one: errors.from_refusal.
         made = await connectors.change_settings(self.store, account_id, connector_id, changes, provision_license)
         return ok(connectors.to_wire(made.record, made.license_key))

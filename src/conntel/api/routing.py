@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.convertors import Convertor
 from starlette.middleware import Middleware
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from conntel import ids
 from conntel.api.errors import no_route
 from conntel.api.params import Param, refuse_undeclared
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+__all__ = ["ASGIApp", "Receive", "Scope", "Send"]  # starlette's ASGI types, as the route modules use them
 
 PREFIX = "/client/v4"
 CONNECTORS = PREFIX + "/accounts/{account_id}/magic/connectors"

@@ -32,8 +32,8 @@ from starlette.responses import Response, StreamingResponse
 from conntel import ids
 from conntel.api.auth import CREDENTIAL_HEADERS, Authenticator
 from conntel.api.envelope import error_body
-from conntel.api.errors import ApiError, connector_not_found, store_unavailable
-from conntel.api.params import invalid, parse_query
+from conntel.api.errors import ApiError, connector_not_found, invalid_query, store_unavailable
+from conntel.api.params import parse_query
 from conntel.api.routing import account_scope, connector_scope
 from conntel.credentials import READ_ACCEPTS
 from conntel.events import MAX_PAYLOAD_BYTES, PAYLOAD_DOC
@@ -86,7 +86,7 @@ def _position(last_event_id: str) -> int:
     if len(text) <= _MAX_POSITION_DIGITS and text.isascii() and text.isdigit() and int(text) <= ids.MAX_SEQUENCE:
         return int(text)
     shown = last_event_id if len(last_event_id) <= 40 else last_event_id[:40] + "..."
-    raise invalid(f"Last-Event-ID must be a position this stream sent (0 to {ids.MAX_SEQUENCE}), not {shown!r}")
+    raise invalid_query(f"Last-Event-ID must be a position this stream sent (0 to {ids.MAX_SEQUENCE}), not {shown!r}")
 
 
 _MAX_POSITION_DIGITS = len(str(ids.MAX_SEQUENCE))

@@ -22,13 +22,14 @@ import httpx
 
 from conntel.client import lifecycles
 from conntel.client.http import errors_text
+from conntel.client.urls import api_base
 
 SERIAL_PREFIX = "SIM"  # simulated connectors are recognised by their device serial number
 
 
 @dataclass(frozen=True)
 class FleetOptions:
-    url: str  # the API base, e.g. http://127.0.0.1:8787/client/v4
+    url: str  # the API base (http://127.0.0.1:8787/client/v4) or the server's root (http://127.0.0.1:8787)
     token: str
     account: str
     connectors: int = 10
@@ -92,9 +93,13 @@ async def ensure_connectors(client: httpx.AsyncClient, opts: FleetOptions) -> li
 
 
 async def run_fleet(opts: FleetOptions, progress: Callable[[FleetStats], None] | None = None) -> FleetStats:
+    try:
+        base = api_base(opts.url)
+    except ValueError as exc:
+        raise FleetError(str(exc)) from None
     stats = FleetStats()
     headers = {"Authorization": f"Bearer {opts.token}"}
-    async with httpx.AsyncClient(base_url=opts.url, headers=headers, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
         ids = await ensure_connectors(client, opts)
         start = opts.start if opts.start is not None else int(time.time())
         rng = random.Random(opts.seed)

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-DEFAULT_URL = "http://127.0.0.1:8787/client/v4"
+from conntel.client.urls import api_base
 
 
 class ClientError(RuntimeError):
@@ -17,8 +17,13 @@ class ClientError(RuntimeError):
 
 class Client:
     def __init__(self, url: str, token: str, account: str):
+        """`url`: the API base, or the server's root (ClientError for anything else)."""
+        try:
+            base = api_base(url)
+        except ValueError as exc:
+            raise ClientError(str(exc)) from None
         self.account = account
-        self._http = httpx.Client(base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        self._http = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
     def close(self) -> None:
         self._http.close()

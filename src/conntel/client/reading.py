@@ -1,7 +1,8 @@
 """The reading CLI: `conntel events get|list|latest|tail` and `conntel connectors list`, over the HTTP API.
 
 Readable tables (failures in red) by default; `--json` prints JSON for one
-object and NDJSON (one object a line) for lists and the live tail.
+object and NDJSON (one object a line) for lists and the live tail. rich and
+httpx are imported when a command runs, not when the CLI starts.
 """
 
 from __future__ import annotations
@@ -11,24 +12,41 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn
-from rich.table import Table
 
 from conntel import ids
-from conntel.client.http import DEFAULT_URL, Client, ClientError
+from conntel.client.urls import DEFAULT_URL
 from conntel.kinds import FAILURE_KINDS
 
-# Piped output is not cut to a terminal's width: tables keep their natural width.
-out = Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
-err = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from conntel.client.http import Client
+
 WRAPPING = ("payload", "notes")  # free text may wrap; identifiers and times never do
 
 
+@functools.cache
+def out() -> Console:
+    """Standard output; piped output is not cut to a terminal's width: tables keep their natural width."""
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 1000)
+
+
+@functools.cache
+def err() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
 def new_table(*columns: str) -> Table:
+    from rich.table import Table
+
     table = Table()
     for column in columns:
         table.add_column(column, no_wrap=column not in WRAPPING)
@@ -44,7 +62,7 @@ def api_options(command: Callable[..., None]) -> Callable[..., None]:
                 envvar="CLOUDFLARE_BASE_URL",
                 default=DEFAULT_URL,
                 show_default=True,
-                help="API base. [env: CLOUDFLARE_BASE_URL]",
+                help="API base, or the server's root. [env: CLOUDFLARE_BASE_URL]",
             ),
             click.option(
                 "--token", envvar="CLOUDFLARE_API_TOKEN", required=True, help="API token. [env: CLOUDFLARE_API_TOKEN]"
@@ -62,7 +80,12 @@ def api_options(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def run(url: str, token: str, account: str, **kwargs: Any) -> None:
-        client = Client(url, token, account)
+        from conntel.client.http import Client, ClientError
+
+        try:
+            client = Client(url, token, account)
+        except ClientError as exc:
+            raise click.ClickException(str(exc)) from None
         try:
             command(client=client, **kwargs)
         except ClientError as exc:
@@ -125,8 +148,8 @@ def events_get(client: Client, ref: str, connector: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(event))
         return
-    out.print(f"{when(event['t'])}  {event['t']}.{event['n']}  {kind_cell(event['e']['k'])}  v={event.get('v', '-')}")
-    out.print(json.dumps(event["e"], indent=2), markup=False)
+    out().print(f"{when(event['t'])}  {event['t']}.{event['n']}  {kind_cell(event['e']['k'])}  v={event.get('v', '-')}")
+    out().print(json.dumps(event["e"], indent=2), markup=False)
 
 
 @events.command("list")
@@ -139,11 +162,13 @@ def events_get(client: Client, ref: str, connector: str, as_json: bool) -> None:
 def events_list(client: Client, connector: str, start: str, end: str, k: str | None, page_size: int,
                 as_json: bool) -> None:  # fmt: skip
     """List events in a time range, every page, in (t, n) order."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
     first, last = parse_time(start), parse_time(end)
     table = new_table("time (UTC)", "t.n", "kind", "collected (UTC)")
     shown = 0
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]} events"),
-                  console=err, transient=True, disable=not sys.stderr.isatty()) as progress:  # fmt: skip
+                  console=err(), transient=True, disable=not sys.stderr.isatty()) as progress:  # fmt: skip
         task = progress.add_task("listing", total=max(last - first, 1), count=0)
         for items in client.pages(connector, first, last, k, page_size):
             shown += len(items)
@@ -155,8 +180,8 @@ def events_list(client: Client, connector: str, start: str, end: str, k: str | N
                 for item in items:
                     table.add_row(when(item["t"]), f"{item['t']}.{item['n']}", kind_cell(item["k"]), when(item["a"]))
     if not as_json:
-        out.print(table)
-        err.print(f"{shown} events")
+        out().print(table)
+        err().print(f"{shown} events")
 
 
 @events.command("latest")
@@ -172,7 +197,7 @@ def events_latest(client: Client, connector: str, as_json: bool) -> None:
     for item in items:
         table.add_row(when(item["t"]), f"{item['t']}.{item['n']}", kind_cell(item["e"]["k"]), item.get("v", "-"),
                       payload_text(item["e"]), )  # fmt: skip
-    out.print(table)
+    out().print(table)
 
 
 @events.command("tail")
@@ -185,7 +210,7 @@ def events_tail(client: Client, connector: str | None, since: str | None, as_jso
         if as_json:
             click.echo(json.dumps({"id": position, **event}))
             continue
-        out.print(
+        out().print(
             f"{when(event['t'])}  {event['connector_id']}  {event['t']}.{event['n']}  {kind_cell(event['e']['k'])}"
             f"  {payload_text(event['e'])}"
         )
@@ -206,4 +231,4 @@ def connectors_list(client: Client, as_json: bool) -> None:
         heartbeat = c.get("last_heartbeat", "-").replace("T", " ").removesuffix("Z")
         table.add_row(c["id"], f"{label} {device.get('type', '')}".strip(), "yes" if c["activated"] else "no",
                       c.get("last_seen_version") or "-", heartbeat, c["notes"])  # fmt: skip
-    out.print(table)
+    out().print(table)

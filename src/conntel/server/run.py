@@ -15,7 +15,7 @@ import uvicorn
 import uvloop
 
 from conntel.api.app import create_app
-from conntel.api.hotpath import ASGIApp
+from conntel.api.routing import ASGIApp
 from conntel.config import Settings
 from conntel.server import guards
 from conntel.store import exposure_warning, open_store
