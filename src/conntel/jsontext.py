@@ -70,8 +70,13 @@ def check_unique_keys(text: bytes) -> None:
     its place.
     """
     escaped = b"\\" in text
-    if _colons(_encode(_counting_decoder.decode(text)), escaped) == _colons(text, escaped):
-        return
+    try:
+        parsed = _counting_decoder.decode(text)
+    except msgspec.ValidationError:  # an integer beyond 64 bits (valid JSON, kept as sent): walk instead
+        pass
+    else:
+        if _colons(_encode(parsed), escaped) == _colons(text, escaped):
+            return
     found = find_duplicate_key(text)
     if found is not None:
         path, key = found
