@@ -316,3 +316,20 @@ class TcpProxy:
         finally:
             with contextlib.suppress(OSError):
                 sink.shutdown(socket.SHUT_WR)
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP response from a raw socket: its head, then as many body bytes as Content-Length
+    says (or up to the connection's end). A single recv() may return the head alone: the server may
+    send head and body in two writes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lengths = [line.split(b":", 1)[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+    while (not lengths or len(body) < int(lengths[0])) and (chunk := sock.recv(65536)):
+        body += chunk
+    return head + b"\r\n\r\n" + body

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-from helpers import World, bearer, cli, global_key, post_events
+from helpers import World, bearer, cli, global_key, post_events, read_response
 
 T0 = 1_700_000_000
 
@@ -188,7 +188,7 @@ def test_a_token_revoked_while_a_slow_body_arrives_writes_nothing(world: World):
             assert time.monotonic() < deadline, "REST still takes the revoked token"
             time.sleep(0.05)
         sock.sendall(body[5:])
-        answer = sock.recv(65536)
+        answer = read_response(sock)
     assert answer.startswith(b"HTTP/1.1 401 ") and b'"code":10000' in answer, answer
     latest = httpx.get(world.events_url(connector) + "/latest", headers=bearer(world.read_token)).json()
     assert latest["result"]["count"] == 0  # nothing written

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from conntel.server.guards import (
@@ -76,7 +77,7 @@ def test_the_server_refuses_to_start_on_a_uvicorn_that_changed(tmp_path: Path) -
         "from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol\n"
         "del HttpToolsProtocol.send_400_response\n"
         "from conntel.cli import main\n"
-        f"main(['serve', '--db', {str(tmp_path / 'never.db')!r}, '--port', '0'])\n"
+        f"main(['serve', '--db', {str(tmp_path / 'never.db')!r}, '--port', '{free_port()}'])\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
