@@ -251,13 +251,6 @@ def client_closed_request() -> ApiError:
     return ApiError(CLIENT_CLOSED_REQUEST, "Client closed request")
 
 
-def malformed_request_answered(status: int) -> ApiError:
-    """A request the connection layer already refused (malformed HTTP): recorded with the status it sent."""
-    error = malformed_request()
-    error.status = status
-    return error
-
-
 def internal_error() -> ApiError:
     return ApiError(INTERNAL_ERROR, "Internal server error")
 

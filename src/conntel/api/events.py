@@ -158,10 +158,7 @@ class EventRoutes:
         except InvalidBatch as exc:
             raise invalid_event(exc) from None
         # An unknown connector or a conflicting event: a refusal, answered by errors.from_refusal.
-        try:
-            appended = await self.store.append_events(account_id, connector_id, events, int(time.time()))
-        except RecursionError:  # a payload just within the decoder's depth, one level too deep to re-encode
-            raise malformed_json(MalformedJson("Malformed JSON body: nested too deeply")) from None
+        appended = await self.store.append_events(account_id, connector_id, events, int(time.time()))
         if self.metrics is not None:
             for kind, count in appended.new_kinds.items():
                 self.metrics.events_ingested.labels(kind).inc(count)

@@ -37,7 +37,7 @@ def hung_up(method: str, path: str, refused: int | None) -> ApiError:
     """The record of a request whose client went away (or was refused by the connection layer) mid-body."""
     if refused is not None:
         log.warning("malformed request body on %s %s: answered %d, connection closed", method, api_path(path), refused)
-        return errors.malformed_request_answered(refused)
+        return errors.malformed_request()  # the 400 the connection layer sent
     log.warning("client closed request on %s %s before its body was in (499)", method, api_path(path))
     return errors.client_closed_request()
 
