@@ -249,6 +249,16 @@ async def connectors_create(
     return await admin.create_connector(store, account_id, connector_id, max_connectors_per_account)
 
 
+@click.option("--account", "account_id", required=True)
+@click.option("--connector", "connector_id", required=True)
+@admin_command(connectors, "credential", "New device credential (shown only once; the earlier one stops working)")
+async def connectors_credential(store: Store, account_id: str, connector_id: str) -> dict[str, str]:
+    """Mint the connector's own credential: it may push the connector's telemetry and check in, nothing else."""
+    from conntel import admin
+
+    return await admin.mint_device_credential(store, account_id, connector_id)
+
+
 def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     from conntel.api.ratelimit import parse_rate_limit
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from conntel.connectors import NotLicensed
-from conntel.store.base import EventConflict, NotFound, TooManyConnectors
+from conntel.store.base import EventConflict, InterruptPending, NotFound, TooManyConnectors, UnknownInterrupt
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,11 @@ STORE_UNAVAILABLE = _spec(503, 20017)
 # 499, nginx's "client closed request": never seen by the client, which hung up; for logs and metrics.
 CLIENT_CLOSED_REQUEST = _spec(499, 20018)
 TOO_MANY_CONNECTORS = _spec(400, 20030)
+# the device side (interrupts and check-ins): 20040-20049
+INVALID_INTERRUPT = _spec(400, 20040)
+INTERRUPT_PENDING = _spec(409, 20041)
+INVALID_CHECKIN = _spec(400, 20042)
+UNKNOWN_OPERATION = _spec(404, 20043)
 
 _CLOSE = {"Connection": "close"}  # the rest of the request is unread: the connection cannot carry another
 
@@ -204,6 +209,14 @@ def too_many_connectors(reason: str) -> ApiError:
     return ApiError(TOO_MANY_CONNECTORS, f"{reason}; delete one before creating another")
 
 
+def interrupt_pending(reason: str | Exception) -> ApiError:
+    return ApiError(INTERRUPT_PENDING, f"{reason}; wait until the connector has executed it")
+
+
+def unknown_operation(reason: str | Exception) -> ApiError:
+    return ApiError(UNKNOWN_OPERATION, str(reason))
+
+
 # -- bodies --
 def malformed_json(reason: str | Exception) -> ApiError:
     return ApiError(MALFORMED_JSON, str(reason))
@@ -219,6 +232,14 @@ def batch_too_large(reason: str | Exception) -> ApiError:
 
 def invalid_body(message: str) -> ApiError:
     return ApiError(INVALID_BODY, message)
+
+
+def invalid_interrupt(message: str) -> ApiError:
+    return ApiError(INVALID_INTERRUPT, message)
+
+
+def invalid_checkin(message: str) -> ApiError:
+    return ApiError(INVALID_CHECKIN, message)
 
 
 def body_too_large(limit: int) -> ApiError:
@@ -269,7 +290,14 @@ def not_ready(reason: str) -> ApiError:
 
 
 # -- refusals of the store and the domain, translated in this one place --
-REFUSALS: tuple[type[Exception], ...] = (NotFound, EventConflict, NotLicensed, TooManyConnectors)
+REFUSALS: tuple[type[Exception], ...] = (
+    NotFound,
+    EventConflict,
+    NotLicensed,
+    TooManyConnectors,
+    InterruptPending,
+    UnknownInterrupt,
+)
 
 
 def from_refusal(refusal: Exception, path_params: Mapping[str, str]) -> ApiError:
@@ -282,4 +310,8 @@ def from_refusal(refusal: Exception, path_params: Mapping[str, str]) -> ApiError
         return invalid_body(str(refusal))
     if isinstance(refusal, TooManyConnectors):
         return too_many_connectors(str(refusal))
+    if isinstance(refusal, InterruptPending):
+        return interrupt_pending(refusal)
+    if isinstance(refusal, UnknownInterrupt):
+        return unknown_operation(refusal)
     raise refusal  # not a refusal with a wire form: an unexpected error (api/failures.py)

@@ -17,9 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from conntel.api.checkin import CheckInRoutes
 from conntel.api.connectors import LIST_QUERY as CONNECTOR_QUERY
 from conntel.api.connectors import ConnectorRoutes
 from conntel.api.events import LIST_QUERY, EventRoutes
+from conntel.api.interrupts import InterruptRoutes
 from conntel.api.openapi import build_openapi
 from conntel.api.params import Param
 from conntel.api.routing import CONNECTOR, CONNECTORS, PREFIX, ASGIApp, EventRefConvertor, route
@@ -28,6 +30,7 @@ from conntel.api.tokens import TokenRoutes, TokenStatus
 from conntel.connectors import Connector, ConnectorCreate, ConnectorEdit, ConnectorUpdate
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.events import AppendResult, Event, EventList, LatestEvents, NewEvent
+from conntel.interrupts import CheckIn, CheckInResult, Interrupt, InterruptCreate
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class Operation:
     body: Any = None  # msgspec type of the JSON request body
     result: Any = None  # msgspec type of the envelope's `result`
     doc_path: str | None = None  # the path as OpenAPI names it, when the route path differs
+    device: bool = False  # the connector's own credential may call it too (README, "The device side")
+    body_required: bool = True
 
 
 # `event_ref` starts with a digit, so `.../events/latest` is not taken for an event.
@@ -51,8 +56,16 @@ register_url_convertor("event_ref", EventRefConvertor())
 GET_EVENT = CONNECTOR + "/telemetry/events/{event_ref:event_ref}"
 
 
+CHECKIN = CONNECTOR + "/checkin"
+
+
 def operations_table(
-    events: EventRoutes, connectors: ConnectorRoutes, tokens: TokenRoutes, get_event: ASGIApp
+    events: EventRoutes,
+    connectors: ConnectorRoutes,
+    tokens: TokenRoutes,
+    get_event: ASGIApp,
+    interrupts: InterruptRoutes,
+    checkins: CheckInRoutes,
 ) -> list[Operation]:
     """Every JSON operation; `get_event` serves the HEADs of Get Event (its GETs take the hot path)."""
     return [
@@ -94,6 +107,38 @@ def operations_table(
             WRITE_ACCEPTS,
             body=list[NewEvent],
             result=AppendResult,
+            device=True,
+        ),
+        Operation(
+            "POST",
+            CHECKIN,
+            checkins.handle,
+            "checkIn",
+            "Check in: heartbeat, learn the pending operation, report one executed (conntel's own)",
+            WRITE_ACCEPTS,
+            body=CheckIn,
+            result=CheckInResult,
+            device=True,
+            body_required=False,
+        ),
+        Operation(
+            "POST",
+            CONNECTOR + "/interrupts",
+            interrupts.create,
+            "createInterrupt",
+            "Create Interrupt (reboot, restart or shutdown)",
+            WRITE_ACCEPTS,
+            body=InterruptCreate,
+            result=Interrupt,
+        ),
+        Operation(
+            "GET",
+            CONNECTOR + "/interrupts",
+            interrupts.list,
+            "listInterrupts",
+            "List Interrupts, newest first",
+            READ_ACCEPTS,
+            result=list[Interrupt],
         ),
         Operation(
             "GET",

@@ -14,14 +14,18 @@ from typing import NamedTuple, Protocol
 
 from conntel.connectors import ConnectorRecord
 from conntel.events import AppendResult, ValidEvent
+from conntel.interrupts import InterruptRecord
 
 __all__ = [  # ConnectorRecord lives with its resource (conntel.connectors); the port takes and returns it
     "AlreadyExists",
     "Appended",
     "ConnectorRecord",
+    "DeviceRecord",
     "EventConflict",
     "EventQuery",
     "EventSummary",
+    "InterruptPending",
+    "InterruptRecord",
     "NotFound",
     "Store",
     "StoreError",
@@ -29,6 +33,7 @@ __all__ = [  # ConnectorRecord lives with its resource (conntel.connectors); the
     "StoredEvent",
     "StreamedEvent",
     "TokenRecord",
+    "UnknownInterrupt",
     "UserRecord",
 ]
 
@@ -95,6 +100,15 @@ class TokenRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """A connector's own credential (a minted one, or its license key), as found by its hash."""
+
+    account_id: str
+    connector_id: str
+    secret_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class UserRecord:
     email: str
     api_key_hash: bytes
@@ -132,6 +146,16 @@ class ForeignDatabase(StoreError):
             f"The database {database} holds tables that are not conntel's ({listed}) and no conntel schema:"
             " refusing to add conntel's tables to it. Name a new or empty database, or a conntel one."
         )
+
+
+class InterruptPending(StoreError):
+    def __init__(self, connector_id: str):
+        super().__init__(f"Connector {connector_id} already has an interrupt pending: one at a time")
+
+
+class UnknownInterrupt(StoreError):
+    def __init__(self, connector_id: str, interrupt_id: str):
+        super().__init__(f"No operation {interrupt_id} on connector {connector_id}")
 
 
 class EventConflict(StoreError):
@@ -201,7 +225,32 @@ class Store(Protocol):
         ...
 
     async def delete_connector(self, account_id: str, connector_id: str) -> ConnectorRecord:
-        """Delete the connector and all its events; raises NotFound."""
+        """Delete the connector, its events, its device credential and interrupts; raises NotFound."""
+        ...
+
+    # -- the device side: interrupts and check-ins --
+    async def create_interrupt(self, record: InterruptRecord) -> None:
+        """Raises NotFound (no such connector) or InterruptPending (one is pending already)."""
+        ...
+
+    async def list_interrupts(self, account_id: str, connector_id: str, limit: int) -> list[InterruptRecord]:
+        """The newest interrupts, newest first."""
+        ...
+
+    async def pending_interrupt(self, account_id: str, connector_id: str) -> InterruptRecord | None:
+        """The connector's pending interrupt (the hot path of every check-in)."""
+        ...
+
+    async def report_executed(
+        self, account_id: str, connector_id: str, interrupt_id: str, triggered_at: int
+    ) -> InterruptRecord | None:
+        """Set the interrupt's triggered_at unless it is set already (a retried report changes nothing);
+        return what is pending afterwards. Raises UnknownInterrupt."""
+        ...
+
+    async def note_heartbeats(self, beats: Sequence[tuple[str, str, int]]) -> None:
+        """(account_id, connector_id, seconds since the epoch): a check-in's time as the connector's
+        last_heartbeat (never moved back). Connectors deleted meanwhile are skipped."""
         ...
 
     async def server_secret(self, name: str) -> bytes:
@@ -212,6 +261,16 @@ class Store(Protocol):
     async def find_token(self, secret_hash: bytes) -> TokenRecord | None: ...
 
     async def find_user(self, email: str) -> UserRecord | None: ...
+
+    async def find_device(self, secret_hash: bytes) -> DeviceRecord | None:
+        """The connector whose minted credential or license key has this hash."""
+        ...
+
+    async def set_device_credential(
+        self, account_id: str, connector_id: str, secret_hash: bytes, created_on: int
+    ) -> None:
+        """The connector's minted credential, replacing any earlier one; raises NotFound."""
+        ...
 
     # -- administration (raise AlreadyExists / NotFound) --
     async def create_account(self, account_id: str, name: str, created_on: int) -> None: ...

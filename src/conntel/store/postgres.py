@@ -20,15 +20,19 @@ from conntel.store.base import (
     AlreadyExists,
     Appended,
     ConnectorRecord,
+    DeviceRecord,
     EventQuery,
     EventSummary,
     ForeignDatabase,
+    InterruptPending,
+    InterruptRecord,
     NotFound,
     StoredEvent,
     StoreUnavailable,
     StreamedEvent,
     TokenRecord,
     TooManyConnectors,
+    UnknownInterrupt,
     UserRecord,
     fitting,
 )
@@ -38,6 +42,8 @@ from conntel.store.sql import (
     check_retry,
     connector_record,
     connector_row,
+    interrupt_record,
+    interrupt_row,
     numbered,
     permissions_json,
     token_record,
@@ -397,8 +403,44 @@ class PostgresStore:
             row = await conn.fetchrow(SQL.delete_connector, account_id, connector_id)
             if row is None:
                 raise NotFound(f"No connector {connector_id}")
-            await conn.execute(SQL.delete_events, account_id, connector_id)
+            for sql in (SQL.delete_events, SQL.delete_device_credential, SQL.delete_interrupts):
+                await conn.execute(sql, account_id, connector_id)
             return connector_record(row)
+
+    # -- the device side --
+    async def create_interrupt(self, record: InterruptRecord) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # KEY SHARE: a concurrent delete of the connector waits, then removes this interrupt too.
+            if await conn.fetchrow(_LOCK_CONNECTOR, record.account_id, record.connector_id) is None:
+                raise NotFound(f"No connector {record.connector_id}")
+            try:
+                await conn.execute(SQL.insert_interrupt, *interrupt_row(record))
+            except asyncpg.UniqueViolationError:  # interrupts_pending: one is pending already
+                raise InterruptPending(record.connector_id) from None
+
+    async def list_interrupts(self, account_id: str, connector_id: str, limit: int) -> list[InterruptRecord]:
+        rows = await self.pool.fetch(SQL.list_interrupts, account_id, connector_id, limit)
+        return [interrupt_record(row) for row in rows]
+
+    async def pending_interrupt(self, account_id: str, connector_id: str) -> InterruptRecord | None:
+        assert self._reads is not None, "start() the store first"
+        row = await self._reads.fetchrow(SQL.pending_interrupt, account_id, connector_id)  # the hot path's lane
+        return None if row is None else interrupt_record(row)
+
+    async def report_executed(
+        self, account_id: str, connector_id: str, interrupt_id: str, triggered_at: int
+    ) -> InterruptRecord | None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(SQL.trigger_interrupt, account_id, connector_id, interrupt_id, triggered_at)
+            if status == "UPDATE 0":
+                raise UnknownInterrupt(connector_id, interrupt_id)
+            row = await conn.fetchrow(SQL.pending_interrupt, account_id, connector_id)
+        return None if row is None else interrupt_record(row)
+
+    async def note_heartbeats(self, beats: Sequence[tuple[str, str, int]]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # In key order, so two processes flushing at once take the row locks in the same order.
+            await conn.executemany(SQL.note_checkin, sorted(beats))
 
     async def server_secret(self, name: str) -> bytes:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -418,6 +460,18 @@ class PostgresStore:
                 return None
             accounts = await conn.fetch(SQL.user_accounts, email)
         return UserRecord(email, key_hash, frozenset(row[0] for row in accounts))
+
+    async def find_device(self, secret_hash: bytes) -> DeviceRecord | None:
+        row = await self.pool.fetchrow(SQL.find_device, secret_hash)
+        return None if row is None else DeviceRecord(row[0], row[1], secret_hash)
+
+    async def set_device_credential(
+        self, account_id: str, connector_id: str, secret_hash: bytes, created_on: int
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.fetchrow(_LOCK_CONNECTOR, account_id, connector_id) is None:
+                raise NotFound(f"No connector {connector_id} in account {account_id}")
+            await conn.execute(SQL.set_device_credential, account_id, connector_id, secret_hash, created_on)
 
     # -- administration --
     async def create_account(self, account_id: str, name: str, created_on: int) -> None:

@@ -18,6 +18,7 @@ import msgspec
 
 from conntel.connectors import ConnectorRecord, ConnectorSettings
 from conntel.events import ValidEvent, same_content
+from conntel.interrupts import InterruptRecord
 from conntel.store.base import EventConflict, TokenRecord
 
 _PLACEHOLDER = re.compile(r"\?(\d*)")
@@ -38,6 +39,9 @@ CONNECTOR_COLUMNS = (
 )
 _COLUMNS = ", ".join(CONNECTOR_COLUMNS)
 _KEY = "account_id = ?1 AND connector_id = ?2"
+# InterruptRecord as table columns, in its field order.
+INTERRUPT_COLUMNS = ("account_id", "connector_id", "interrupt_id", "action", "purge", "submitted_at", "triggered_at")
+_INTERRUPT_COLUMNS = ", ".join(INTERRUPT_COLUMNS)
 
 
 def numbered(sql: str) -> str:
@@ -138,6 +142,36 @@ class Statements:
             " FROM tokens WHERE secret_hash = ?"
         )
         self.revoke_token = p("UPDATE tokens SET revoked_on = coalesce(revoked_on, ?) WHERE token_id = ?")
+        # -- the device side --
+        # (secret_hash): a minted credential first, else a license key
+        self.find_device = p(
+            "SELECT account_id, connector_id FROM device_credentials WHERE secret_hash = ?1"
+            " UNION ALL SELECT account_id, connector_id FROM connectors WHERE license_key_hash = ?1 LIMIT 1"
+        )
+        # (account_id, connector_id, secret_hash, created_on): one per connector, the newest wins
+        self.set_device_credential = p(
+            "INSERT INTO device_credentials (account_id, connector_id, secret_hash, created_on) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (account_id, connector_id)"
+            " DO UPDATE SET secret_hash = excluded.secret_hash, created_on = excluded.created_on"
+        )
+        self.delete_device_credential = p(f"DELETE FROM device_credentials WHERE {_KEY}")
+        self.insert_interrupt = p(f"INSERT INTO interrupts ({_INTERRUPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        self.list_interrupts = p(
+            f"SELECT {_INTERRUPT_COLUMNS} FROM interrupts WHERE {_KEY}"
+            " ORDER BY submitted_at DESC, interrupt_id DESC LIMIT ?3"
+        )
+        self.pending_interrupt = p(f"SELECT {_INTERRUPT_COLUMNS} FROM interrupts WHERE {_KEY} AND triggered_at IS NULL")
+        # (account_id, connector_id, interrupt_id, triggered_at): the first report wins
+        self.trigger_interrupt = p(
+            f"UPDATE interrupts SET triggered_at = coalesce(triggered_at, ?4) WHERE {_KEY} AND interrupt_id = ?3"
+        )
+        self.delete_interrupts = p(f"DELETE FROM interrupts WHERE {_KEY}")
+        # (account_id, connector_id, seconds): a check-in, never moving the heartbeat back
+        self.note_checkin = p(
+            "UPDATE connectors SET last_heartbeat = ?3,"
+            " last_updated = CASE WHEN last_updated < ?3 THEN ?3 ELSE last_updated END"
+            f" WHERE {_KEY} AND coalesce(last_heartbeat, -1) < ?3"
+        )
         self.insert_secret = p("INSERT INTO server_secrets VALUES (?, ?) ON CONFLICT DO NOTHING")
         self.server_secret = p("SELECT secret FROM server_secrets WHERE name = ?")
 
@@ -164,6 +198,15 @@ def connector_record(row: Iterable[Any]) -> ConnectorRecord:
     values = dict(zip(CONNECTOR_COLUMNS, row, strict=False))
     values["settings"] = msgspec.json.decode(values["settings"], type=ConnectorSettings)
     return ConnectorRecord(**values)
+
+
+def interrupt_row(record: InterruptRecord) -> tuple[Any, ...]:
+    return tuple(getattr(record, column) for column in INTERRUPT_COLUMNS)
+
+
+def interrupt_record(row: Iterable[Any]) -> InterruptRecord:
+    account_id, connector_id, interrupt_id, action, purge, submitted_at, triggered_at = row
+    return InterruptRecord(account_id, connector_id, interrupt_id, action, bool(purge), submitted_at, triggered_at)
 
 
 def permissions_json(permissions: Sequence[str]) -> str:

@@ -28,15 +28,19 @@ from conntel.store.base import (
     AlreadyExists,
     Appended,
     ConnectorRecord,
+    DeviceRecord,
     EventQuery,
     EventSummary,
     ForeignDatabase,
+    InterruptPending,
+    InterruptRecord,
     NotFound,
     StoredEvent,
     StoreUnavailable,
     StreamedEvent,
     TokenRecord,
     TooManyConnectors,
+    UnknownInterrupt,
     UserRecord,
     fitting,
 )
@@ -46,6 +50,8 @@ from conntel.store.sql import (
     check_retry,
     connector_record,
     connector_row,
+    interrupt_record,
+    interrupt_row,
     permissions_json,
     token_record,
     unique_events,
@@ -368,6 +374,20 @@ class SqliteStore:
         accounts = conn.execute(SQL.user_accounts, (email,)).fetchall()
         return UserRecord(email, row[0], frozenset(account for (account,) in accounts))
 
+    async def find_device(self, secret_hash: bytes) -> DeviceRecord | None:
+        row = self._read().execute(SQL.find_device, (secret_hash,)).fetchone()
+        return None if row is None else DeviceRecord(row[0], row[1], secret_hash)
+
+    async def set_device_credential(
+        self, account_id: str, connector_id: str, secret_hash: bytes, created_on: int
+    ) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if not _connector_exists(conn, account_id, connector_id):
+                raise NotFound(f"No connector {connector_id} in account {account_id}")
+            conn.execute(SQL.set_device_credential, (account_id, connector_id, secret_hash, created_on))
+
+        await self._write(work)
+
     # -- administration --
     async def create_account(self, account_id: str, name: str, created_on: int) -> None:
         def work(conn: sqlite3.Connection) -> None:
@@ -411,10 +431,46 @@ class SqliteStore:
             row = conn.execute(SQL.delete_connector, (account_id, connector_id)).fetchone()
             if row is None:
                 raise NotFound(f"No connector {connector_id}")
-            conn.execute(SQL.delete_events, (account_id, connector_id))
+            for sql in (SQL.delete_events, SQL.delete_device_credential, SQL.delete_interrupts):
+                conn.execute(sql, (account_id, connector_id))
             return connector_record(row)
 
         return await self._write(work)
+
+    # -- the device side --
+    async def create_interrupt(self, record: InterruptRecord) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if not _connector_exists(conn, record.account_id, record.connector_id):
+                raise NotFound(f"No connector {record.connector_id}")
+            try:
+                conn.execute(SQL.insert_interrupt, interrupt_row(record))
+            except sqlite3.IntegrityError:  # interrupts_pending: one is pending already
+                raise InterruptPending(record.connector_id) from None
+
+        await self._write(work)
+
+    async def list_interrupts(self, account_id: str, connector_id: str, limit: int) -> list[InterruptRecord]:
+        rows = self._read().execute(SQL.list_interrupts, (account_id, connector_id, limit))
+        return [interrupt_record(row) for row in rows]
+
+    async def pending_interrupt(self, account_id: str, connector_id: str) -> InterruptRecord | None:
+        row = self._read().execute(SQL.pending_interrupt, (account_id, connector_id)).fetchone()
+        return None if row is None else interrupt_record(row)
+
+    async def report_executed(
+        self, account_id: str, connector_id: str, interrupt_id: str, triggered_at: int
+    ) -> InterruptRecord | None:
+        def work(conn: sqlite3.Connection) -> InterruptRecord | None:
+            cursor = conn.execute(SQL.trigger_interrupt, (account_id, connector_id, interrupt_id, triggered_at))
+            if cursor.rowcount == 0:
+                raise UnknownInterrupt(connector_id, interrupt_id)
+            row = conn.execute(SQL.pending_interrupt, (account_id, connector_id)).fetchone()
+            return None if row is None else interrupt_record(row)
+
+        return await self._write(work)
+
+    async def note_heartbeats(self, beats: Sequence[tuple[str, str, int]]) -> None:
+        await self._write(lambda conn: conn.executemany(SQL.note_checkin, beats))
 
     async def server_secret(self, name: str) -> bytes:
         def work(conn: sqlite3.Connection) -> bytes:
