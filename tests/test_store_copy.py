@@ -24,7 +24,17 @@ from helpers import (
 )
 
 T0 = 1_700_000_000
-TABLES = ["server_secrets", "accounts", "events", "connectors", "users", "memberships", "tokens"]
+TABLES = [
+    "server_secrets",
+    "accounts",
+    "events",
+    "connectors",
+    "interrupts",
+    "users",
+    "memberships",
+    "tokens",
+    "device_credentials",
+]
 
 
 @pytest.fixture
@@ -253,6 +263,52 @@ def test_copy_moves_everything_and_the_api_answers_the_same(world: World, pg_url
         assert response.status_code == 409
     finally:
         moved.stop()
+
+
+def test_device_credentials_and_interrupts_come_over_and_again_after_changes(world: World, pg_url: str, tmp_path):
+    connector = world.new_connector()
+    minted = cli("connectors", "credential", "--account", world.account, "--connector", connector, db=world.db)
+    licensed = result_of(
+        httpx.post(
+            connectors_url(world.server, world.account),
+            headers=bearer(world.write_token),
+            json={"device": {"provision_license": True}},
+        )
+    )
+    interrupts_url = connectors_url(world.server, world.account, connector) + "/interrupts"
+    checkin_url = connectors_url(world.server, world.account, connector) + "/checkin"
+    first = result_of(httpx.post(interrupts_url, json={"reboot": {"purge": True}}, headers=bearer(world.write_token)))
+    result_of(httpx.post(checkin_url, json={"executed": first["id"]}, headers=bearer(minted["value"])))
+    pending = result_of(httpx.post(interrupts_url, json={"shutdown": {}}, headers=bearer(world.write_token)))
+
+    report = copy_json(world.db, pg_url)
+    assert report["verified"] is True
+    assert report["tables"]["interrupts"]["copied"] == 2 and report["tables"]["device_credentials"]["copied"] == 1
+
+    # On the source since: the pending one executed, another submitted, the credential minted again.
+    result_of(httpx.post(checkin_url, json={"executed": pending["id"]}, headers=bearer(minted["value"])))
+    latest = result_of(httpx.post(interrupts_url, json={"restart": {}}, headers=bearer(world.write_token)))
+    again = cli("connectors", "credential", "--account", world.account, "--connector", connector, db=world.db)
+    before = result_of(httpx.get(interrupts_url, headers=bearer(world.read_token)))
+    report = copy_json(world.db, pg_url)
+    assert report["verified"] is True
+    assert report["tables"]["interrupts"]["copied"] == 1 and report["tables"]["interrupts"]["updated"] == 1
+    assert report["tables"]["device_credentials"]["updated"] == 1
+
+    world.server.stop()
+    server = Server(pg_url, log_dir=tmp_path).start()
+    try:
+        url = connectors_url(server, world.account, connector)
+        assert result_of(httpx.get(url + "/interrupts", headers=bearer(world.read_token))) == before
+        # The connector's credentials work there: the newest minted one and the license key; the old one not.
+        answer = result_of(httpx.post(url + "/checkin", headers=bearer(again["value"])))
+        assert answer["operation"]["id"] == latest["id"]
+        assert httpx.post(url + "/checkin", headers=bearer(minted["value"])).status_code == 401
+        licensed_url = connectors_url(server, world.account, licensed["id"]) + "/checkin"
+        assert result_of(httpx.post(licensed_url, headers=bearer(licensed["license_key"]))) == {}
+    finally:
+        server.stop()
+        world.server.start()
 
 
 def test_an_interrupted_copy_resumes_without_duplicates(world: World, pg_url: str):
