@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from conntel.client.reading import connectors_list, events
+from conntel.client.reading import (
+    connectors_interrupts,
+    connectors_list,
+    connectors_reboot,
+    connectors_restart,
+    connectors_shutdown,
+    events,
+)
 from conntel.config import DEFAULT_DB, Settings
 from conntel.credentials import PERMISSIONS
 
@@ -529,4 +536,5 @@ def simulate(as_json: bool, **options: Any) -> None:
 
 # The reading CLI (over the HTTP API): conntel events ..., conntel connectors list.
 main.add_command(events)
-connectors.add_command(connectors_list)
+for command in (connectors_list, connectors_reboot, connectors_restart, connectors_shutdown, connectors_interrupts):
+    connectors.add_command(command)

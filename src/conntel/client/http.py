@@ -1,4 +1,4 @@
-"""A small client of conntel's own HTTP API, for the reading CLI (`conntel events ...`, `conntel connectors list`)."""
+"""A small client of conntel's own HTTP API, for the reading CLI (`conntel events ...`, `conntel connectors ...`)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,21 @@ class Client:
         except httpx.TransportError as exc:
             raise ClientError(f"Cannot reach {self._http.base_url}: {exc}") from None
         return _unwrap(response)
+
+    def _post(self, path: str, body: Any) -> Any:
+        try:
+            response = self._http.post(path, json=body)
+        except httpx.TransportError as exc:
+            raise ClientError(f"Cannot reach {self._http.base_url}: {exc}") from None
+        return _unwrap(response)
+
+    def create_interrupt(self, connector: str, action: str, purge: bool) -> dict[str, Any]:
+        made: dict[str, Any] = self._post(f"{self._connectors()}/{connector}/interrupts", {action: {"purge": purge}})
+        return made
+
+    def interrupts(self, connector: str) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = self._result(f"{self._connectors()}/{connector}/interrupts")
+        return listed
 
     def get_event(self, connector: str, t: int, n: int) -> dict[str, Any]:
         event: dict[str, Any] = self._result(f"{self._events(connector)}/{t}.{n}")

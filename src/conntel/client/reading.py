@@ -1,4 +1,5 @@
-"""The reading CLI: `conntel events get|list|latest|tail` and `conntel connectors list`, over the HTTP API.
+"""The reading CLI: `conntel events get|list|latest|tail` and `conntel connectors list|reboot|restart|shutdown|
+interrupts`, over the HTTP API.
 
 Readable tables (failures in red) by default; `--json` prints JSON for one
 object and NDJSON (one object a line) for lists and the live tail. rich and
@@ -231,4 +232,57 @@ def connectors_list(client: Client, as_json: bool) -> None:
         heartbeat = c.get("last_heartbeat", "-").replace("T", " ").removesuffix("Z")
         table.add_row(c["id"], f"{label} {device.get('type', '')}".strip(), "yes" if c["activated"] else "no",
                       c.get("last_seen_version") or "-", heartbeat, c["notes"])  # fmt: skip
+    out().print(table)
+
+
+def interrupt_row(table: Table, item: dict[str, Any]) -> None:
+    action = next(name for name in ("reboot", "restart", "shutdown") if name in item)
+    purge = "yes" if item[action].get("purge") else "no"
+    submitted = item["submitted_at"].replace("T", " ").removesuffix("Z")
+    triggered = item.get("triggered_at", "pending").replace("T", " ").removesuffix("Z")
+    table.add_row(item.get("id", "-"), action, purge, submitted, triggered)
+
+
+def interrupt_table() -> Table:
+    return new_table("id", "operation", "purge", "submitted (UTC)", "executed (UTC)")
+
+
+def _interrupt_command(action: str) -> click.Command:
+    @click.command(action)
+    @click.argument("connector")
+    @click.option("--purge", is_flag=True, help="The connector discards its local state first (README).")
+    @api_options
+    def command(client: Client, connector: str, purge: bool, as_json: bool) -> None:
+        made = client.create_interrupt(connector, action, purge)
+        if as_json:
+            click.echo(json.dumps(made))
+            return
+        table = interrupt_table()
+        interrupt_row(table, made)
+        out().print(table)
+        err().print(f"The connector will {action} when it next checks in (about every 10 seconds).")
+
+    command.help = (
+        f"Ask a connector to {action} (an interrupt: it executes it at its next check-in; one pending at a time)."
+    )
+    return command
+
+
+connectors_reboot = _interrupt_command("reboot")
+connectors_restart = _interrupt_command("restart")
+connectors_shutdown = _interrupt_command("shutdown")
+
+
+@click.command("interrupts")
+@click.argument("connector")
+@api_options
+def connectors_interrupts(client: Client, connector: str, as_json: bool) -> None:
+    """A connector's interrupts, newest first (pending ones have no execution time)."""
+    items = client.interrupts(connector)
+    if as_json:
+        ndjson(items)
+        return
+    table = interrupt_table()
+    for item in items:
+        interrupt_row(table, item)
     out().print(table)
