@@ -231,6 +231,18 @@ def summary_rows(report: dict) -> list[tuple[str, str, str, str]]:
                 met(b["ratio"] >= target) if full else "— (not 1M events)",
             )
         )
+    for b in report.get("get", {}).get("backends", []):
+        beat = b.get("heartbeat")
+        if beat is not None:
+            target = beat["target"]
+            rows.append(
+                (
+                    f"Bare check-in (heartbeat) ÷ bare ASGI, {b['label']}",
+                    f"≥ {target}" if target is not None else "— (≤ Get Event's cost)",
+                    f"{beat['ratio']:.3f} (Get Event {b['ratio']:.3f})",
+                    met(beat["ratio"] >= target) if target is not None and full else "—",
+                )
+            )
     for i in report.get("ingest", []):
         m = i["median"]["http"]
         if i["ratio"] is not None:
@@ -312,9 +324,12 @@ def get_event_lines(report: dict) -> list[str]:
         "| server | req/s | p50 ms | p99 ms | non-2xx | server CPU | database CPU | RSS idle | RSS after wrk |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, row in [("bare ASGI hello", g["bare"])] + [
-        (f"conntel Get Event, {b['label']}", b["row"]) for b in g["backends"]
-    ]:
+    served = [("bare ASGI hello", g["bare"])]
+    for b in g["backends"]:
+        served.append((f"conntel Get Event, {b['label']}", b["row"]))
+        if "heartbeat" in b:
+            served.append((f"conntel bare check-in, {b['label']}", b["heartbeat"]["row"]))
+    for name, row in served:
         lines.append(
             f"| {name} | {row['rps']:,.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['non_2xx']} "
             f"| {pct(row['server_cpu_pct'])} | {pct(row['db_cpu_pct'])} "

@@ -106,6 +106,16 @@ def restart_then_ingest(world: World, events: list[dict]) -> dict:
     return live(world, events)
 
 
+def connector_executes(world: World, connector: str) -> dict:
+    """What the connector does at its next check-in: learn the pending reboot, execute it, report it."""
+    secret = cli("connectors", "credential", "--account", world.account, "--connector", connector, db=world.db)
+    url = f"{world.server.base_url}/accounts/{world.account}/magic/connectors/{connector}/checkin"
+    learned = httpx.post(url, headers=bearer(secret["value"])).json()["result"]["operation"]
+    assert learned["action"] == "reboot" and learned["purge"] is True, learned
+    httpx.post(url, json={"executed": learned["id"]}, headers=bearer(secret["value"])).raise_for_status()
+    return {"id": learned["id"]}
+
+
 def drive(node: str, config: dict, answers: dict, tmp_path: Path) -> dict:
     """Run drive.mjs, answering its pauses; return its report."""
     with open(tmp_path / "driver.stderr", "w+") as stderr:
@@ -171,6 +181,8 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
         "origin": world.server.origin,
         "account": world.account,
         "token": world.read_token,
+        "writeToken": world.write_token,
+        "operate": SIMULATED[0],
         "badToken": "x" * 40,
         "connectorCount": len(events),
         "open": FAILING,
@@ -179,16 +191,26 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
         "screenshots": shots,
     }
     resumed_events = [{"t": now - 10, "n": 0, "e": {"k": "Reconcile", "changed": True}, "v": "2026.3.2"}]
+    interrupts_url = f"{world.server.base_url}/accounts/{world.account}/magic/connectors/{SIMULATED[0]}/interrupts"
     answers = {
         "live": lambda: live(world, live_events),
         "restart": lambda: restart_then_ingest(world, resumed_events),
+        "cancelled": lambda: httpx.get(interrupts_url, headers=bearer(world.read_token)).json()["result"],
+        "executed": lambda: connector_executes(world, SIMULATED[0]),
     }
     report = drive(node, config, answers, tmp_path)
     assert "error" not in report, (
         f"{report['error']}\nsteps done: {report['steps']}\n{world.server.server_log()[-3000:]}"
     )
-    # Chromium logs the refused sign-in's 401s and the refused connections while the server restarts.
-    expected_noise = ("status of 401 (Unauthorized)", "ERR_CONNECTION_REFUSED", "ERR_INCOMPLETE_CHUNKED_ENCODING")
+    # Chromium logs the refused sign-in's 401s and the refused connections while the server restarts, and
+    # the answers to the page's question whether its token may submit interrupts (403 no, 400 yes).
+    expected_noise = (
+        "status of 401 (Unauthorized)",
+        "ERR_CONNECTION_REFUSED",
+        "ERR_INCOMPLETE_CHUNKED_ENCODING",
+        "status of 403 (Forbidden)",
+        "status of 400 (Bad Request)",
+    )
     console_errors = [m for m in report["consoleErrors"] if not any(noise in m for noise in expected_noise)]
     assert not report["pageErrors"] and not console_errors, (report["pageErrors"], console_errors)
 
@@ -264,7 +286,11 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
     assert "Reconcile" in fleet_after[FAILING]["text"]  # the event ingested while the server restarted
 
     # Reconnected after the restart with Last-Event-ID, so the event acknowledged before it was not lost.
-    streams = [r for r in report["requests"] if r["url"].endswith("/telemetry/events/stream")]
+    streams = [
+        r
+        for r in report["requests"]
+        if r["url"].endswith("/telemetry/events/stream") and r["authorization"] == f"Bearer {world.read_token}"
+    ]  # the read-only tab's (the operations tab, opened after, starts a stream of its own)
     assert streams[-1]["lastEventId"] is not None and streams[-1]["lastEventId"].isdigit()
 
     # Offline and private: every request stays on this server; the token only ever in the header.
@@ -274,9 +300,27 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
         assert request["url"].startswith(origin), request["url"]
         assert world.read_token not in request["url"]
         if "/client/v4/accounts/" in request["url"]:
-            assert request["authorization"] in (f"Bearer {world.read_token}", "Bearer " + "x" * 40), request
+            allowed = (f"Bearer {world.read_token}", f"Bearer {world.write_token}", "Bearer " + "x" * 40)
+            assert request["authorization"] in allowed, request
     assert any(r["url"].endswith("/telemetry/events/stream") for r in report["requests"])
     assert world.read_token not in world.server.server_log()
+
+    # Operations: none offered to a read-only token; with Write, a reboot behind a confirmation (cancel
+    # submits nothing), pending until the connector reports it executed.
+    assert report["readOnlyOperations"] == {
+        "permission": "read",
+        "controlsHidden": True,
+        "status": "No operations yet.",
+    }
+    operations = report["operations"]
+    assert operations["before"] == "No operations yet."
+    assert operations["question"].startswith(f"Reboot {SIMULATED[0]}: the whole appliance restarts")
+    assert operations["cancelHides"] and operations["afterCancel"] == []
+    assert operations["purgeQuestion"].endswith("discarding its local state (purge)?")
+    assert operations["confirmLabel"] == "Reboot"
+    assert operations["pending"].startswith("Pending: reboot with purge, submitted")
+    assert operations["buttonsDisabledWhilePending"] and operations["buttonsEnabledAfter"]
+    assert operations["executed"].startswith("Last: reboot with purge, executed")
 
     for name, path in (("dashboard.png", shots["connector"]), ("dashboard-fleet.png", shots["fleet"])):
         assert Path(path).stat().st_size > 10_000

@@ -230,6 +230,13 @@ async function run(browser) {
   report.resumeStreamRequests = report.requests.filter((r) => r.url.endsWith("/telemetry/events/stream")).length;
   step("resume");
 
+  // The read-only token: the connector's operations are shown, no controls offered.
+  await p.waitForSelector('#operation-controls:not([data-permission="unknown"])', { state: "attached" });
+  report.readOnlyOperations = {
+    permission: await p.getAttribute("#operation-controls", "data-permission"),
+    controlsHidden: await p.isHidden("#operation-controls"),
+    status: await p.textContent("#operation-status"),
+  };
   await p.click("text=← All connectors");
   await p.waitForSelector("#fleet:not([hidden])");
   await p.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
@@ -242,6 +249,40 @@ async function run(browser) {
     account: sessionStorage.getItem("conntel.account"),
   }));
   await tab.close();
+
+  // 8. Operations with a Write token: reboot behind a confirmation; pending until the connector reports it.
+  const ops = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const w = await ops.newPage();
+  watch(w);
+  await w.goto(`${config.origin}/#token=${config.writeToken}&account=${config.account}&connector=${config.operate}`);
+  await w.waitForSelector('#operation-controls[data-permission="write"]:not([hidden])', { timeout: 15000 });
+  await w.waitForFunction(() => document.querySelector("#operation-status").dataset.state === "none");
+  report.operations = { before: await w.textContent("#operation-status") };
+  await w.click('#operation-controls button[data-action="reboot"]');
+  await w.waitForSelector("#operation-confirm:not([hidden])");
+  report.operations.question = await w.textContent("#operation-question");
+  await w.click("#operation-no");
+  report.operations.cancelHides = await w.isHidden("#operation-confirm");
+  report.operations.afterCancel = await pause("cancelled");
+  await w.check("#operation-purge");
+  await w.click('#operation-controls button[data-action="reboot"]');
+  await w.waitForSelector("#operation-confirm:not([hidden])");
+  report.operations.purgeQuestion = await w.textContent("#operation-question");
+  report.operations.confirmLabel = await w.textContent("#operation-yes");
+  await w.click("#operation-yes");
+  await w.waitForFunction(() => document.querySelector("#operation-status").dataset.state === "pending", null, {
+    timeout: 10000,
+  });
+  report.operations.pending = await w.textContent("#operation-status");
+  report.operations.buttonsDisabledWhilePending = await w.isDisabled('#operation-controls button[data-action="restart"]');
+  await pause("executed");
+  await w.waitForFunction(() => document.querySelector("#operation-status").dataset.state === "executed", null, {
+    timeout: 15000,
+  });
+  report.operations.executed = await w.textContent("#operation-status");
+  report.operations.buttonsEnabledAfter = await w.isEnabled('#operation-controls button[data-action="restart"]');
+  step("operations");
+  await ops.close();
 }
 
 const browser = await chromium.launch({ executablePath: config.chromium, args: LAUNCH_ARGS });

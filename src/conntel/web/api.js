@@ -103,6 +103,38 @@ export class Api {
     return { items, truncated: true };
   }
 
+  interrupts(id) {
+    return this.get(`/${encodeURIComponent(id)}/interrupts`);
+  }
+
+  async post(rest, body) {
+    const response = await fetch(this.url(rest), {
+      method: "POST",
+      headers: { ...this.headers(), "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      cache: "no-store",
+    });
+    this.noteClock(response);
+    if (!response.ok) throw await envelopeError(response);
+    return (await response.json()).result;
+  }
+
+  /** Submit an interrupt: `action` is reboot, restart or shutdown. */
+  createInterrupt(id, action, purge) {
+    return this.post(`/${encodeURIComponent(id)}/interrupts`, { [action]: { purge } });
+  }
+
+  /** Whether this token may submit interrupts (Magic WAN Write), asked without making one: an empty
+   * body is refused for its shape (400) only after the permission check passed (403 otherwise). */
+  async maySubmitInterrupts(id) {
+    try {
+      await this.post(`/${encodeURIComponent(id)}/interrupts`, {});
+    } catch (error) {
+      return error instanceof ApiError && error.status === 400;
+    }
+    return false; // never: an empty body is never accepted
+  }
+
   eventUrl(id, t, n) {
     return this.url(`/${encodeURIComponent(id)}/telemetry/events/${t}.${n}`);
   }

@@ -356,6 +356,14 @@ function fleetRow(state, now) {
 
 // --- A connector -------------------------------------------------------------
 
+const OPERATIONS = ["reboot", "restart", "shutdown"];
+const OPERATION_LABELS = { reboot: "Reboot", restart: "Restart", shutdown: "Shut down" };
+const QUESTIONS = {
+  reboot: (id) => `Reboot ${id}: the whole appliance restarts at its next check-in, its tunnels down meanwhile`,
+  restart: (id) => `Restart the connector software on ${id} at its next check-in`,
+  shutdown: (id) => `Shut down ${id} at its next check-in: it stays off until someone powers it on on site`,
+};
+
 class ConnectorView {
   constructor(id) {
     this.id = id;
@@ -394,6 +402,8 @@ class ConnectorView {
   }
 
   async load() {
+    this.loadOperations();
+    this.checkMayOperate();
     const generation = (this.generation = (this.generation || 0) + 1);
     this.loading = true;
     this.error = "";
@@ -420,6 +430,7 @@ class ConnectorView {
     $("#connector-title").textContent = this.id;
     $("#connector-health").replaceChildren(...healthBadges(state, health, now));
     this.renderMeta(state, now);
+    this.renderOperations(now);
 
     // The timeline and the table only when something they show changed: the
     // account's stream wakes this up for every connector's events.
@@ -470,6 +481,78 @@ class ConnectorView {
       ["Notes", record.notes || "—"],
     ];
     $("#connector-meta").replaceChildren(...facts.flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { text: value })]));
+  }
+
+  // Operations (interrupts): the pending or most recent one, and reboot/restart/shutdown behind a
+  // confirmation when the token may submit them (Magic WAN Write).
+  async loadOperations() {
+    try {
+      this.interrupts = await app.api.interrupts(this.id);
+      this.operationsError = "";
+    } catch (error) {
+      this.interrupts ??= [];
+      this.operationsError = error.status === 404 ? "" : `Cannot list operations: ${error.message}`;
+    }
+    markDirty();
+  }
+
+  async checkMayOperate() {
+    this.mayOperate = await app.api.maySubmitInterrupts(this.id);
+    markDirty();
+  }
+
+  renderOperations(now) {
+    const list = this.interrupts;
+    const last = list?.[0];
+    const pending = Boolean(last && !last.triggered_at);
+    let status = "Looking up operations…";
+    if (list && !last) status = "No operations yet.";
+    if (last) {
+      const action = OPERATIONS.find((name) => name in last);
+      const what = `${action}${last[action]?.purge ? " with purge" : ""}`;
+      const submitted = Date.parse(last.submitted_at) / 1000;
+      const triggered = last.triggered_at ? Date.parse(last.triggered_at) / 1000 : null;
+      status = pending
+        ? `Pending: ${what}, submitted ${formatAgo(submitted, now)}; the connector executes it at its next check-in.`
+        : `Last: ${what}, executed ${formatAgo(triggered, now)} (${formatTime(triggered)}).`;
+    }
+    const shown = $("#operation-status");
+    shown.textContent = status;
+    shown.dataset.state = pending ? "pending" : last ? "executed" : list ? "none" : "loading";
+    $("#operation-controls").hidden = !this.mayOperate;
+    $("#operation-controls").dataset.permission = this.mayOperate == null ? "unknown" : this.mayOperate ? "write" : "read";
+    for (const button of $("#operation-controls").querySelectorAll("button")) {
+      button.disabled = pending || Boolean(this.submitting);
+      button.title = pending ? "One operation at a time: wait until the pending one is executed" : "";
+    }
+    const confirming = this.confirming;
+    $("#operation-confirm").hidden = !confirming;
+    if (confirming) {
+      const purge = $("#operation-purge").checked ? ", discarding its local state (purge)" : "";
+      $("#operation-question").textContent = `${QUESTIONS[confirming](this.id)}${purge}?`;
+      $("#operation-yes").textContent = OPERATION_LABELS[confirming];
+    }
+    $("#operation-error").textContent = this.operationError || this.operationsError || "";
+  }
+
+  async submit() {
+    const action = this.confirming;
+    if (!action) return;
+    this.confirming = null;
+    this.submitting = true;
+    this.operationError = "";
+    markDirty();
+    try {
+      await app.api.createInterrupt(this.id, action, $("#operation-purge").checked);
+      $("#operation-purge").checked = false;
+    } catch (error) {
+      this.operationError =
+        error.code === 20041
+          ? "Another operation is pending: wait until the connector has executed it."
+          : `Not submitted: ${error.message} (HTTP ${error.status})`;
+    }
+    this.submitting = false;
+    await this.loadOperations();
   }
 
   renderTable(inWindow, spans) {
@@ -688,6 +771,19 @@ function wireControls() {
     app.view.shownRows += PAGE_ROWS;
     markDirty();
   });
+  $("#operation-controls").addEventListener("click", (click) => {
+    const action = click.target.closest("button[data-action]")?.dataset.action;
+    if (!action || !app.view) return;
+    app.view.confirming = action;
+    markDirty();
+  });
+  $("#operation-purge").addEventListener("change", markDirty);
+  $("#operation-no").addEventListener("click", () => {
+    if (app.view) app.view.confirming = null;
+    markDirty();
+  });
+  $("#operation-yes").addEventListener("click", () => app.view?.submit());
+  setInterval(() => app.view?.loadOperations(), 5000); // a pending operation turns executed
   $("#detail-close").addEventListener("click", closeDetail);
   $("#detail-pretty").addEventListener("change", showDetailJson);
   $("#detail-copy").addEventListener("click", copyCurl);
