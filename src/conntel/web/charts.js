@@ -100,9 +100,10 @@ function formatBytes(bytes) {
 
 /**
  * Draw into `container` the charts of `snapshots` (sorted by t) over [from, to].
- * `selected` is the t of the chosen snapshot; a click calls `onSelect(t)`.
+ * `selected` is the t of the chosen snapshot; a click calls `onSelect(t)`; `hovered` is the t under the
+ * pointer (kept across redraws), reported through `onHover(t)`.
  */
-export function renderCharts(container, { snapshots, from, to, selected, onSelect }) {
+export function renderCharts(container, { snapshots, from, to, selected, onSelect, hovered, onHover }) {
   const width = Math.max(container.clientWidth, 480);
   const plot = width - LABEL_WIDTH - RIGHT_PAD;
   const x = (t) => LABEL_WIDTH + ((t - from) / Math.max(1, to - from)) * plot;
@@ -143,7 +144,10 @@ export function renderCharts(container, { snapshots, from, to, selected, onSelec
   const nodes = charts.map((chart) => lineChart(chart, visible, { width, plot, x, selected }));
   nodes.push(healthChart(tunnels, visible, { width, plot, x, selected, from }));
 
-  const hover = (t) => nodes.forEach((node) => node.show(t));
+  const hover = (point) => {
+    nodes.forEach((node) => node.show(point));
+    onHover?.(point ? point.t : null);
+  };
   const nearest = (clientX, root) => {
     const px = clientX - root.getBoundingClientRect().left;
     if (px < LABEL_WIDTH || !visible.length) return null;
@@ -159,7 +163,7 @@ export function renderCharts(container, { snapshots, from, to, selected, onSelec
       if (point) onSelect(point.t);
     });
   }
-  hover(null);
+  hover(visible.find((p) => p.t === hovered) ?? null);
   container.replaceChildren(...nodes.map((node) => node.root));
 }
 

@@ -22,6 +22,7 @@ export class SnapshotPanel {
     this.key = null;
     this.listedAt = 0;
     this.busy = false;
+    this.hovered = null; // t of the snapshot under the pointer, kept across redraws
   }
 
   /** Load (or refresh) the sample of [from, to]; calls onChange when something new is there to draw. */
@@ -29,7 +30,8 @@ export class SnapshotPanel {
     const span = to - from;
     const key = `${from}:${to}`;
     if (key === this.key || this.busy) return;
-    if (this.span === span && Date.now() - this.listedAt < RELIST_MS && Math.abs(this.from - from) < span / 10) return;
+    const sameWindow = Math.abs(this.span - span) <= span / 100 && Math.abs(this.from - from) < span / 10;
+    if (sameWindow && Date.now() - this.listedAt < RELIST_MS) return; // a window sliding with the clock
     this.busy = true;
     this.key = key;
     Object.assign(this, { from, span, listedAt: Date.now() });
@@ -61,6 +63,14 @@ export class SnapshotPanel {
   }
 
   render(container, { from, to, selected, onSelect }) {
-    renderCharts(container, { snapshots: this.shown, from, to, selected, onSelect });
+    renderCharts(container, {
+      snapshots: this.shown,
+      from,
+      to,
+      selected,
+      onSelect,
+      hovered: this.hovered,
+      onHover: (t) => (this.hovered = t),
+    });
   }
 }
