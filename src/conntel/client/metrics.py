@@ -158,6 +158,17 @@ PRESSURE_TOTALS = (
     "memory_pressure_some_total_us",
     "memory_pressure_full_total_us",
 )
+# Pressure stall gauges: (stall kind, share of it, the 10 s, 60 s and 300 s field, the total field).
+PRESSURES = tuple(
+    (kind, scale, f"{name}_10s", f"{name}_60s", f"{name}_300s", f"{name}_total_us")
+    for kind, scale, name in (
+        ("cpu", 1.0, "cpu_pressure"),
+        ("io", 1.0, "io_pressure_some"),
+        ("io", 0.4, "io_pressure_full"),
+        ("memory", 1.0, "memory_pressure_some"),
+        ("memory", 0.3, "memory_pressure_full"),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -612,17 +623,13 @@ class ConnectorMetrics:
                 "snmp_tcp_max_conn": 65_536,
             }
         )
-        for name, value in self.snmp.items():
-            snap[name] = int(value)
-        for kind in ("cpu", "io", "memory"):
-            stall = self.stall[kind]
-            names = ("cpu_pressure",) if kind == "cpu" else (f"{kind}_pressure_some", f"{kind}_pressure_full")
-            for name in names:
-                scale = 0.4 if name.endswith("_full") and kind == "io" else 0.3 if name.endswith("_full") else 1
-                snap[f"{name}_10s"] = round(min(100.0, stall * scale * rng.uniform(0.8, 1.25)), 2)
-                snap[f"{name}_60s"] = round(stall * scale, 2)
-                snap[f"{name}_300s"] = round(stall * scale * 0.9, 2)
-                snap[f"{name}_total_us"] = int(self.pressure_totals[f"{name}_total_us"])
+        snap.update(zip(self.snmp, map(int, self.snmp.values()), strict=True))
+        for kind, scale, k10, k60, k300, total_key in PRESSURES:
+            stall = self.stall[kind] * scale
+            snap[k10] = round(min(100.0, stall * (0.8 + 0.45 * rng.random())), 2)
+            snap[k60] = round(stall, 2)
+            snap[k300] = round(stall * 0.9, 2)
+            snap[total_key] = int(self.pressure_totals[total_key])
         snap["bonds"] = [{"name": "bond0", "status": "up"}] if p.lan == "bond0" else []
         snap["disks"] = [self._disk()]
         snap["mounts"] = self._mounts(t)
