@@ -224,11 +224,16 @@ async function run(browser) {
   const hoverX = cpuBox.x + 130 + (cpuBox.width - 144) * 0.8;
   await p.mouse.move(hoverX, cpuBox.y + 50);
   await p.waitForFunction(() => !/latest/.test(document.querySelector('#charts svg[data-chart="cpu"]').dataset.readout));
+  // The screenshot: the window picker, the timeline and the charts, hovered.
+  await p.evaluate(() => scrollTo(0, document.querySelector("#connector .toolbar").getBoundingClientRect().top + scrollY - 48));
+  const hoverBox = await cpu.boundingBox();
+  await p.mouse.move(hoverBox.x + 130 + (hoverBox.width - 144) * 0.8, hoverBox.y + 50);
+  await p.waitForFunction(() => !/latest/.test(document.querySelector('#charts svg[data-chart="cpu"]').dataset.readout));
+  await p.screenshot({ path: config.screenshots.metrics });
   report.hover = await p.evaluate(() =>
     Object.fromEntries([...document.querySelectorAll("#charts svg.chart")].map((c) => [c.dataset.chart, c.dataset.readout])),
   );
-  await p.screenshot({ path: config.screenshots.metrics, fullPage: true });
-  await p.mouse.click(hoverX, cpuBox.y + 50);
+  await p.mouse.click(hoverBox.x + 130 + (hoverBox.width - 144) * 0.8, hoverBox.y + 50);
   await p.waitForFunction(() => /^HTTP /.test(document.querySelector("#detail-status").textContent), null, {
     timeout: 10000,
   });
