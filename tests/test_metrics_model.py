@@ -325,3 +325,4 @@ def test_sample_snapshots_keeps_its_signature_and_interleaves_the_fleet():
     assert len(snaps) == 50
     assert len({s["site_id"] for s in snaps[:5]}) == 5  # one of each connector, then the next minute
     assert all(b["t"] - a["t"] in (60, 120, 180) for a, b in zip(snaps, snaps[5:], strict=False))
+    assert list(metrics.sample_snapshots(1, 0, 10)) == [] and list(metrics.sample_snapshots(1, 3, 0)) == []

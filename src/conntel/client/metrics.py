@@ -954,6 +954,8 @@ def fleet_snapshots(seeds: list[float], start: int, failure_rate: float) -> list
 
 def sample_snapshots(seed: int, connectors: int, count: int) -> Iterator[dict[str, Any]]:
     """`count` snapshots of a simulated fleet of `connectors`, minute by minute, as a fleet sends them."""
+    if connectors < 1:
+        return
     rng = random.Random(seed)
     streams = fleet_snapshots([rng.random() for _ in range(connectors)], SAMPLE_START, 0.05)
     produced = 0
