@@ -151,7 +151,30 @@ def _matrix(world: World, connector: str, other: str) -> list[tuple[str, str, di
         ("POST", f"{foreign}/telemetry/events", {"json": event}),
         ("POST", f"{foreign}/checkin", {}),
         ("GET", f"{connector_url(world, connector, world.other_account)}/telemetry/events/latest", {}),
+        # snapshots: only its own may be pushed; none read
+        ("GET", f"{me}/telemetry/snapshots?from=0&to={T0}", {}),
+        ("GET", f"{me}/telemetry/snapshots/latest", {}),
+        ("GET", f"{me}/telemetry/snapshots/{T0}", {}),
+        ("POST", f"{them}/telemetry/snapshots", {"json": [snapshot(T0)]}),
+        ("POST", f"{foreign}/telemetry/snapshots", {"json": [snapshot(T0)]}),
     ]
+
+
+def snapshot(t: int) -> dict:
+    """The smallest snapshot: its six required fields."""
+    counts = ("count_reclaim_failures", "count_reclaimed_paths", "count_record_failed", "count_transmit_failures")
+    return {**dict.fromkeys(counts, 0), "t": t, "v": "2026.1.0"}
+
+
+def test_a_device_credential_pushes_its_snapshots_and_learns_its_operation(world: World):
+    connector = world.new_connector()
+    secret = mint(world, connector)
+    url = f"{connector_url(world, connector)}/telemetry/snapshots"
+    assert result(httpx.post(url, json=[snapshot(T0)], headers=bearer(secret))) == {"accepted": 1, "duplicates": 0}
+    made = result(interrupt(world, connector, {"restart": {}}))
+    pushed = result(httpx.post(url, json=[snapshot(T0 + 60)], headers=bearer(secret)))
+    assert pushed["operation"]["id"] == made["id"] and pushed["operation"]["action"] == "restart"
+    assert result(httpx.post(url, json=[snapshot(T0 + 60)], headers=bearer(world.write_token)))["duplicates"] == 1
 
 
 def test_a_device_credential_may_do_nothing_else(world: World):

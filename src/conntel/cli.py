@@ -24,6 +24,7 @@ from conntel.client.reading import (
     connectors_restart,
     connectors_shutdown,
     events,
+    snapshots,
 )
 from conntel.config import DEFAULT_DB, Settings
 from conntel.credentials import PERMISSIONS
@@ -497,6 +498,12 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
 @click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same connectors and events.")
 @click.option("--duration", type=FiniteRange(min=0), help="Real seconds to run (default: until Ctrl-C).")
 @click.option("--start", type=int, help="Simulated clock start, seconds since the epoch (default: now).")
+@click.option(
+    "--snapshots/--no-snapshots",
+    default=True,
+    show_default=True,
+    help="Also report each connector's metrics: a full snapshot every simulated minute.",
+)
 @json_option
 def simulate(as_json: bool, **options: Any) -> None:
     """Drive a fleet of virtual connectors through realistic lifecycles, posting through the API."""
@@ -507,7 +514,8 @@ def simulate(as_json: bool, **options: Any) -> None:
     def show(stats: FleetStats) -> None:
         if not as_json:
             click.echo(
-                f"\r{stats.posted:,} events posted ({stats.duplicates:,} duplicates, {stats.retries} retries)",
+                f"\r{stats.posted:,} events and {stats.snapshots:,} snapshots posted"
+                f" ({stats.duplicates + stats.snapshot_duplicates:,} duplicates, {stats.retries} retries)",
                 nl=False,
                 err=True,
             )
@@ -527,6 +535,8 @@ def simulate(as_json: bool, **options: Any) -> None:
                     "retries": stats.retries,
                     "requests": stats.requests,
                     "connectors": stats.by_connector,
+                    "snapshots": stats.snapshots,
+                    "snapshot_duplicates": stats.snapshot_duplicates,
                 }
             )
         )
@@ -536,5 +546,6 @@ def simulate(as_json: bool, **options: Any) -> None:
 
 # The reading CLI (over the HTTP API): conntel events ..., conntel connectors list.
 main.add_command(events)
+main.add_command(snapshots)
 for command in (connectors_list, connectors_reboot, connectors_restart, connectors_shutdown, connectors_interrupts):
     connectors.add_command(command)

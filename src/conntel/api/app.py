@@ -26,6 +26,7 @@ from conntel.api.observability import AccessLog, Metrics, Observe, RequestRecord
 from conntel.api.operations import CHECKIN, GET_EVENT, api_routes, operations_table
 from conntel.api.ratelimit import RateLimiter, parse_rate_limit
 from conntel.api.routing import ASGIApp, api_path
+from conntel.api.snapshots import SnapshotRoutes
 from conntel.api.stream import StreamRoutes
 from conntel.api.tokens import TokenRoutes
 from conntel.config import Settings
@@ -83,6 +84,7 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         GetEventEndpoint(events),  # as Starlette's route (HEAD), inside Observe
         InterruptRoutes(store, auth, settings),
         checkins,
+        SnapshotRoutes(store, auth, settings),
     )
 
     @contextlib.asynccontextmanager
