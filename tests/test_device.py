@@ -143,6 +143,7 @@ def _matrix(world: World, connector: str, other: str) -> list[tuple[str, str, di
         ("DELETE", me, {}),
         ("GET", f"{me}/interrupts", {}),
         ("POST", f"{me}/interrupts", {"json": {"reboot": {}}}),
+        ("POST", f"{me}/credential", {}),
         # another connector of the same account, and one of another account
         ("POST", f"{them}/telemetry/events", {"json": event}),
         ("POST", f"{them}/checkin", {}),
@@ -351,3 +352,19 @@ def test_delivery_survives_a_server_restart(world: World, tmp_path):
         assert result(httpx.post(url, headers=bearer(secret)))["operation"]["id"] == made["id"]
     finally:
         second.stop()
+
+
+def test_a_write_token_mints_a_connectors_credential_over_the_api(world: World):
+    connector = world.new_connector()
+    url = f"{connector_url(world, connector)}/credential"
+    assert error(httpx.post(url, headers=bearer(world.read_token))) == (403, 10000)
+    assert error(httpx.post(f"{connector_url(world, 'nosuch')}/credential", headers=bearer(world.write_token))) == (
+        404,
+        20002,
+    )
+    made = result(httpx.post(url, headers=bearer(world.write_token)))
+    assert made["connector_id"] == connector and re.fullmatch(r"[A-Za-z0-9_-]{40}", made["value"])
+    assert result(check_in(world, connector, made["value"])) == {}
+    again = result(httpx.post(url, headers=bearer(world.write_token)))["value"]
+    wait_for(lambda: check_in(world, connector, made["value"]).status_code == 401, timeout=5)
+    assert result(check_in(world, connector, again)) == {}

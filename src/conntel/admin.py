@@ -75,9 +75,8 @@ async def mint_device_credential(store: Store, account_id: str, connector_id: st
     the servers' credential TTL). It may only push the connector's telemetry and check in."""
     _check_id(account_id, "An account id")
     _check_id(connector_id, "A connector id")
-    value = new_token_secret()
     try:
-        await store.set_device_credential(account_id, connector_id, secret_hash(value), int(time.time()))
+        value = await connectors.mint_credential(store, account_id, connector_id)
     except NotFound:
         raise AdminError(f"No connector {shown(connector_id)} in account {shown(account_id)}") from None
     return {"connector_id": connector_id, "value": value}

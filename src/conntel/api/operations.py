@@ -29,7 +29,7 @@ from conntel.api.snapshots import LIST_QUERY as SNAPSHOT_QUERY
 from conntel.api.snapshots import SnapshotRoutes
 from conntel.api.stream import StreamRoutes
 from conntel.api.tokens import TokenRoutes, TokenStatus
-from conntel.connectors import Connector, ConnectorCreate, ConnectorEdit, ConnectorUpdate
+from conntel.connectors import Connector, ConnectorCreate, ConnectorEdit, ConnectorUpdate, DeviceCredential
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.events import AppendResult, Event, EventList, LatestEvents, NewEvent
 from conntel.interrupts import CheckIn, CheckInResult, Interrupt, InterruptCreate
@@ -127,6 +127,15 @@ def operations_table(
             result=CheckInResult,
             device=True,
             body_required=False,
+        ),
+        Operation(
+            "POST",
+            CONNECTOR + "/credential",
+            connectors.credential,
+            "mintDeviceCredential",
+            "Mint the connector's own credential, replacing its earlier one (conntel's own)",
+            WRITE_ACCEPTS,
+            result=DeviceCredential,
         ),
         Operation(
             "POST",

@@ -320,7 +320,10 @@ class ConnectorMetrics:
     def observe(self, event: dict[str, Any]) -> None:
         t = event["t"]
         kind = event["e"]["k"]
-        if kind == "Init":
+        if kind == "Init" and event["e"].get("reason") == "restart":
+            self.up = True  # the process restarted: the machine, its kernel and its counters stayed up
+            self.tunnels_ready = self.rekeying = self.reset = self.ha_fault = False
+        elif kind == "Init":
             self.boot(t)
         elif not self.up:
             return

@@ -49,21 +49,28 @@ def snapshots_path(account: str, connector_id: str) -> str:
 
 
 async def post_snapshots(
-    client: httpx.AsyncClient, path: str, snapshots: list[dict[str, Any]], max_retries: int
-) -> tuple[int, int, int]:
-    """Post in batches of BATCH, retrying 5xx, 429 and lost connections: (accepted, duplicates, retries)."""
+    client: httpx.AsyncClient,
+    path: str,
+    snapshots: list[dict[str, Any]],
+    max_retries: int,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, int, int, dict[str, Any] | None]:
+    """Post in batches of BATCH, retrying 5xx, 429 and lost connections: (accepted, duplicates, retries,
+    the pending operation the last answer carried)."""
     accepted = duplicates = retries = 0
+    operation = None
     for start in range(0, len(snapshots), BATCH):
         batch = snapshots[start : start + BATCH]
         for attempt in range(max_retries + 1):
             try:
-                response = await client.post(path, json=batch)
+                response = await client.post(path, json=batch, headers=headers)
             except httpx.TransportError:
                 response = None
             if response is not None and response.status_code == 200:
                 result = response.json()["result"]
                 accepted += result["accepted"]
                 duplicates += result["duplicates"]
+                operation = result.get("operation")
                 break
             if response is not None and response.status_code < 500 and response.status_code != 429:
                 raise PushError(f"The server refused snapshots at {path}: {errors_text(response)}")
@@ -71,4 +78,4 @@ async def post_snapshots(
             await asyncio.sleep(min(0.25 * 2**attempt, 10))
         else:
             raise PushError(f"Gave up on snapshots at {path} after {max_retries} retries")
-    return accepted, duplicates, retries
+    return accepted, duplicates, retries, operation
