@@ -1,14 +1,16 @@
 """`conntel simulate`: a fleet of virtual connectors pushing events to a server, like real ones.
 
 Each virtual connector follows conntel.client.lifecycles on a simulated
-clock that starts at `start` and runs `speed` times faster than real time.
-Every `interval` seconds each connector posts the events it has recorded
-since, through the ingestion API: batched, retried on failure (a retry of
-an acknowledged batch is harmless: identical events count as duplicates),
-(t, n) increasing, `v` following upgrades; and, unless turned off, a full
-snapshot of its own metrics for every simulated minute
-(conntel.client.snapshot_feed). The same seed gives the same connectors, the
-same events and the same snapshots relative to `start`.
+clock that starts at `start` and runs `speed` times faster than real time,
+as an appliance (conntel.client.appliance): with its own credential it posts
+the events it has recorded since its last turn through the ingestion API:
+batched, retried on failure (a retry of an acknowledged batch is harmless:
+identical events count as duplicates), (t, n) increasing, `v` following
+upgrades; unless turned off, a full snapshot of its own metrics for every
+simulated minute (conntel.client.snapshot_feed); a check-in every 10
+simulated seconds; and it executes the operations it learns of. Without
+operations, the same seed gives the same connectors, the same events and the
+same snapshots relative to `start`.
 """
 
 from __future__ import annotations
@@ -27,8 +29,8 @@ from conntel.client.http import errors_text
 from conntel.client.snapshot_feed import PushError, post_snapshots, snapshots_path
 from conntel.client.urls import api_base
 
-SERIAL_PREFIX = "SIM"
-MIN_TICK = 0.05  # real seconds: at most 20 check-ins a second per connector, whatever the speed  # simulated connectors are recognised by their device serial number
+SERIAL_PREFIX = "SIM"  # simulated connectors are recognised by their device serial number
+MIN_TICK = 0.05  # real seconds: at most 20 check-ins a second per connector, whatever the speed
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The simulator's snapshots: every virtual connector reports a full snapshot each simulated minute.
 
-Each connector's snapshots come from conntel.client.metrics, walking a copy of
-the same event stream the fleet posts (same seed, same events), so the metrics
-tell the story the events tell. Due snapshots are posted to
+Each connector's snapshots come from conntel.client.metrics, fed the events
+the connector records (client/appliance.py), so the metrics tell the story
+the events tell. Due snapshots are posted to
 `POST .../telemetry/snapshots` in bounded batches, retried on failure like
 events (a retry of an acknowledged batch is harmless: identical snapshots count
 as duplicates).
@@ -11,8 +11,6 @@ as duplicates).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -24,24 +22,6 @@ BATCH = 100  # snapshots per request: about 1.3 MB of JSON, well under the serve
 
 class PushError(RuntimeError):
     pass
-
-
-@dataclass
-class SnapshotFeed:
-    connector_id: str
-    stream: Iterator[dict[str, Any]]
-    pending: dict[str, Any] | None = None
-
-    def due(self, until: int) -> list[dict[str, Any]]:
-        """The snapshots recorded up to simulated time `until`."""
-        batch: list[dict[str, Any]] = []
-        while True:
-            if self.pending is None:
-                self.pending = next(self.stream)
-            if self.pending["t"] > until:
-                return batch
-            batch.append(self.pending)
-            self.pending = None
 
 
 def snapshots_path(account: str, connector_id: str) -> str:
