@@ -66,6 +66,13 @@ each measure on the same port, and stopped afterwards, also on errors.
    trip to a PostgreSQL backend process on the same 2 cores). For scale
    (DESIGN.md): FastAPI ~0.13, Starlette + msgspec ~0.34, raw ASGI + sqlite3
    ~0.58.
+   **Bare check-in ÷ bare ASGI**, in the same rounds: right after Get Event,
+   the same server takes the same wrk run with `bench/heartbeat.lua`: POSTs
+   without a body to `.../connectors/{id}/checkin` of the store's connectors,
+   each with its own device credential (minted once per run), nothing
+   pending (bench/heartbeat.py). A heartbeat is a fleet's most frequent
+   request and must cost no more than a Get Event: target **SQLite >= 0.40**
+   (PostgreSQL reported).
 2. **Ingestion over HTTP ÷ in-process insert loop** (SQLite) — 200,000
    events of one connector posted in batches of 1,000 by 4 concurrent
    clients (httpx, one keep-alive connection each, bodies encoded
@@ -348,6 +355,19 @@ def get_event_lines(report: dict) -> list[str]:
                 + " | ".join(f"{rps[b['name']]:,.0f} | {b['ratios'][i]:.3f}" for b in backends)
                 + " |"
             )
+        beating = [b for b in backends if "heartbeat" in b]
+        if beating:
+            lines += [
+                "",
+                "| round | " + " | ".join(f"{b['label']} check-ins/s | ÷ bare | ÷ Get Event" for b in beating) + " |",
+                "|---:|" + "---:|---:|---:|" * len(beating),
+            ]
+            for i, rps in enumerate(g["rounds"]):
+                cells = []
+                for b in beating:
+                    beats = rps[b["name"] + ":heartbeat"]
+                    cells.append(f"{beats:,.0f} | {b['heartbeat']['ratios'][i]:.3f} | {beats / rps[b['name']]:.2f}")
+                lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
