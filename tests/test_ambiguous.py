@@ -23,7 +23,13 @@ def place(world: World) -> dict[str, str]:
     """A connector with one event: every path below names things that exist, so a refusal is the only reason."""
     connector = world.new_connector()
     post_events(world, [{"t": T0, "n": 0, "e": {"k": "Init"}}], connector=connector).raise_for_status()
-    return {"account_id": world.account, "connector_id": connector, "event_t": str(T0), "event_n": "0"}
+    return {
+        "account_id": world.account,
+        "connector_id": connector,
+        "event_t": str(T0),
+        "event_n": "0",
+        "snapshot_t": str(T0),
+    }
 
 
 def documented_operations(world: World) -> list[tuple[str, str]]:
@@ -159,7 +165,7 @@ def test_every_route_refuses_a_parameter_it_does_not_declare(world: World, place
     post_events(world, [{"t": T0, "n": 0, "e": {"k": "Init"}}], connector=connector).raise_for_status()
     before = connector_count(world)
     routes = documented_operations(world) + UNDOCUMENTED
-    assert len(routes) == 14
+    assert len(routes) == 22
     for method, template in routes:
         body = BODIES.get((method, template))
         url = world.server.base_url + fill(template, here)
