@@ -285,6 +285,7 @@ def connectors_interrupts(client: Client, connector: str, as_json: bool) -> None
     table = interrupt_table()
     for item in items:
         interrupt_row(table, item)
+    out().print(table)
 
 
 # --- Snapshots: conntel snapshots list|get|latest -------------------------------------------------------
