@@ -18,10 +18,10 @@ from conntel.api.envelope import error_response
 from conntel.api.errors import REFUSALS, ApiError, from_refusal, internal_error, method_not_allowed, no_route
 from conntel.api.events import EventRoutes
 from conntel.api.failures import AnswerFailures
-from conntel.api.hotpath import GetEventEndpoint, Shortcut
+from conntel.api.hotpath import GetEventEndpoint, GetSnapshotEndpoint, Shortcut
 from conntel.api.infra import infra_routes
 from conntel.api.observability import AccessLog, Metrics, Observe, RequestRecorder
-from conntel.api.operations import GET_EVENT, api_routes, operations_table
+from conntel.api.operations import GET_EVENT, GET_SNAPSHOT, api_routes, operations_table
 from conntel.api.ratelimit import RateLimiter, parse_rate_limit
 from conntel.api.routing import ASGIApp, api_path
 from conntel.api.snapshots import SnapshotRoutes
@@ -72,13 +72,15 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
     limiter = RateLimiter(parse_rate_limit(settings.rate_limit)) if settings.rate_limit else None
     auth = Authenticator(store, settings.credential_ttl_seconds, limiter, metrics.auth_failures)
     events = EventRoutes(store, auth, settings, metrics)
+    snapshots = SnapshotRoutes(store, auth, settings)
     recorder = RequestRecorder(metrics, access_log)
     operations = operations_table(
         events,
         ConnectorRoutes(store, auth, settings),
         TokenRoutes(auth),
         GetEventEndpoint(events),  # as Starlette's route (HEAD), inside Observe
-        SnapshotRoutes(store, auth, settings),
+        snapshots,
+        GetSnapshotEndpoint(snapshots),  # as Starlette's route (HEAD), inside Observe
     )
 
     @contextlib.asynccontextmanager
@@ -99,5 +101,6 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         },
     )
     app.router.redirect_slashes = False  # a trailing slash is another (unknown) route, not a redirect
-    # GETs of one event skip Observe and Starlette: that endpoint records itself.
-    return Shortcut(Observe(app, recorder), GET_EVENT, GetEventEndpoint(events, recorder))
+    # GETs of one event or one snapshot skip Observe and Starlette: those endpoints record themselves.
+    observed = Shortcut(Observe(app, recorder), GET_SNAPSHOT, GetSnapshotEndpoint(snapshots, recorder))
+    return Shortcut(observed, GET_EVENT, GetEventEndpoint(events, recorder))

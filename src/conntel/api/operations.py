@@ -63,8 +63,10 @@ def operations_table(
     tokens: TokenRoutes,
     get_event: ASGIApp,
     snapshots: SnapshotRoutes,
+    get_snapshot: ASGIApp,
 ) -> list[Operation]:
-    """Every JSON operation; `get_event` serves the HEADs of Get Event (its GETs take the hot path)."""
+    """Every JSON operation; `get_event` and `get_snapshot` serve the HEADs of Get Event and Get Snapshot
+    (their GETs take the hot path)."""
     return [
         Operation(
             "GET",
@@ -108,7 +110,7 @@ def operations_table(
         Operation(
             "GET",
             GET_SNAPSHOT,
-            snapshots.get_snapshot,
+            get_snapshot,
             "getSnapshot",
             "Get Snapshot",
             READ_ACCEPTS,
