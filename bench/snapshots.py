@@ -70,16 +70,16 @@ def serve(backend: Backend, store: str, name: str, env_src: Path | None = None) 
     return server.start()
 
 
-def batches(count: int, connectors: list[str]) -> list[tuple[str, bytes, int]]:
-    """(connector, body, bytes of its snapshots' JSON) for every batch of BATCH, connector by connector."""
-    per_connector: dict[int, list[bytes]] = {i: [] for i in range(len(connectors))}
-    for i, snapshot in enumerate(sample_snapshots(7, len(connectors), count)):
-        per_connector[i % len(connectors)].append(msgspec.json.encode(snapshot))
+def generate(count: int, connectors: int) -> list[tuple[int, bytes, int]]:
+    """(connector index, body, bytes of its snapshots' JSON) for every batch of BATCH, connector by connector."""
+    per_connector: dict[int, list[bytes]] = {i: [] for i in range(connectors)}
+    for i, snapshot in enumerate(sample_snapshots(7, connectors, count)):
+        per_connector[i % connectors].append(msgspec.json.encode(snapshot))
     out = []
     for i, texts in per_connector.items():
         for start in range(0, len(texts), BATCH):
             part = texts[start : start + BATCH]
-            out.append((connectors[i], b"[" + b",".join(part) + b"]", sum(map(len, part))))
+            out.append((i, b"[" + b",".join(part) + b"]", sum(map(len, part))))
     random.Random(3).shuffle(out)  # a fleet's batches arrive interleaved
     return out
 
@@ -145,11 +145,12 @@ def main() -> int:
     WORK.mkdir(exist_ok=True)
     report: dict = {"snapshots": args.snapshots, "connectors": args.connectors, "backends": {}}
     log(f"generating {args.snapshots:,} snapshots of {args.connectors} connectors")
+    generated = generate(args.snapshots, args.connectors)
     try:
         for backend in make_backends(args.backends.split(","), DEFAULT_POSTGRES, 10):
             store = backend.store(args.snapshots, args.connectors, tag="snapshots")
             account, connectors, write, read = setup(backend, store, args.connectors)
-            work = batches(args.snapshots, connectors)
+            work = [(connectors[i], body, size) for i, body, size in generated]
             json_bytes = sum(size for _, _, size in work)
             server = serve(backend, store, f"conntel-{backend.name}")
             seconds = ingest(f"http://127.0.0.1:{server.port}", account, write, work)
