@@ -216,7 +216,7 @@ def test_snapshots_posted_at_once_through_every_process_are_each_recorded_once(f
     assert sum(r["accepted"] for r in results) == 60
     assert sum(r["duplicates"] for r in results) == 60 * (len(servers) - 1)
     assert all(r["accepted"] + r["duplicates"] == 10 for r in results)
-    conflicting = batches[0][:1] + [batches[1][0] | {"cpu_count": 99}]
+    conflicting = [*batches[0][:1], batches[1][0] | {"cpu_count": 99}]
     for server in servers:
         url = url_on(server, world, connector).removesuffix("/events") + "/snapshots"
         assert httpx.post(url, json=conflicting, headers=bearer(world.write_token)).status_code == 409
