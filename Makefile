@@ -61,6 +61,7 @@ test: lint $(NODE_STAMP) $(DASH_STAMP) $(CHROMIUM)
 # Five rounds: every ratio is a median of pairs measured seconds apart on a shared, noisy machine.
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py --rounds 5 --profile
+	PYTHONPATH=bench $(BIN)/python bench/snapshots.py --snapshots 100000 --rounds 5
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules $(DASH_DIR)/node_modules demo.db demo.db-wal demo.db-shm demo.log

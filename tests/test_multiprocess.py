@@ -185,3 +185,40 @@ def test_several_processes_starting_at_once_migrate_one_fresh_database(tmp_path:
             if server.proc is not None:
                 server.stop()
         drop_pg_database(url)
+
+
+def test_snapshots_posted_at_once_through_every_process_are_each_recorded_once(fleet):
+    # The same batches raced through three processes (four, with the --workers 2 one): all or nothing each,
+    # every snapshot recorded once, every other sending of it counted a duplicate, a conflict refused whole.
+    world, servers = fleet
+    connector = world.new_connector()
+    required = {"count_reclaim_failures": 0, "count_reclaimed_paths": 0, "count_record_failed": 0, "v": "1"}
+    batches = [
+        [required | {"count_transmit_failures": 0, "t": T0 + 60 * (10 * b + i), "cpu_count": b} for i in range(10)]
+        for b in range(6)
+    ]
+    results: list[dict] = []
+    lock = threading.Lock()
+
+    def send(server: Server) -> None:
+        url = url_on(server, world, connector).removesuffix("/events") + "/snapshots"
+        for batch in batches:
+            response = httpx.post(url, json=batch, headers=bearer(world.write_token), timeout=30)
+            assert response.status_code == 200, response.text
+            with lock:
+                results.append(response.json()["result"])
+
+    threads = [threading.Thread(target=send, args=(server,)) for server in servers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r["accepted"] for r in results) == 60
+    assert sum(r["duplicates"] for r in results) == 60 * (len(servers) - 1)
+    assert all(r["accepted"] + r["duplicates"] == 10 for r in results)
+    conflicting = [*batches[0][:1], batches[1][0] | {"cpu_count": 99}]
+    for server in servers:
+        url = url_on(server, world, connector).removesuffix("/events") + "/snapshots"
+        assert httpx.post(url, json=conflicting, headers=bearer(world.write_token)).status_code == 409
+        listed = httpx.get(url, params={"from": T0, "to": T0 + 6000}, headers=bearer(world.read_token))
+        assert [item["t"] for item in listed.json()["result"]["items"]] == [T0 + 60 * i for i in range(60)]

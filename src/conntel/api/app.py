@@ -19,11 +19,11 @@ from conntel.api.envelope import error_response
 from conntel.api.errors import REFUSALS, ApiError, from_refusal, internal_error, method_not_allowed, no_route
 from conntel.api.events import EventRoutes
 from conntel.api.failures import AnswerFailures
-from conntel.api.hotpath import GetEventEndpoint, Shortcut
+from conntel.api.hotpath import GetEventEndpoint, GetSnapshotEndpoint, Shortcut
 from conntel.api.infra import infra_routes
 from conntel.api.interrupts import InterruptRoutes
 from conntel.api.observability import AccessLog, Metrics, Observe, RequestRecorder
-from conntel.api.operations import CHECKIN, GET_EVENT, api_routes, operations_table
+from conntel.api.operations import CHECKIN, GET_EVENT, GET_SNAPSHOT, api_routes, operations_table
 from conntel.api.ratelimit import RateLimiter, parse_rate_limit
 from conntel.api.routing import ASGIApp, api_path
 from conntel.api.snapshots import SnapshotRoutes
@@ -74,6 +74,7 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
     limiter = RateLimiter(parse_rate_limit(settings.rate_limit)) if settings.rate_limit else None
     auth = Authenticator(store, settings.credential_ttl_seconds, limiter, metrics.auth_failures)
     events = EventRoutes(store, auth, settings, metrics)
+    snapshots = SnapshotRoutes(store, auth, settings)
     recorder = RequestRecorder(metrics, access_log)
     heartbeats = Heartbeats(store)
     checkins = CheckInRoutes(store, auth, settings, heartbeats)
@@ -84,7 +85,8 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         GetEventEndpoint(events),  # as Starlette's route (HEAD), inside Observe
         InterruptRoutes(store, auth, settings),
         checkins,
-        SnapshotRoutes(store, auth, settings),
+        snapshots,
+        GetSnapshotEndpoint(snapshots),  # as Starlette's route (HEAD), inside Observe
     )
 
     @contextlib.asynccontextmanager
@@ -106,7 +108,7 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         },
     )
     app.router.redirect_slashes = False  # a trailing slash is another (unknown) route, not a redirect
-    # GETs of one event and bare check-ins skip Observe and Starlette: their endpoints record themselves.
-    return BareCheckIn(
-        Shortcut(Observe(app, recorder), GET_EVENT, GetEventEndpoint(events, recorder)), CHECKIN, checkins, recorder
-    )
+    # GETs of one event or one snapshot, and bare check-ins, skip Observe and Starlette: those endpoints
+    # record themselves.
+    observed = Shortcut(Observe(app, recorder), GET_SNAPSHOT, GetSnapshotEndpoint(snapshots, recorder))
+    return BareCheckIn(Shortcut(observed, GET_EVENT, GetEventEndpoint(events, recorder)), CHECKIN, checkins, recorder)

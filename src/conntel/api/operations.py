@@ -73,8 +73,10 @@ def operations_table(
     interrupts: InterruptRoutes,
     checkins: CheckInRoutes,
     snapshots: SnapshotRoutes,
+    get_snapshot: ASGIApp,
 ) -> list[Operation]:
-    """Every JSON operation; `get_event` serves the HEADs of Get Event (its GETs take the hot path)."""
+    """Every JSON operation; `get_event` and `get_snapshot` serve the HEADs of Get Event and Get Snapshot
+    (their GETs take the hot path)."""
     return [
         Operation(
             "GET",
@@ -159,7 +161,7 @@ def operations_table(
         Operation(
             "GET",
             GET_SNAPSHOT,
-            snapshots.get_snapshot,
+            get_snapshot,
             "getSnapshot",
             "Get Snapshot",
             READ_ACCEPTS,

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 
 from msgspec import UNSET, Raw
 from starlette.requests import Request
 from starlette.responses import Response
 
 from conntel import ids
-from conntel.api.auth import Authenticator
+from conntel.api.auth import Authenticator, RawHeaders
 from conntel.api.bodies import read_body
 from conntel.api.cursor import CursorError, CursorSigner
-from conntel.api.envelope import ok
+from conntel.api.envelope import ok, ok_body
 from conntel.api.errors import (
     batch_too_large,
     connector_not_found,
@@ -58,18 +59,19 @@ class SnapshotRoutes:
         self.settings = settings
         self._signer: CursorSigner | None = None
 
-    async def get_snapshot(self, request: Request) -> Response:
-        account_id, connector_id = connector_scope(request.path_params, request.url.path)
-        text = request.path_params["snapshot_t"]
+    async def get_snapshot(self, params: Mapping[str, str], headers: RawHeaders, path: str) -> bytes:
+        """The Get Snapshot response body; called by its hot-path endpoint (api/hotpath.py)."""
+        account_id, connector_id = connector_scope(params, path)
+        text = params["snapshot_t"]
         t = ids.integral(text)
         if t is None and not (len(text) <= 80 and _NUMBER.fullmatch(text)):
-            raise no_route(api_path(request.url.path))
-        await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
+            raise no_route(api_path(path))
+        await self.auth.authorize(headers, account_id, READ_ACCEPTS)
         stored = None if t is None else await self.store.get_snapshot(account_id, connector_id, t)
         if stored is None:  # also a number that is no whole second: no snapshot is ever recorded there
             await self._require_connector(account_id, connector_id)
             raise snapshot_not_found(text, connector_id)
-        return ok(Raw(stored.json))
+        return ok_body(Raw(stored.json))
 
     async def list_snapshots(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)

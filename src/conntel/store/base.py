@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from conntel.connectors import ConnectorRecord
 from conntel.events import AppendResult, ValidEvent
 from conntel.interrupts import InterruptRecord
-from conntel.snapshots import ValidSnapshot
+
+if TYPE_CHECKING:  # the snapshot types take a while to build: a CLI command that never meets one skips them
+    from conntel.snapshots import ValidSnapshot
 
 __all__ = [  # ConnectorRecord lives with its resource (conntel.connectors); the port takes and returns it
     "AlreadyExists",

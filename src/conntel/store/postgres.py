@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from conntel.events import AppendResult, ValidEvent
-from conntel.snapshots import ValidSnapshot
 from conntel.store import snapshot_codec
 from conntel.store.base import (
     AlreadyExists,
@@ -61,6 +60,8 @@ from conntel.store.urls import redacted
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
+
+    from conntel.snapshots import ValidSnapshot
 
     Conn = PoolConnectionProxy[asyncpg.Record]  # a connection as the pool lends it
 

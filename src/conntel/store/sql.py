@@ -12,16 +12,18 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from conntel.connectors import ConnectorRecord, ConnectorSettings
 from conntel.events import ValidEvent, same_content
 from conntel.interrupts import InterruptRecord
-from conntel.snapshots import ValidSnapshot, same_snapshot
 from conntel.store import snapshot_codec
 from conntel.store.base import EventConflict, SnapshotConflict, TokenRecord
+
+if TYPE_CHECKING:  # imported where used: building the snapshot types is no part of a light CLI start
+    from conntel.snapshots import ValidSnapshot
 
 _PLACEHOLDER = re.compile(r"\?(\d*)")
 
@@ -276,6 +278,8 @@ def newest_versioned(events: Sequence[ValidEvent]) -> ValidEvent | None:
 # -- snapshot batches --
 def unique_snapshots(snapshots: Sequence[ValidSnapshot]) -> list[ValidSnapshot]:
     """Drop identical repeats of a `t` within one batch; a differing repeat is a conflict."""
+    from conntel.snapshots import same_snapshot
+
     seen: dict[int, ValidSnapshot] = {}
     for snapshot in snapshots:
         first = seen.setdefault(snapshot.t, snapshot)
@@ -294,5 +298,7 @@ def snapshot_rows(
 
 def check_snapshot_retry(snapshot: ValidSnapshot, recorded_body: bytes) -> None:
     """A snapshot already recorded at its `t` must be an identical re-send: else SnapshotConflict."""
+    from conntel.snapshots import same_snapshot
+
     if not same_snapshot(snapshot_codec.decompress(recorded_body), snapshot.json):
         raise SnapshotConflict(snapshot.t)

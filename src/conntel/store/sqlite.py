@@ -21,10 +21,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from conntel.events import AppendResult, ValidEvent
-from conntel.snapshots import ValidSnapshot
 from conntel.store import snapshot_codec
 from conntel.store.base import (
     AlreadyExists,
@@ -64,6 +63,9 @@ from conntel.store.sql import (
     unique_events,
     unique_snapshots,
 )
+
+if TYPE_CHECKING:  # the snapshot types are built where snapshots are decoded (api), not on a CLI start
+    from conntel.snapshots import ValidSnapshot
 
 T = TypeVar("T")
 
