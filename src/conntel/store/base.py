@@ -8,7 +8,7 @@ sql.py; nothing above this package speaks SQL.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
@@ -131,6 +131,19 @@ class ForeignDatabase(StoreError):
         super().__init__(
             f"The database {database} holds tables that are not conntel's ({listed}) and no conntel schema:"
             " refusing to add conntel's tables to it. Name a new or empty database, or a conntel one."
+        )
+
+
+class NewerStore(StoreError):
+    """The database was made by a newer conntel: its schema has migrations this one does not know.
+
+    Refused before anything is written, so the newer conntel can still open it as it left it."""
+
+    def __init__(self, database: str, versions: Iterable[int], known: Iterable[int]):
+        newest, ours = max(versions), max(known, default=0)
+        super().__init__(
+            f"The database {database} was made by a newer conntel (schema version {newest}; this conntel knows"
+            f" up to {ours}): refusing to open it. Run that newer conntel, or restore a backup made before it."
         )
 
 
