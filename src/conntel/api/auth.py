@@ -184,7 +184,7 @@ class Authenticator:
         try:
             principal = await self.authenticate(headers)
             if self._rate_limiter is not None:
-                self._rate_limiter.check(principal.subject)
+                await self._rate_limiter.check(principal.subject)
             if not principal.may(account_id, accepts):
                 raise forbidden()
         except ApiError as refusal:
