@@ -278,6 +278,18 @@ def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str | N
     return value
 
 
+def _check_rate_limit_storage(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    from conntel.api.ratelimit import check_storage_url
+    from conntel.store import redacted
+
+    if value is not None:
+        try:
+            check_storage_url(value)
+        except ValueError as exc:
+            raise click.BadParameter(f"{redacted(value)!r} is not a rate-limit storage: {exc}") from None
+    return value
+
+
 class FiniteRange(click.FloatRange):
     """A float range that also refuses nan and infinity (which a plain FloatRange lets through)."""
 
@@ -322,6 +334,10 @@ SERVE_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("--rate-limit", "rate_limit",
      {"callback": _check_rate_limit,
       "help": "Requests per credential, e.g. 1200/5minutes (the public API's limit). Default: unlimited."}),
+    ("--rate-limit-storage", "rate_limit_storage",
+     {"callback": _check_rate_limit_storage, "metavar": "URL",
+      "help": "Count --rate-limit in this Redis (redis://HOST:6379), shared by every process on every host."
+              " Default: each process counts in its own memory."}),
 ]  # fmt: skip
 
 
@@ -344,6 +360,8 @@ def serve(db: str, database_url: str | None, **options: Any) -> None:
     from conntel.store import UnsupportedDatabase
     from conntel.store.base import StoreError
 
+    if options.get("rate_limit_storage") and not options.get("rate_limit"):
+        raise click.UsageError("--rate-limit-storage counts --rate-limit: give a --rate-limit too")
     settings = Settings(database=_database(db, database_url), **options)
     try:
         run(settings)

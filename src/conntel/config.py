@@ -29,5 +29,7 @@ class Settings:
     access_log: bool = True  # one JSON line per request on stderr
     # Requests per credential per window, in `limits` notation ("1200/5minutes"); None: unlimited.
     rate_limit: str | None = None
+    # Where every process counts those requests (redis://...); None: each process in its own memory.
+    rate_limit_storage: str | None = None
     # Connectors an account may have (API create and `conntel connectors create`; 400, 20030 beyond).
     max_connectors_per_account: int = 10_000

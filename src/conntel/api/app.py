@@ -71,7 +71,11 @@ def _methods_served(request: Request) -> set[str]:
 def create_app(store: Store, settings: Settings) -> ASGIApp:
     metrics = Metrics()
     access_log = AccessLog() if settings.access_log else None
-    limiter = RateLimiter(parse_rate_limit(settings.rate_limit)) if settings.rate_limit else None
+    limiter = (
+        RateLimiter(parse_rate_limit(settings.rate_limit), settings.rate_limit_storage, metrics.rate_limit_unchecked)
+        if settings.rate_limit
+        else None
+    )
     auth = Authenticator(store, settings.credential_ttl_seconds, limiter, metrics.auth_failures)
     events = EventRoutes(store, auth, settings, metrics)
     snapshots = SnapshotRoutes(store, auth, settings)

@@ -204,7 +204,7 @@ class Authenticator:
         try:
             principal = await self.authenticate(headers)
             if self._rate_limiter is not None:
-                self._rate_limiter.check(principal.subject)
+                await self._rate_limiter.check(principal.subject)
             if not principal.may(account_id, accepts, connector_id):
                 raise forbidden()
         except ApiError as refusal:

@@ -65,6 +65,11 @@ class Metrics:
         self.auth_failures = Counter(
             "conntel_auth_failures", "Requests refused for their credentials", ["reason"], registry=self.registry
         )
+        self.rate_limit_unchecked = Counter(
+            "conntel_rate_limit_unchecked",
+            "Requests served without a rate-limit check because the shared rate-limit storage did not answer",
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # several worker processes: add up everyone's counts

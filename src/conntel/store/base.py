@@ -8,7 +8,7 @@ sql.py; nothing above this package speaks SQL.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -184,6 +184,19 @@ class InterruptPending(StoreError):
 class UnknownInterrupt(StoreError):
     def __init__(self, connector_id: str, interrupt_id: str):
         super().__init__(f"No operation {interrupt_id} on connector {connector_id}")
+
+
+class NewerStore(StoreError):
+    """The database was made by a newer conntel: its schema has migrations this one does not know.
+
+    Refused before anything is written, so the newer conntel can still open it as it left it."""
+
+    def __init__(self, database: str, versions: Iterable[int], known: Iterable[int]):
+        newest, ours = max(versions), max(known, default=0)
+        super().__init__(
+            f"The database {database} was made by a newer conntel (schema version {newest}; this conntel knows"
+            f" up to {ours}): refusing to open it. Run that newer conntel, or restore a backup made before it."
+        )
 
 
 class EventConflict(StoreError):

@@ -27,6 +27,7 @@ from conntel.store.base import (
     ForeignDatabase,
     InterruptPending,
     InterruptRecord,
+    NewerStore,
     NotFound,
     SnapshotQuery,
     SnapshotSummary,
@@ -40,7 +41,7 @@ from conntel.store.base import (
     UserRecord,
     fitting,
 )
-from conntel.store.migrations import migrations
+from conntel.store.migrations import migrations, unknown_versions
 from conntel.store.sql import (
     Statements,
     check_retry,
@@ -254,6 +255,8 @@ class PostgresStore:
         known = migrations("postgres")
         if columns:
             applied = {row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")}
+            if unknown_versions("postgres", applied):
+                raise NewerStore(redacted(self.url), applied, (version for version, _ in known))
             if applied >= {version for version, _ in known}:
                 return
         async with conn.transaction():

@@ -35,6 +35,7 @@ from conntel.store.base import (
     ForeignDatabase,
     InterruptPending,
     InterruptRecord,
+    NewerStore,
     NotFound,
     SnapshotQuery,
     SnapshotSummary,
@@ -48,7 +49,7 @@ from conntel.store.base import (
     UserRecord,
     fitting,
 )
-from conntel.store.migrations import migrations
+from conntel.store.migrations import migrations, unknown_versions
 from conntel.store.sql import (
     Statements,
     check_retry,
@@ -165,10 +166,13 @@ def migrate(conn: sqlite3.Connection, path: str = "") -> None:
     foreign = _foreign_tables(conn)
     if foreign:
         raise ForeignDatabase(path, foreign)
-    conn.execute("PRAGMA journal_mode = WAL")
     known = migrations("sqlite")
     has_table = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = 'schema_migrations'").fetchone()
-    if has_table and {v for (v,) in conn.execute("SELECT version FROM schema_migrations")} >= {v for v, _ in known}:
+    recorded = {v for (v,) in conn.execute("SELECT version FROM schema_migrations")} if has_table else set()
+    if unknown_versions("sqlite", recorded):  # before WAL mode too: that writes to the file
+        raise NewerStore(path, recorded, (v for v, _ in known))
+    conn.execute("PRAGMA journal_mode = WAL")
+    if recorded >= {v for v, _ in known}:
         return
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_on INTEGER)")
     applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}

@@ -13,3 +13,8 @@ def migrations(backend: str) -> list[tuple[int, str]]:
         if entry.name.endswith(".sql")
     ]
     return sorted(found)
+
+
+def unknown_versions(backend: str, applied: set[int]) -> set[int]:
+    """The versions a database records that this conntel has no migration for: a newer conntel made it."""
+    return applied - {version for version, _ in migrations(backend)}
