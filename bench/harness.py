@@ -177,23 +177,33 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
     def rss_kib(self) -> int | None:
-        """Resident memory now (VmRSS)."""
+        """Resident memory now (VmRSS), added up over the server's processes (granian: its main process
+        and its workers)."""
         return self._status_kib("VmRSS")
 
     def peak_kib(self) -> int | None:
-        """The most resident memory so far (VmHWM)."""
+        """The most resident memory so far (VmHWM), added up over the server's processes."""
         return self._status_kib("VmHWM")
 
     def _status_kib(self, name: str) -> int | None:
-        try:
-            status = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
-            return None
-        match = re.search(rf"^{name}:\s+(\d+) kB", status, re.M)
-        return int(match.group(1)) if match else None
+        found = None
+        for pid in session_pids(self.pid):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            match = re.search(rf"^{name}:\s+(\d+) kB", status, re.M)
+            if match:
+                found = (found or 0) + int(match.group(1))
+        return found
+
+    def pids(self) -> list[int]:
+        """The server's processes: it runs in a session of its own, which its workers share."""
+        return session_pids(self.pid)
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.pid)
+        """CPU time so far of the server's live processes (a worker that exited takes its share with it)."""
+        return sum(cpu_seconds(pid) for pid in session_pids(self.pid))
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -235,6 +245,19 @@ def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.2)
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def session_pids(sid: int) -> list[int]:
+    """Every live process of the session `sid` (a server started with start_new_session: it and its children)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # session id: the 6th field of /proc/PID/stat, the 4th after the name
+            pids.append(int(stat.parent.name))
+    return pids
 
 
 def cpu_seconds(pid: int) -> float:
