@@ -322,6 +322,7 @@ def machine() -> dict[str, Any]:
     mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)", cpuinfo, re.M)
     meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
     mem = re.search(r"^MemTotal:\s+(\d+) kB", meminfo, re.M)
+    import granian
     import uvicorn
 
     return {
@@ -332,9 +333,60 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version() + f" ({platform.python_implementation()})",
         "uvicorn": uvicorn.__version__,
+        "granian": granian.__version__,
+        "syscall_ns": round(syscall_cost_ns()),
         "wrk": wrk_version(),
         "conntel": git_revision(),
     }
+
+
+def syscall_cost_ns(calls: int = 200_000) -> float:
+    """What one trivial system call (getppid) costs on this machine, in ns: a loop of them from Python, less
+    the same loop around a builtin that makes none (the best of five, to stay clear of other load)."""
+    import timeit
+
+    with_call = min(timeit.repeat("getppid()", "from os import getppid", number=calls, repeat=5))
+    without = min(timeit.repeat("abs(-1)", number=calls, repeat=5))
+    return max(0.0, with_call - without) / calls * 1e9
+
+
+class Strace:
+    """`strace -c -f` attached to every process of a server for a while: system calls by name, counted."""
+
+    def __init__(self, server: Server, name: str):
+        self.server, self.output = server, WORK / f"{name}.strace.txt"
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Strace:
+        if shutil.which("strace") is None:
+            raise BenchError("strace is missing (apt-get install strace): it counts system calls per request")
+        self.output.unlink(missing_ok=True)
+        argv = ["strace", "-c", "-f", "-q", "-o", str(self.output)]
+        for pid in self.server.pids():
+            argv += ["-p", str(pid)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)  # attached to every thread
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)  # detach and write the summary
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise BenchError("strace did not detach within 30 s") from None
+
+    def counts(self) -> dict[str, int]:
+        """{syscall: calls} from strace's summary table."""
+        counted = {}
+        for line in self.output.read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
+                counted[fields[-1]] = int(fields[3])
+        if not counted:
+            raise BenchError(f"strace counted nothing: {self.output}")
+        return counted
 
 
 def git_revision() -> str:

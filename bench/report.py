@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from getevent import SYSCALL_SECONDS
 from harness import RESULTS, ROOT, fmt_mib
 from stores import PostgresBackend, SqliteBackend
 
 RUNS_MARKER = "<!-- runs below, newest first; bench/run.py inserts new ones here -->"
 
-INGEST_TARGET = 0.40  # ingestion over HTTP ÷ in-process insert loop (SQLite)
+INGEST_TARGET = 0.50  # ingestion over HTTP ÷ in-process insert loop (SQLite)
 PAGE_TARGET = 1.2  # deep page p50 ÷ first page p50
 MEMORY_TARGET_MB = 200  # server RSS, MB = 10^6 bytes (190.7 MiB)
 
@@ -48,24 +49,36 @@ loading), `getevent.py`, `ingest.py`, `pages.py`, `soak.py`, `profiling.py`
   events (`--ingest-events`), `bench/work/ingest-events-200000-connectors-1.db`
   or `conntel_bench_ingest_200000_1`.
 
-Every server is `conntel serve` (uvicorn, uvloop, httptools, one process,
-access log off; PostgreSQL pool `--pool-size`, default 10), started fresh for
-each measure on the same port, and stopped afterwards, also on errors.
+Every server is `conntel serve` (granian, uvloop, one worker process under
+granian's main process, access log off; PostgreSQL pool `--pool-size`, default
+10), started fresh for each measure on the same port, and stopped afterwards,
+also on errors. A server's CPU time and memory are those of all its processes
+(granian's main process and its worker) added up.
+
+Each run's section says which machine it ran on: CPU model, cores, the bare
+app's absolute rate (its median round) and what a trivial system call
+(`getppid`, from Python, less the loop around it) costs there, measured at the
+start of the run: figures from two machines can be told apart by these.
 
 ## The measures and their targets
 
 1. **Get Event ÷ bare ASGI** — `wrk -t2 -c32 -d15s --latency` (after a 3 s
    warm-up) with `bench/get_event.lua` requesting random existing events of
    the 1M store with a Read token, vs the same wrk script against
-   `bench/hello_asgi.py` (a bare ASGI "hello world" under the same uvicorn
-   settings; it ignores path and token, so the client's cost is the same on
-   both sides). In every round: hello, then conntel on each backend; the
+   `bench/hello_asgi.py` (a bare ASGI "hello world" under **uvicorn** 0.54.0,
+   uvloop + httptools, one process: the fixed yardstick every target is a
+   ratio to, whatever server conntel runs on; it ignores path and token, so
+   the client's cost is the same on both sides). In every round: hello, then conntel on each backend; the
    ratio is conntel's req/s over hello's in the same round, the median over
    rounds. Any non-2xx answer fails the run. Targets: **SQLite >=
    {SqliteBackend.target}**, **PostgreSQL >= {PostgresBackend.target}** (lower: every lookup is a round
    trip to a PostgreSQL backend process on the same 2 cores). For scale
    (DESIGN.md): FastAPI ~0.13, Starlette + msgspec ~0.34, raw ASGI + sqlite3
-   ~0.58.
+   ~0.58 (all on uvicorn). After the rounds, each server (the bare app, conntel
+   on each backend) serves one more, unmeasured {SYSCALL_SECONDS} s wrk run under
+   `strace -c -f` attached to all its processes: **system calls per
+   request**, by name, reported beside the throughput (what each one is:
+   "Where the time goes" below).
 2. **Ingestion over HTTP ÷ in-process insert loop** (SQLite) — 200,000
    events of one connector posted in batches of 1,000 by 4 concurrent
    clients (httpx, one keep-alive connection each, bodies encoded
@@ -333,7 +346,32 @@ def get_event_lines(report: dict) -> list[str]:
                 + " | ".join(f"{rps[b['name']]:,.0f} | {b['ratios'][i]:.3f}" for b in backends)
                 + " |"
             )
+    if g.get("syscalls"):
+        lines += syscall_lines(g["syscalls"])
     return [*lines, ""]
+
+
+def syscall_lines(measured: list[dict]) -> list[str]:
+    """System calls per request, one column per server, the calls that make up 0.05 a request or more."""
+    names = sorted(
+        {name for m in measured for name, n in m["per_request"].items() if n >= 0.05},
+        key=lambda name: -max(m["per_request"].get(name, 0) for m in measured),
+    )
+    labels = {"bare": "bare ASGI hello (uvicorn)", "sqlite": "conntel, SQLite", "postgres": "conntel, PostgreSQL"}
+    lines = [
+        "",
+        f"System calls per request (`strace -c -f` on every process of the server during an extra "
+        f"{SYSCALL_SECONDS} s wrk run, same script and connections; strace slows the server, so only the counts "
+        "per request mean anything):",
+        "",
+        "| system call | " + " | ".join(labels.get(m["label"], m["label"]) for m in measured) + " |",
+        "|---|" + "---:|" * len(measured),
+    ]
+    for name in names:
+        lines.append(f"| `{name}` | " + " | ".join(f"{m['per_request'].get(name, 0):.2f}" for m in measured) + " |")
+    lines.append("| **all** | " + " | ".join(f"**{m['total']:.1f}**" for m in measured) + " |")
+    lines.append("| requests traced | " + " | ".join(f"{m['requests']:,}" for m in measured) + " |")
+    return lines
 
 
 def ingest_lines(report: dict) -> list[str]:
@@ -505,7 +543,14 @@ def render_section(report: dict) -> str:
         "",
         f"- Machine: {m['nproc']} CPUs, {m['cpu']}, {m['memory']} RAM, kernel {m['kernel']}; "
         f"load average before/after {report['loadavg_before']} / {report['loadavg_after']}",
-        f"- Software: Python {m['python']}, uvicorn {m['uvicorn']}, {m['wrk']}; conntel {m['conntel']}",
+        f"- Software: Python {m['python']}, granian {m.get('granian', '—')} (conntel), uvicorn {m['uvicorn']} "
+        f"(the bare app), {m['wrk']}; conntel {m['conntel']}",
+        f"- A trivial system call (getppid) costs {m.get('syscall_ns', '?')} ns here"
+        + (
+            f"; the bare app on uvicorn serves {report['get']['bare']['rps']:,.0f} req/s (its median round)"
+            if "get" in report
+            else ""
+        ),
         *(f"- Database: {description}" for description in m["databases"]),
         f"- Parameters: `{report['command']}`; measures {', '.join(report['measures'])}"
         + (" + profiles" if report.get("profiles") else ""),
