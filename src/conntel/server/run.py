@@ -81,6 +81,13 @@ def server_options(settings: Settings) -> dict[str, Any]:
             max_buffer_size=max(MIN_HEADER_BUFFER, settings.max_header_bytes),
         ),
         log_access=False,
+        # granian's own messages on stderr, as a server's log (its default is stdout).
+        log_dictconfig={
+            "handlers": {
+                "console": {"formatter": "generic", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+                "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+            }
+        },
         workers_kill_timeout=GRACEFUL_SHUTDOWN_SECONDS,
         factory=True,
     )
