@@ -163,7 +163,45 @@ See the profiles in the newest section with `--profile`. In short:
   profiles): 28.8 ms per 1000 events in-process. A second typed decode of
   the same body (one decoder, built once) does the same validation in 0.56
   ms: the ingestion ratio went from 0.16 to 0.57.
+- System calls per Get Event (the table in each run's Get Event section,
+  `strace -c -f` over all the server's processes and threads). The bare app
+  on uvicorn makes 3.4: `read` (the request) 1, `write` 2 (uvicorn writes
+  the head and the body apart), `epoll_pwait` a fraction (one wait serves
+  several ready connections). conntel on granian, SQLite (2026-12-01: 7.3):
+  - `recvfrom` 1 and `writev` 1: the request and the whole response, read and
+    written by granian's Rust I/O thread;
+  - `futex`, `sched_yield`, `write` and `epoll_wait`/`epoll_pwait` (together
+    about 3.5 a request under load, fewer when more requests share a
+    wake-up): the hand-offs between granian's I/O thread and the Python
+    event-loop thread that runs the app (a wake-up of the loop is a write to
+    its eventfd; the GIL and the runtime's queues are futexes);
+  - `pread64` 1.0: the B-tree leaf page of the event, from the file (the OS
+    page cache); the inner pages stay in SQLite's page cache, 16 MiB on the
+    read connection since 2026-12-01 (1.88 preads with the default 2 MiB);
+  - `fcntl` 0.2, `newfstatat` 0.1: beginning and ending a read transaction
+    (locks on the WAL index, a check of the file), once per turn of the event
+    loop, not per request;
+  - `getpid` and `read` (0.1 each): asyncio's running-loop check (CPython
+    compares the loop's pid with `getpid()`, which glibc no longer caches),
+    and the eventfd drained by the loop.
+  On PostgreSQL (11.8) the lookup adds a `write` and a `read` on the
+  database socket per request, and asyncpg's loop calls add `getpid` (1.2).
+  conntel made 5.4 on uvicorn (write 2, pread64 1.9, read 1, fcntl 0.1):
+  granian adds the thread hand-offs but runs the HTTP work outside the GIL,
+  which is why it is faster (the 2026-12-01 server A/B) although it makes
+  more system calls.
 - Kept (A/B against the commit before, alternating servers in one run):
+  - granian 2.8.7 instead of uvicorn 0.54.0 (2026-12-01, bench/server_ab.py:
+    three interleaved rounds on a loaded machine): Get Event 1.28 to 1.47 times uvicorn's on
+    SQLite and 1.95 to 2.13 times on PostgreSQL, ingestion faster in every round; a
+    first look on 2026-11-26 had seen +14% in one A/B and stayed on uvicorn
+    for the envelopes on its own refusals (README, Error codes, says what
+    granian answers instead);
+  - SQLite read connection's page cache 2 → 16 MiB (2026-12-01): pread(2)
+    per Get Event 1.88 → 1.03 (32 MiB: 0.76, 64 MiB: 0.50, with the server's
+    resident set +24 / +42 / +66 MB); throughput differences within the
+    noise of the loaded machine; kept for the system calls, since a call
+    costs more on some machines of this kind;
   - asyncpg's per-release connection reset removed (conntel keeps no
     session state): PostgreSQL ratio +40%;
   - request log lines written in batches, one write a tick, not one per
@@ -186,18 +224,13 @@ See the profiles in the newest section with `--profile`. In short:
     snapshot is still taken after every request it serves arrived
     (`SqliteStore._read`), so an acknowledged write is read at once.
 - Tried and rejected:
-  - SQLite `PRAGMA mmap_size=256MB`: looked faster in A/B runs but maps the
-    file into the server's resident set (~180 MB more at 1M events), against
-    the memory target.
-  - SQLite `PRAGMA cache_size` of 8-64 MB: it halves the pread(2) calls per
-    lookup (1.85 → 0.82 at 32 MB) but did not make lookups faster (8.3 vs
-    8.7 µs in-process); not worth the memory.
+  - SQLite `PRAGMA mmap_size` (256 MB on 2026-11-26; 512 MB on 2026-12-01:
+    pread(2) per Get Event 1.88 → 0, but the server's resident set 77 → 406
+    MB as the 343 MB file is mapped in): against the memory target.
   - One write(2) per response instead of uvicorn's two (a transport wrapper
     holding the head until the body joins it): no gain in a five-round A/B
     (18,251 vs 17,892 req/s), so not worth wrapping uvicorn's transport.
-  - granian instead of uvicorn: conntel's Get Event +14% in one A/B, less
-    than the in-app changes above, and its refusals (header size, timeouts,
-    malformed HTTP) are not v4 envelopes; not adopted.
+    (granian writes head and body in one `writev` anyway.)
   - An integer key per connector (and account), so that the events
     B-tree keys shrink from ~70 bytes to ~20: in a copy of the 1M events,
     a random lookup took 5.9 µs instead of 6.9 µs (the same table copied
