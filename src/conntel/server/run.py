@@ -1,10 +1,10 @@
 """Running the API under granian (its Rust HTTP/1.1 server, uvloop in each worker), in one process or several.
 
-granian itself bounds what uvicorn left to conntel's own protocol layer (see
-README, "Operations"): the header buffer (431), the time to send headers
-(the connection is closed), requests in flight per process (`backpressure`:
-beyond it, connections wait to be accepted). Its refusals are its own, not v4
-envelopes; everything the app answers is.
+granian itself bounds what uvicorn left to a protocol layer of conntel's own
+(README, "Configuration"): the header buffer (431), the time to send headers
+(the connection is closed), the connections each process serves at once
+(`backpressure`: beyond it, new connections wait until others close). Its
+refusals are its own, not v4 envelopes; everything the app answers is.
 """
 
 from __future__ import annotations
