@@ -33,7 +33,9 @@ adds a dated section below, newest first, which opens with the table
 
 The code: `bench/run.py` orchestrates; `stores.py` (backends, datasets,
 loading), `getevent.py`, `ingest.py`, `pages.py`, `soak.py`, `profiling.py`
-(one measure each), `harness.py` (wrk, servers), `report.py` (this file).
+(one measure each), `harness.py` (wrk, strace, servers), `report.py` (this file);
+`server_ab.py` (not in `make bench`) runs conntel from two source trees in
+turns, e.g. to compare HTTP servers.
 
 ## The stores
 
