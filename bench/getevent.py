@@ -20,7 +20,18 @@ from pathlib import Path
 
 import heartbeat
 import httpx
-from harness import BenchError, Server, WrkResult, cpu_seconds, fmt_mib, hello_server, log, median_index, run_wrk
+from harness import (
+    BenchError,
+    Server,
+    Strace,
+    WrkResult,
+    cpu_seconds,
+    fmt_mib,
+    hello_server,
+    log,
+    median_index,
+    run_wrk,
+)
 from stores import Dataset, conntel_server
 
 HEARTBEAT = ":heartbeat"  # a backend's bare check-in measure, beside its Get Event one
@@ -192,8 +203,48 @@ def summarize(ds: Dataset, rounds: list[dict[str, Measure]]) -> dict:
     }
 
 
+SYSCALL_SECONDS = 4  # the wrk run under strace (which slows the server: counts per request, not a rate)
+
+
+def syscalls_of(server: Server, url: str, args: argparse.Namespace, script_args: list[str]) -> dict:
+    """System calls per request of one server under the Get Event load, by `strace -c -f` on all its processes."""
+    run_wrk(url, 1, threads=args.threads, connections=args.connections, script_args=script_args)  # warm
+    with Strace(server, f"syscalls-{server.name}") as traced:
+        result = run_wrk(url, SYSCALL_SECONDS, threads=args.threads, connections=args.connections,
+                         script_args=script_args)  # fmt: skip
+    if result.errors:
+        raise BenchError(f"{server.name}: errors under strace: {result.non_2xx} non-2xx, {result.socket_errors}")
+    counts = traced.counts()
+    per_request = {name: calls / result.requests for name, calls in sorted(counts.items(), key=lambda c: -c[1])}
+    total = sum(per_request.values())
+    log(f"{server.name}: {total:.1f} system calls per request over {result.requests:,} requests under strace: "
+        + ", ".join(f"{name} {n:.2f}" for name, n in per_request.items() if n >= 0.05))  # fmt: skip
+    return {"name": server.name, "requests": result.requests, "total": total, "per_request": per_request}
+
+
+def syscalls(port: int, datasets: list[Dataset], args: argparse.Namespace) -> list[dict]:
+    """An extra, unmeasured run of each server of the rounds under strace: its system calls per request."""
+    url = f"http://127.0.0.1:{port}"
+    first = datasets[0]
+    measured = []
+    hello = hello_server(port).start()
+    try:
+        measured.append(syscalls_of(hello, url, args, [str(first.paths_file), first.read_token]) | {"label": "bare"})
+    finally:
+        hello.stop()
+    for ds in datasets:
+        server = conntel_server(ds, port, f"conntel-{ds.backend.name}-strace").start()
+        try:
+            figures = syscalls_of(server, url, args, [str(ds.paths_file), ds.read_token])
+        finally:
+            server.stop()
+        measured.append(figures | {"label": ds.backend.name})
+    return measured
+
+
 def run(datasets: list[Dataset], args: argparse.Namespace, port: int) -> dict:
-    """All rounds: the bare row (its median round), each backend's summary, and every round's req/s."""
+    """All rounds: the bare row (its median round), each backend's summary, and every round's req/s; then the
+    system calls per request of each server (strace)."""
     checkins = {ds.backend.name: heartbeat.checkins_file(ds) for ds in datasets}
     rounds = [bench_round(port, datasets, args, i + 1, checkins) for i in range(args.rounds)]
     bare_rps = [r["bare"].result.rps for r in rounds]
@@ -201,4 +252,5 @@ def run(datasets: list[Dataset], args: argparse.Namespace, port: int) -> dict:
         "bare": row(rounds[median_index(bare_rps)]["bare"]),
         "backends": [summarize(ds, rounds) for ds in datasets],
         "rounds": [{name: m.result.rps for name, m in r.items()} for r in rounds],
+        "syscalls": syscalls(port, datasets, args),
     }

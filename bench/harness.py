@@ -184,23 +184,33 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
     def rss_kib(self) -> int | None:
-        """Resident memory now (VmRSS)."""
+        """Resident memory now (VmRSS), added up over the server's processes (granian: its main process
+        and its workers)."""
         return self._status_kib("VmRSS")
 
     def peak_kib(self) -> int | None:
-        """The most resident memory so far (VmHWM)."""
+        """The most resident memory so far (VmHWM), added up over the server's processes."""
         return self._status_kib("VmHWM")
 
     def _status_kib(self, name: str) -> int | None:
-        try:
-            status = Path(f"/proc/{self.pid}/status").read_text()
-        except OSError:
-            return None
-        match = re.search(rf"^{name}:\s+(\d+) kB", status, re.M)
-        return int(match.group(1)) if match else None
+        found = None
+        for pid in session_pids(self.pid):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            match = re.search(rf"^{name}:\s+(\d+) kB", status, re.M)
+            if match:
+                found = (found or 0) + int(match.group(1))
+        return found
+
+    def pids(self) -> list[int]:
+        """The server's processes: it runs in a session of its own, which its workers share."""
+        return session_pids(self.pid)
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.pid)
+        """CPU time so far of the server's live processes (a worker that exited takes its share with it)."""
+        return sum(cpu_seconds(pid) for pid in session_pids(self.pid))
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -242,6 +252,19 @@ def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.settimeout(0.2)
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def session_pids(sid: int) -> list[int]:
+    """Every live process of the session `sid` (a server started with start_new_session: it and its children)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # session id: the 6th field of /proc/PID/stat, the 4th after the name
+            pids.append(int(stat.parent.name))
+    return pids
 
 
 def cpu_seconds(pid: int) -> float:
@@ -306,6 +329,7 @@ def machine() -> dict[str, Any]:
     mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)", cpuinfo, re.M)
     meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
     mem = re.search(r"^MemTotal:\s+(\d+) kB", meminfo, re.M)
+    import granian
     import uvicorn
 
     return {
@@ -316,9 +340,60 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version() + f" ({platform.python_implementation()})",
         "uvicorn": uvicorn.__version__,
+        "granian": granian.__version__,
+        "syscall_ns": round(syscall_cost_ns()),
         "wrk": wrk_version(),
         "conntel": git_revision(),
     }
+
+
+def syscall_cost_ns(calls: int = 200_000) -> float:
+    """What one trivial system call (getppid) costs on this machine, in ns: a loop of them from Python, less
+    the same loop around a builtin that makes none (the best of five, to stay clear of other load)."""
+    import timeit
+
+    with_call = min(timeit.repeat("getppid()", "from os import getppid", number=calls, repeat=5))
+    without = min(timeit.repeat("abs(-1)", number=calls, repeat=5))
+    return max(0.0, with_call - without) / calls * 1e9
+
+
+class Strace:
+    """`strace -c -f` attached to every process of a server for a while: system calls by name, counted."""
+
+    def __init__(self, server: Server, name: str):
+        self.server, self.output = server, WORK / f"{name}.strace.txt"
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> Strace:
+        if shutil.which("strace") is None:
+            raise BenchError("strace is missing (apt-get install strace): it counts system calls per request")
+        self.output.unlink(missing_ok=True)
+        argv = ["strace", "-c", "-f", "-q", "-o", str(self.output)]
+        for pid in self.server.pids():
+            argv += ["-p", str(pid)]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)  # attached to every thread
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)  # detach and write the summary
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise BenchError("strace did not detach within 30 s") from None
+
+    def counts(self) -> dict[str, int]:
+        """{syscall: calls} from strace's summary table."""
+        counted = {}
+        for line in self.output.read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] != "total":
+                counted[fields[-1]] = int(fields[3])
+        if not counted:
+            raise BenchError(f"strace counted nothing: {self.output}")
+        return counted
 
 
 def git_revision() -> str:

@@ -1,10 +1,11 @@
 """The baseline for `bench/run.py`: the smallest useful ASGI app.
 
 It answers every HTTP request with a small JSON body shaped like a Cloudflare
-envelope, doing no routing, auth or storage. Served by the same uvicorn
-settings as `conntel serve` (uvloop, httptools, one process, no access log),
-it measures what the server stack alone can do on this machine, so that
-conntel's throughput can be reported as a ratio to it.
+envelope, doing no routing, auth or storage. Served by uvicorn (uvloop,
+httptools, one process, no access log: what `conntel serve` ran on until
+2026-12-01, when conntel moved to granian), it measures what a plain Python
+server stack can do on this machine, the fixed yardstick conntel's
+throughput is reported as a ratio to.
 
     uvicorn --app-dir bench hello_asgi:app --loop uvloop --http httptools --no-access-log
 """

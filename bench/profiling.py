@@ -59,6 +59,7 @@ class Recorder:
             "record",
             "--pid",
             str(server.pid),
+            "--subprocesses",  # granian serves from a worker process under its main one
             "--rate",
             str(RATE),
             "--format",

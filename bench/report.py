@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from getevent import SYSCALL_SECONDS
 from harness import RESULTS, ROOT, fmt_mib
 from stores import PostgresBackend, SqliteBackend
 
 RUNS_MARKER = "<!-- runs below, newest first; bench/run.py inserts new ones here -->"
 
-INGEST_TARGET = 0.40  # ingestion over HTTP ÷ in-process insert loop (SQLite)
+INGEST_TARGET = 0.50  # ingestion over HTTP ÷ in-process insert loop (SQLite)
 PAGE_TARGET = 1.2  # deep page p50 ÷ first page p50
 MEMORY_TARGET_MB = 200  # server RSS, MB = 10^6 bytes (190.7 MiB)
 
@@ -32,7 +33,9 @@ adds a dated section below, newest first, which opens with the table
 
 The code: `bench/run.py` orchestrates; `stores.py` (backends, datasets,
 loading), `getevent.py`, `ingest.py`, `pages.py`, `soak.py`, `profiling.py`
-(one measure each), `harness.py` (wrk, servers), `report.py` (this file).
+(one measure each), `harness.py` (wrk, strace, servers), `report.py` (this file);
+`server_ab.py` (not in `make bench`) runs conntel from two source trees in
+turns, e.g. to compare HTTP servers.
 
 ## The stores
 
@@ -48,24 +51,36 @@ loading), `getevent.py`, `ingest.py`, `pages.py`, `soak.py`, `profiling.py`
   events (`--ingest-events`), `bench/work/ingest-events-200000-connectors-1.db`
   or `conntel_bench_ingest_200000_1`.
 
-Every server is `conntel serve` (uvicorn, uvloop, httptools, one process,
-access log off; PostgreSQL pool `--pool-size`, default 10), started fresh for
-each measure on the same port, and stopped afterwards, also on errors.
+Every server is `conntel serve` (granian, uvloop, one worker process under
+granian's main process, access log off; PostgreSQL pool `--pool-size`, default
+10), started fresh for each measure on the same port, and stopped afterwards,
+also on errors. A server's CPU time and memory are those of all its processes
+(granian's main process and its worker) added up.
+
+Each run's section says which machine it ran on: CPU model, cores, the bare
+app's absolute rate (its median round) and what a trivial system call
+(`getppid`, from Python, less the loop around it) costs there, measured at the
+start of the run: figures from two machines can be told apart by these.
 
 ## The measures and their targets
 
 1. **Get Event ÷ bare ASGI** — `wrk -t2 -c32 -d15s --latency` (after a 3 s
    warm-up) with `bench/get_event.lua` requesting random existing events of
    the 1M store with a Read token, vs the same wrk script against
-   `bench/hello_asgi.py` (a bare ASGI "hello world" under the same uvicorn
-   settings; it ignores path and token, so the client's cost is the same on
-   both sides). In every round: hello, then conntel on each backend; the
+   `bench/hello_asgi.py` (a bare ASGI "hello world" under **uvicorn** 0.54.0,
+   uvloop + httptools, one process: the fixed yardstick every target is a
+   ratio to, whatever server conntel runs on; it ignores path and token, so
+   the client's cost is the same on both sides). In every round: hello, then conntel on each backend; the
    ratio is conntel's req/s over hello's in the same round, the median over
    rounds. Any non-2xx answer fails the run. Targets: **SQLite >=
    {SqliteBackend.target}**, **PostgreSQL >= {PostgresBackend.target}** (lower: every lookup is a round
    trip to a PostgreSQL backend process on the same 2 cores). For scale
    (DESIGN.md): FastAPI ~0.13, Starlette + msgspec ~0.34, raw ASGI + sqlite3
-   ~0.58.
+   ~0.58 (all on uvicorn). After the rounds, each server (the bare app, conntel
+   on each backend) serves one more, unmeasured {SYSCALL_SECONDS} s wrk run under
+   `strace -c -f` attached to all its processes: **system calls per
+   request**, by name, reported beside the throughput (what each one is:
+   "Where the time goes" below).
    **Bare check-in ÷ bare ASGI**, in the same rounds: right after Get Event,
    the same server takes the same wrk run with `bench/heartbeat.lua`: POSTs
    without a body to `.../connectors/{id}/checkin` of the store's connectors,
@@ -157,7 +172,45 @@ See the profiles in the newest section with `--profile`. In short:
   profiles): 28.8 ms per 1000 events in-process. A second typed decode of
   the same body (one decoder, built once) does the same validation in 0.56
   ms: the ingestion ratio went from 0.16 to 0.57.
+- System calls per Get Event (the table in each run's Get Event section,
+  `strace -c -f` over all the server's processes and threads). The bare app
+  on uvicorn makes 3.4: `read` (the request) 1, `write` 2 (uvicorn writes
+  the head and the body apart), `epoll_pwait` a fraction (one wait serves
+  several ready connections). conntel on granian, SQLite (2026-12-01: 7.3):
+  - `recvfrom` 1 and `writev` 1: the request and the whole response, read and
+    written by granian's Rust I/O thread;
+  - `futex`, `sched_yield`, `write` and `epoll_wait`/`epoll_pwait` (together
+    about 3.5 a request under load, fewer when more requests share a
+    wake-up): the hand-offs between granian's I/O thread and the Python
+    event-loop thread that runs the app (a wake-up of the loop is a write to
+    its eventfd; the GIL and the runtime's queues are futexes);
+  - `pread64` 1.0: the B-tree leaf page of the event, from the file (the OS
+    page cache); the inner pages stay in SQLite's page cache, 16 MiB on the
+    read connection since 2026-12-01 (1.88 preads with the default 2 MiB);
+  - `fcntl` 0.2, `newfstatat` 0.1: beginning and ending a read transaction
+    (locks on the WAL index, a check of the file), once per turn of the event
+    loop, not per request;
+  - `getpid` and `read` (0.1 each): asyncio's running-loop check (CPython
+    compares the loop's pid with `getpid()`, which glibc no longer caches),
+    and the eventfd drained by the loop.
+  On PostgreSQL (11.8) the lookup adds a `write` and a `read` on the
+  database socket per request, and asyncpg's loop calls add `getpid` (1.2).
+  conntel made 5.4 on uvicorn (write 2, pread64 1.9, read 1, fcntl 0.1):
+  granian adds the thread hand-offs but runs the HTTP work outside the GIL,
+  which is why it is faster (the 2026-12-01 server A/B) although it makes
+  more system calls.
 - Kept (A/B against the commit before, alternating servers in one run):
+  - granian 2.8.7 instead of uvicorn 0.54.0 (2026-12-01, bench/server_ab.py:
+    three interleaved rounds on a loaded machine): Get Event 1.28 to 1.47 times uvicorn's on
+    SQLite and 1.95 to 2.13 times on PostgreSQL, ingestion faster in every round; a
+    first look on 2026-11-26 had seen +14% in one A/B and stayed on uvicorn
+    for the envelopes on its own refusals (README, Error codes, says what
+    granian answers instead);
+  - SQLite read connection's page cache 2 → 16 MiB (2026-12-01): pread(2)
+    per Get Event 1.88 → 1.03 (32 MiB: 0.76, 64 MiB: 0.50, with the server's
+    resident set +24 / +42 / +66 MB); throughput differences within the
+    noise of the loaded machine; kept for the system calls, since a call
+    costs more on some machines of this kind;
   - asyncpg's per-release connection reset removed (conntel keeps no
     session state): PostgreSQL ratio +40%;
   - request log lines written in batches, one write a tick, not one per
@@ -180,18 +233,13 @@ See the profiles in the newest section with `--profile`. In short:
     snapshot is still taken after every request it serves arrived
     (`SqliteStore._read`), so an acknowledged write is read at once.
 - Tried and rejected:
-  - SQLite `PRAGMA mmap_size=256MB`: looked faster in A/B runs but maps the
-    file into the server's resident set (~180 MB more at 1M events), against
-    the memory target.
-  - SQLite `PRAGMA cache_size` of 8-64 MB: it halves the pread(2) calls per
-    lookup (1.85 → 0.82 at 32 MB) but did not make lookups faster (8.3 vs
-    8.7 µs in-process); not worth the memory.
+  - SQLite `PRAGMA mmap_size` (256 MB on 2026-11-26; 512 MB on 2026-12-01:
+    pread(2) per Get Event 1.88 → 0, but the server's resident set 77 → 406
+    MB as the 343 MB file is mapped in): against the memory target.
   - One write(2) per response instead of uvicorn's two (a transport wrapper
     holding the head until the body joins it): no gain in a five-round A/B
     (18,251 vs 17,892 req/s), so not worth wrapping uvicorn's transport.
-  - granian instead of uvicorn: conntel's Get Event +14% in one A/B, less
-    than the in-app changes above, and its refusals (header size, timeouts,
-    malformed HTTP) are not v4 envelopes; not adopted.
+    (granian writes head and body in one `writev` anyway.)
   - An integer key per connector (and account), so that the events
     B-tree keys shrink from ~70 bytes to ~20: in a copy of the 1M events,
     a random lookup took 5.9 µs instead of 6.9 µs (the same table copied
@@ -368,7 +416,32 @@ def get_event_lines(report: dict) -> list[str]:
                     beats = rps[b["name"] + ":heartbeat"]
                     cells.append(f"{beats:,.0f} | {b['heartbeat']['ratios'][i]:.3f} | {beats / rps[b['name']]:.2f}")
                 lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
+    if g.get("syscalls"):
+        lines += syscall_lines(g["syscalls"])
     return [*lines, ""]
+
+
+def syscall_lines(measured: list[dict]) -> list[str]:
+    """System calls per request, one column per server, the calls that make up 0.05 a request or more."""
+    names = sorted(
+        {name for m in measured for name, n in m["per_request"].items() if n >= 0.05},
+        key=lambda name: -max(m["per_request"].get(name, 0) for m in measured),
+    )
+    labels = {"bare": "bare ASGI hello (uvicorn)", "sqlite": "conntel, SQLite", "postgres": "conntel, PostgreSQL"}
+    lines = [
+        "",
+        f"System calls per request (`strace -c -f` on every process of the server during an extra "
+        f"{SYSCALL_SECONDS} s wrk run, same script and connections; strace slows the server, so only the counts "
+        "per request mean anything):",
+        "",
+        "| system call | " + " | ".join(labels.get(m["label"], m["label"]) for m in measured) + " |",
+        "|---|" + "---:|" * len(measured),
+    ]
+    for name in names:
+        lines.append(f"| `{name}` | " + " | ".join(f"{m['per_request'].get(name, 0):.2f}" for m in measured) + " |")
+    lines.append("| **all** | " + " | ".join(f"**{m['total']:.1f}**" for m in measured) + " |")
+    lines.append("| requests traced | " + " | ".join(f"{m['requests']:,}" for m in measured) + " |")
+    return lines
 
 
 def ingest_lines(report: dict) -> list[str]:
@@ -540,7 +613,14 @@ def render_section(report: dict) -> str:
         "",
         f"- Machine: {m['nproc']} CPUs, {m['cpu']}, {m['memory']} RAM, kernel {m['kernel']}; "
         f"load average before/after {report['loadavg_before']} / {report['loadavg_after']}",
-        f"- Software: Python {m['python']}, uvicorn {m['uvicorn']}, {m['wrk']}; conntel {m['conntel']}",
+        f"- Software: Python {m['python']}, granian {m.get('granian', '—')} (conntel), uvicorn {m['uvicorn']} "
+        f"(the bare app), {m['wrk']}; conntel {m['conntel']}",
+        f"- A trivial system call (getppid) costs {m.get('syscall_ns', '?')} ns here"
+        + (
+            f"; the bare app on uvicorn serves {report['get']['bare']['rps']:,.0f} req/s (its median round)"
+            if "get" in report
+            else ""
+        ),
         *(f"- Database: {description}" for description in m["databases"]),
         f"- Parameters: `{report['command']}`; measures {', '.join(report['measures'])}"
         + (" + profiles" if report.get("profiles") else ""),

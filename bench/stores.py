@@ -102,7 +102,7 @@ class Backend:
 
 
 class SqliteBackend(Backend):
-    name, label, target = "sqlite", "SQLite", 0.45
+    name, label, target = "sqlite", "SQLite", 0.60
 
     def store(self, events: int, connectors: int, tag: str = "") -> str:
         return str(WORK / f"{tag + '-' if tag else ''}events-{events}-connectors-{connectors}.db")
@@ -144,7 +144,7 @@ class SqliteBackend(Backend):
 
 
 class PostgresBackend(Backend):
-    name, label, target = "postgres", "PostgreSQL", 0.25
+    name, label, target = "postgres", "PostgreSQL", 0.40
     prefix = "postgres-"
     after_load_note = "VACUUM (ANALYZE) + CHECKPOINT"
 

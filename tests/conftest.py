@@ -4,12 +4,6 @@ import pytest
 from helpers import World, build_world, drop_pg_database
 
 BACKENDS = ["sqlite", "postgres"]
-FIRST = "test_uvicorn_internals.py"  # after a uvicorn upgrade, what changed is named before behaviour tests fail
-
-
-@pytest.hookimpl(trylast=True)  # after pytest's own reordering (by fixture parameters)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: item.path.name != FIRST)  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -115,7 +115,7 @@ def test_database_url_and_environment(tmp_path: Path):
 
 def test_the_command_line_starts_without_its_heavy_modules():
     """rich, httpx, the server, the store adapters and asyncio are imported by the commands that use them."""
-    heavy = ("rich", "httpx", "uvicorn", "starlette", "asyncpg", "asyncio", "msgspec", "sqlite3")
+    heavy = ("rich", "httpx", "granian", "starlette", "asyncpg", "asyncio", "msgspec", "sqlite3")
     heavy += ("conntel.store", "conntel.api", "conntel.server", "conntel.admin", "conntel.client.http")
     probe = "import sys, conntel.cli; print('\\n'.join(sorted(sys.modules)))"
     done = subprocess.run([*CONNTEL[:1], "-c", probe], capture_output=True, text=True, timeout=60, check=True)

@@ -71,11 +71,9 @@ def test_kill_9_under_six_writers_loses_no_acknowledged_batch_and_tears_none(tmp
 
 def test_sigterm_finishes_cleanly(tmp_path: Path):
     world = build_world(tmp_path)
-    # uvicorn re-raises the signal after its graceful shutdown, as a service manager expects.
-    assert world.server.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+    assert world.server.stop(signal.SIGTERM) in (0, -signal.SIGTERM)  # a clean exit, or the signal re-raised
     log = world.server.server_log()
-    assert "Application shutdown complete" in log
-    assert "Traceback" not in log
+    assert "Traceback" not in log and "ERROR" not in log
     # The store was closed: SQLite folds the write-ahead log back when the last connection closes.
     assert not Path(f"{world.db}-wal").exists()
     # The store is consistent and usable by the CLI afterwards.

@@ -39,7 +39,7 @@ def registered() -> list[Row]:
 
 def test_the_table_is_read() -> None:
     rows = documented()
-    assert len(rows) >= 28
+    assert len(rows) >= 25
     assert (400, 7003, frozenset(), (7000,)) in rows
     assert (400, 6003, frozenset({6102, 6103}), ()) in rows
 

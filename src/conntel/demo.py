@@ -2,7 +2,7 @@
 
 The terminal keeps what a newcomer needs: the token, the exports, a curl, the
 dashboard's address, and one summary line refreshed in place. The server's own
-output (one JSON line per request, uvicorn's messages) goes to a log file
+output (one JSON line per request, granian's messages) goes to a log file
 beside the database (demo.db: demo.log).
 """
 
@@ -170,10 +170,10 @@ Press Ctrl-C to stop.
     try:
         with stderr_to(log):
             run(settings, alongside=live_fleet)
-    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down gracefully, then raised it again
+    except KeyboardInterrupt:  # Ctrl-C before the server took over the signal
         pass
     except SystemExit as exc:
-        if exc.code:  # uvicorn could not start (a port in use, ...): its reason is in the log
+        if exc.code:  # the server could not start (a port in use, ...): its reason is in the log
             raise SystemExit(f"\nThe server stopped (exit status {exc.code}):\n{_tail(log)}") from None
     total = summary.seeded + summary.posted
     click.echo(f"\nStopped: {total:,} events in {db}; the server's log is in {log}.")

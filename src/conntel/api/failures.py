@@ -6,10 +6,10 @@ the busy timeout, a full disk: the store tells these apart from bugs
 `Retry-After`, and logged in one line; anything else is a bug: 500 with code
 20009, logged with its traceback. Neither answer shows the exception.
 
-A client that hangs up before its request body is in (or whose chunked body
-is malformed, which the connection layer answers 400 and closes) is no server
-error: it is recorded as 499 "client closed request" (or the 400 that was
-sent), logged in one line without a traceback.
+A client that hangs up before its request body is in is no server error: it
+is recorded as 499 "client closed request", logged in one line without a
+traceback. granian reports a malformed chunked body exactly as it reports a
+hang-up (the body ends in `http.disconnect`), so that too is a 499.
 """
 
 from __future__ import annotations
@@ -28,16 +28,10 @@ from conntel.api.routing import api_path
 log = logging.getLogger("conntel")
 
 RETRY_AFTER_SECONDS = 1
-# Set in a request's scope by the connection layer (conntel.server.guards) when it answered the request
-# itself (the status it sent) and closed the connection: a malformed chunked body.
-REFUSED_STATUS = "conntel.refused_status"
 
 
-def hung_up(method: str, path: str, refused: int | None) -> ApiError:
-    """The record of a request whose client went away (or was refused by the connection layer) mid-body."""
-    if refused is not None:
-        log.warning("malformed request body on %s %s: answered %d, connection closed", method, api_path(path), refused)
-        return errors.malformed_request()  # the 400 the connection layer sent
+def hung_up(method: str, path: str) -> ApiError:
+    """The record of a request whose client went away (or whose chunked body broke off malformed) mid-body."""
     log.warning("client closed request on %s %s before its body was in (499)", method, api_path(path))
     return errors.client_closed_request()
 
@@ -74,7 +68,7 @@ class AnswerFailures:
             if started:
                 raise
             # Nobody reads this answer (the connection is gone); it is what the access log and metrics record.
-            record = hung_up(scope["method"], scope["path"], scope.get(REFUSED_STATUS))
+            record = hung_up(scope["method"], scope["path"])
             await error_response(record)(scope, receive, send)
         except Exception as error:
             if started:  # too late for another answer (e.g. a live tail): the server closes the connection

@@ -1,1 +1,1 @@
-"""The server runtime: uvicorn with guarded connections, in one process or several."""
+"""The server runtime: granian, in one process or several."""

@@ -1,49 +1,50 @@
-"""Running the API under uvicorn (uvloop + httptools), in one process or several."""
+"""Running the API under granian (its Rust HTTP/1.1 server, uvloop in each worker), in one process or several.
+
+granian itself bounds what uvicorn left to a protocol layer of conntel's own
+(README, "Configuration"): the header buffer (431), the time to send headers
+(the connection is closed), the connections each process serves at once
+(`backpressure`: beyond it, new connections wait until others close). Its
+refusals are its own, not v4 envelopes; everything the app answers is.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
+import socket
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-import uvicorn
-import uvloop
+from granian.constants import HTTPModes, Interfaces, Loops
+from granian.http import HTTP1Settings
+from granian.server import Server
 
-from conntel.api.app import create_app
 from conntel.api.routing import ASGIApp
 from conntel.config import Settings
-from conntel.server import guards
 from conntel.store import exposure_warning, open_store
 
-# How `--workers N` hands the settings to each worker process.
+# How the settings reach each worker process (granian imports the app factory there).
 SETTINGS_ENV = "CONNTEL_SERVER_SETTINGS"
+# Live tails never end on their own: requests in flight get this long to finish on shutdown.
 GRACEFUL_SHUTDOWN_SECONDS = 5
+# hyper's smallest read buffer: the header cap cannot go below it.
+MIN_HEADER_BUFFER = 8192
 
 
 def app_from_environment() -> ASGIApp:
-    """uvicorn's app factory in each worker process."""
+    """granian's app factory in each worker process."""
+    # Imported here, not in the main process: granian forks its workers from it, and prometheus_client picks
+    # its multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by run) when first imported.
+    from conntel.api.app import create_app
+
     settings = msgspec.json.decode(os.environ[SETTINGS_ENV], type=Settings)
-    apply_connection_limits(settings)
     return create_app(open_store(settings.database, settings.pool_size), settings)
-
-
-def apply_connection_limits(settings: Settings) -> None:
-    guards.LIMITS = guards.ConnectionLimits(
-        settings.max_header_bytes, settings.header_timeout, settings.max_connections
-    )
-
-
-def check_uvicorn() -> None:
-    """Refuse to serve on a uvicorn whose insides the guards no longer fit (guards.UVICORN_INTERNALS)."""
-    problems = guards.uvicorn_internals_problems()
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise SystemExit(f"Error: {problems[0]}{more}")
 
 
 def check_store(settings: Settings) -> None:
@@ -62,49 +63,67 @@ def check_store(settings: Settings) -> None:
         print(warning, file=sys.stderr, flush=True)
 
 
-def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Serve until SIGTERM/SIGINT; `alongside` (one process only) runs as a task once the server listens."""
-    check_uvicorn()
-    check_store(settings)
-    apply_connection_limits(settings)
-    options: dict[str, Any] = dict(
-        host=settings.host,
+def server_options(settings: Settings) -> dict[str, Any]:
+    """granian's settings for conntel: its own limits stand in for conntel's (README, "Operations")."""
+    return dict(
+        address=settings.host,
         port=settings.port,
-        loop="uvloop",
-        http=guards.GuardedHttpToolsProtocol,
-        lifespan="on",
-        access_log=False,
-        server_header=False,
-        # conntel never reads the client's address, so uvicorn need not rewrite it from X-Forwarded-*.
-        proxy_headers=False,
-        # Live tails never end on their own: give requests in flight this long to finish on shutdown.
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
-        log_level="info",
+        interface=Interfaces.ASGI,
+        workers=settings.workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        websockets=False,
+        # Requests in flight per process; further connections wait in the listen backlog.
+        backpressure=settings.max_connections,
+        backlog=max(1024, settings.max_connections),
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(settings.header_timeout * 1000),
+            max_buffer_size=max(MIN_HEADER_BUFFER, settings.max_header_bytes),
+        ),
+        log_access=False,
+        # granian's own messages on stderr, as a server's log (its default is stdout).
+        log_dictconfig={
+            "handlers": {
+                "console": {"formatter": "generic", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+                "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+            }
+        },
+        workers_kill_timeout=GRACEFUL_SHUTDOWN_SECONDS,
+        factory=True,
     )
-    # SIGTERM/SIGINT: stop accepting, finish requests in flight, close the store.
+
+
+def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT; `alongside` runs in a thread of the main process while the server runs."""
+    check_store(settings)
+    os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
+    metrics_dir = None
     if settings.workers > 1:
-        os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
+        if "prometheus_client" in sys.modules:  # forked workers would keep its one-process mode (see above)
+            raise RuntimeError("conntel.server.run.run: prometheus_client was imported before the workers forked")
         # Workers count their metrics in files here, so /metrics adds up every process (prometheus_client).
         metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="conntel-metrics-"))
-        try:
-            uvicorn.run("conntel.server.run:app_from_environment", factory=True, workers=settings.workers, **options)
-        finally:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-    else:
-        app = create_app(open_store(settings.database, settings.pool_size), settings)
-        server = uvicorn.Server(uvicorn.Config(app, **options))
-        uvloop.run(_serve(server, alongside))
-
-
-async def _serve(server: uvicorn.Server, alongside: Callable[[], Awaitable[None]] | None) -> None:
-    async def when_listening(then: Callable[[], Awaitable[None]]) -> None:
-        while not server.started:  # noqa: ASYNC110 (uvicorn offers no event for this)
-            await asyncio.sleep(0.05)
-        await then()
-
-    task = asyncio.create_task(when_listening(alongside)) if alongside is not None else None
+    server = Server("conntel.server.run:app_from_environment", **server_options(settings))
+    if alongside is not None:
+        side = threading.Thread(target=_when_listening, args=(settings, alongside), daemon=True, name="alongside")
+        side.start()
     try:
-        await server.serve()
+        # SIGTERM/SIGINT: stop accepting, let requests in flight finish, close the store (lifespan).
+        server.serve()
+    except RuntimeError as exc:  # granian's socket errors (a port in use, ...), with a Rust backtrace below
+        reason = str(exc).splitlines()[0]
+        raise SystemExit(f"Error: cannot serve on {settings.host}:{settings.port}: {reason}") from None
     finally:
-        if task is not None:
-            task.cancel()
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _when_listening(settings: Settings, then: Callable[[], Awaitable[None]]) -> None:
+    """Run `then` (in this thread, on its own loop) once the server accepts connections on its port."""
+    while True:
+        try:
+            socket.create_connection((settings.host, settings.port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    asyncio.run(then())  # type: ignore[arg-type]  # a coroutine
