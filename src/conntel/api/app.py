@@ -87,7 +87,7 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         await store.close()
 
     app = Starlette(
-        routes=[*api_routes(operations, StreamRoutes(store, auth)), *infra_routes(store, metrics, recorder)],
+        routes=[*api_routes(operations, StreamRoutes(store, auth, metrics)), *infra_routes(store, metrics, recorder)],
         lifespan=lifespan,
         middleware=[Middleware(AnswerFailures, is_unavailable=store.is_unavailable)],
         exception_handlers={

@@ -108,6 +108,8 @@ STORE_UNAVAILABLE = _spec(503, 20017)
 # 499, nginx's "client closed request": never seen by the client, which hung up; for logs and metrics.
 CLIENT_CLOSED_REQUEST = _spec(499, 20018)
 TOO_MANY_CONNECTORS = _spec(400, 20030)
+# Never a response status: the last message of a live tail whose client read too slowly (api/livefeed.py).
+STREAM_FELL_BEHIND = _spec(503, 20090)
 
 _CLOSE = {"Connection": "close"}  # the rest of the request is unread: the connection cannot carry another
 
@@ -253,6 +255,14 @@ def client_closed_request() -> ApiError:
 
 def internal_error() -> ApiError:
     return ApiError(INTERNAL_ERROR, "Internal server error")
+
+
+def stream_fell_behind(position: int) -> ApiError:
+    return ApiError(
+        STREAM_FELL_BEHIND,
+        f"This stream fell too far behind (its client read too slowly); reconnect with Last-Event-ID: {position}"
+        " to resume where it stopped, with nothing lost",
+    )
 
 
 def store_unavailable(retry_after: int) -> ApiError:

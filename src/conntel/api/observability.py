@@ -17,7 +17,7 @@ from bisect import bisect_left
 from typing import Any
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -64,6 +64,20 @@ class Metrics:
         )
         self.auth_failures = Counter(
             "conntel_auth_failures", "Requests refused for their credentials", ["reason"], registry=self.registry
+        )
+        # Live tails (api/livefeed.py): one feed, so one store poll, per watched account per process.
+        self.live_streams = Gauge(
+            "conntel_live_streams", "Open live tails", registry=self.registry, multiprocess_mode="livesum"
+        )
+        self.live_feeds = Gauge(
+            "conntel_live_feeds", "Accounts polled for live tails", registry=self.registry, multiprocess_mode="livesum"
+        )
+        self.live_polls = Counter("conntel_live_polls", "Store polls made for live tails", registry=self.registry)
+        self.live_endings = Counter(
+            "conntel_live_stream_endings",
+            "Live tails the server ended, by reason (revoked, expired, fell_behind, ...)",
+            ["reason"],
+            registry=self.registry,
         )
 
     def exposition(self) -> bytes:
