@@ -64,7 +64,9 @@ def test_a_stream_resumed_from_the_past_catches_up_then_follows_the_feed(world: 
         post_events(world, events(100, 30), connector=connector).raise_for_status()
         first = live.take(30)
         resume_from = first[9]["id"]
-        resumed = SseReader(stream_url(world, connector), {**bearer(world.read_token), "Last-Event-ID": str(resume_from)})
+        resumed = SseReader(
+            stream_url(world, connector), {**bearer(world.read_token), "Last-Event-ID": str(resume_from)}
+        )
         try:
             post_events(world, events(130, 10), connector=connector).raise_for_status()
             got = resumed.take(30)
@@ -83,9 +85,7 @@ def _raw_stream(world: World, url: str, last_event_id: int | None = None) -> soc
     sock.connect(("127.0.0.1", world.server.port))
     path = url.split(str(world.server.port), 1)[1]
     resume = f"Last-Event-ID: {last_event_id}\r\n" if last_event_id is not None else ""
-    sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {world.read_token}\r\n{resume}\r\n".encode()
-    )
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {world.read_token}\r\n{resume}\r\n".encode())
     return sock
 
 

@@ -70,7 +70,8 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
     access_log = AccessLog() if settings.access_log else None
     limiter = RateLimiter(parse_rate_limit(settings.rate_limit)) if settings.rate_limit else None
     auth = Authenticator(store, settings.credential_ttl_seconds, limiter, metrics.auth_failures)
-    events = EventRoutes(store, auth, settings, metrics)
+    streams = StreamRoutes(store, auth, metrics)
+    events = EventRoutes(store, auth, settings, metrics, on_ingested=streams.hub.nudge)
     recorder = RequestRecorder(metrics, access_log)
     operations = operations_table(
         events,
@@ -87,7 +88,7 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         await store.close()
 
     app = Starlette(
-        routes=[*api_routes(operations, StreamRoutes(store, auth, metrics)), *infra_routes(store, metrics, recorder)],
+        routes=[*api_routes(operations, streams), *infra_routes(store, metrics, recorder)],
         lifespan=lifespan,
         middleware=[Middleware(AnswerFailures, is_unavailable=store.is_unavailable)],
         exception_handlers={

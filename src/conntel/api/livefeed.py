@@ -1,8 +1,9 @@
 """One store poll per account per process, however many live tails watch that account.
 
 An `AccountFeed` reads the account's new events (in commit order) every `POLL_SECONDS`
-while anyone watches, encodes each message once, and hands every watcher the messages
-it wants (its connector's, or all) in a mailbox bounded by bytes. It also re-authorizes
+while anyone watches (at once when this process wrote some), encodes each message
+once, and hands every watcher the messages it wants (its connector's, or all) in a
+mailbox bounded by bytes. It also re-authorizes
 each distinct credential among its watchers before every poll, so a revoked or expired
 credential ends every stream it opened within a second, at the cost of one store read
 per credential rather than one per stream.
@@ -30,6 +31,9 @@ from conntel.events import MAX_PAYLOAD_BYTES
 from conntel.store.base import Store, StreamedEvent
 
 POLL_SECONDS = 0.25
+# A write through this process makes its feed look sooner, but no sooner than this after its last look:
+# a feed that read after every write would wake every stream for every small batch.
+NUDGED_POLL_SECONDS = 0.1
 # How often a credential is read afresh from the store: with a poll's wait on top it stays within the
 # second revocation takes everywhere else (the credential cache's TTL).
 RECHECK_SECONDS = 0.5
@@ -110,6 +114,7 @@ class AccountFeed:
         self.account_id = account_id
         self.position = position
         self.watchers: set[Watcher] = set()
+        self.nudged = asyncio.Event()
         self._fresh_at: dict[tuple[tuple[str, str], ...], float] = {}
         self.task = asyncio.create_task(self._run(), name=f"live feed {account_id}")
 
@@ -124,7 +129,11 @@ class AccountFeed:
                     self._deliver(events)
                     if len(events) == BATCH or sum(len(e.e_json) for e in events) > BATCH_BYTES - MAX_PAYLOAD_BYTES:
                         continue  # catching up: no pause
-                await asyncio.sleep(POLL_SECONDS)
+                await asyncio.sleep(NUDGED_POLL_SECONDS)
+                if not self.nudged.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.nudged.wait(), POLL_SECONDS - NUDGED_POLL_SECONDS)
+                self.nudged.clear()
         except asyncio.CancelledError:
             raise
         except Exception as error:
@@ -216,6 +225,13 @@ class LiveHub:
         feed.watchers.add(watcher)
         watcher.position = max(watcher.position, feed.position)
         return feed.position
+
+    def nudge(self, account_id: str) -> None:
+        """Events of the account were just written through this process: its feed looks at once. (Writes
+        through other processes are seen at the next poll.)"""
+        feed = self.feeds.get(account_id)
+        if feed is not None:
+            feed.nudged.set()
 
     def leave(self, account_id: str, watcher: Watcher) -> None:
         feed = self.feeds.get(account_id)
