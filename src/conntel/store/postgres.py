@@ -62,7 +62,8 @@ _UNAVAILABLE = (
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
 )
 
-SQL = Statements(numbered)  # rewritten once into asyncpg's $N placeholders
+# Rewritten once into asyncpg's $N placeholders; leases go by the database server's clock.
+SQL = Statements(numbered, now="extract(epoch from clock_timestamp())::float8")
 
 # What only PostgreSQL says: row locks, and a batch as arrays (unnest).
 # KEY SHARE: a concurrent delete of the connector waits for the batch (and then removes it).
@@ -360,6 +361,38 @@ class PostgresStore:
     async def latest_event_sizes(self, account_id: str, connector_id: str, limit: int) -> list[tuple[int, int, int]]:
         rows = await self.pool.fetch(SQL.latest_event_sizes, account_id, connector_id, limit)
         return [(row[0], row[1], row[2]) for row in rows]
+
+    # -- retention --
+    async def prune(self, table: str, before: int, limit: int) -> int:
+        statement = SQL.prune[table]
+        async with self.pool.acquire() as conn, conn.transaction():
+            deleted = 0
+            for (account_id,) in await conn.fetch(SQL.account_ids):
+                status = await conn.execute(statement, account_id, before, limit - deleted)
+                deleted += int(status.split()[-1])  # "DELETE n"
+                if deleted >= limit:
+                    break
+            return deleted
+
+    async def count_older(self, table: str, before: int) -> int:
+        statement = SQL.count_older[table]
+        async with self.pool.acquire() as conn:
+            return sum([await conn.fetchval(statement, row[0], before) for row in await conn.fetch(SQL.account_ids)])
+
+    async def reclaim(self, tables: Sequence[str]) -> None:
+        """VACUUM (not FULL): marks dead rows' space free for new rows at once, instead of whenever
+        autovacuum next comes; it takes no lock that blocks reads or writes."""
+        async with self.pool.acquire() as conn:
+            for table in tables:
+                if table in SQL.prune:  # a closed set: never an arbitrary name in SQL text
+                    await conn.execute(f"VACUUM {table}")
+
+    # -- leases --
+    async def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        return await self.pool.fetchval(SQL.acquire_lease, name, holder, seconds) is not None
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self.pool.execute(SQL.release_lease, name, holder)
 
     # -- connectors --
     async def create_connector(self, record: ConnectorRecord, max_per_account: int | None = None) -> None:
