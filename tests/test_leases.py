@@ -25,7 +25,7 @@ async def main(database, start, who):
     store = open_store(database, pool_size=2)
     await store.start()
     won = []
-    for i in range(%d):
+    for i in range(int(sys.argv[4])):
         await asyncio.sleep(max(0.0, start + i * 0.15 - time.time()))
         if await store.acquire_lease(f"race-{i}", who, 60):
             won.append(i)
@@ -33,7 +33,7 @@ async def main(database, start, who):
     print(json.dumps(won))
 
 asyncio.run(main(sys.argv[1], float(sys.argv[2]), sys.argv[3]))
-""" % ROUNDS
+"""
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -55,7 +55,9 @@ def test_two_processes_racing_for_each_lease_never_both_take_it(database: str):
     start = time.time() + 2.0  # both processes are running by then
     env = {"PYTHONPATH": str(ROOT / "src")}
     racers = [
-        subprocess.Popen([sys.executable, "-c", RACER, database, str(start), who], stdout=subprocess.PIPE, env=env)
+        subprocess.Popen(
+            [sys.executable, "-c", RACER, database, str(start), who, str(ROUNDS)], stdout=subprocess.PIPE, env=env
+        )
         for who in ("one", "two")
     ]
     won = [set(json.loads(racer.communicate(timeout=60)[0])) for racer in racers]

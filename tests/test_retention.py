@@ -70,9 +70,7 @@ def test_serve_deletes_events_collected_longer_ago_than_retention_whatever_their
 
 
 def test_two_servers_with_retention_prune_in_one_process_at_a_time_and_hand_over(world, tmp_path: Path):
-    servers = [
-        Server(world.db, log_dir=tmp_path, extra_args=("--retain-events", "2s")).start() for _ in range(2)
-    ]
+    servers = [Server(world.db, log_dir=tmp_path, extra_args=("--retain-events", "2s")).start() for _ in range(2)]
     try:
         holders = lambda: [s for s in servers if "retention: took lease" in s.server_log()]  # noqa: E731
         wait_for(lambda: len(holders()) == 1)
