@@ -31,3 +31,6 @@ class Settings:
     rate_limit: str | None = None
     # Connectors an account may have (API create and `conntel connectors create`; 400, 20030 beyond).
     max_connectors_per_account: int = 10_000
+    # Retention (seconds, by when conntel collected a row); None: kept forever. See conntel.retention.
+    retain_events: int | None = None
+    retain_snapshots: int | None = None

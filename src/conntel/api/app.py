@@ -27,6 +27,8 @@ from conntel.api.routing import ASGIApp, api_path
 from conntel.api.stream import StreamRoutes
 from conntel.api.tokens import TokenRoutes
 from conntel.config import Settings
+from conntel.retention import LEASE, check_interval, policy, prune_pass
+from conntel.server.exclusive import Exclusive
 from conntel.store.base import Store
 
 
@@ -80,10 +82,20 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         GetEventEndpoint(events),  # as Starlette's route (HEAD), inside Observe
     )
 
+    keep = policy(settings.retain_events, settings.retain_snapshots)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
+        # Retention in the background, in one process at a time among all sharing the store.
+        retention = Exclusive(
+            store, LEASE, check_interval(keep), lambda still_held: prune_pass(store, keep, None, still_held)
+        ) if keep else None  # fmt: skip
+        if retention is not None:
+            retention.start()
         yield
+        if retention is not None:
+            await retention.stop()
         recorder.flush()
         await store.close()
 

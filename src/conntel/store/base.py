@@ -239,6 +239,31 @@ class Store(Protocol):
         """Replace the user's global key: the old one stops working (NotFound for no such user)."""
         ...
 
+    # -- retention (by `a`, when conntel collected a row) --
+    async def prune(self, table: str, before: int, limit: int) -> int:
+        """Delete at most `limit` rows of the telemetry `table` (a key of sql.TELEMETRY_KEYS) collected
+        before `before` (seconds since the epoch), in one short transaction; how many it deleted."""
+        ...
+
+    async def count_older(self, table: str, before: int) -> int:
+        """How many rows of the telemetry `table` were collected before `before` (what prune would delete)."""
+        ...
+
+    async def reclaim(self, tables: Sequence[str]) -> None:
+        """Make the space of deleted rows reusable now, without blocking reads or writes (PostgreSQL:
+        VACUUM; SQLite reuses freed pages by itself: nothing to do)."""
+        ...
+
+    # -- leases: one process at a time, among every process sharing the store --
+    async def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take the lease `name` for `holder` for `seconds` (by the database's clock), or renew it when
+        `holder` has it. False while another holder's lease has not lapsed."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (when `holder` has it), so another process may take it at once."""
+        ...
+
     async def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers and can be written (readiness)."""
         ...

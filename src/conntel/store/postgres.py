@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     Conn = PoolConnectionProxy[asyncpg.Record]  # a connection as the pool lends it
 
+_RECLAIM_SHARE = 0.05  # reclaim: VACUUM a table once this share of its rows was pruned
 _MIGRATION_LOCK = 0x636F6E6E74656C  # "conntel": one advisory lock id for schema changes
 
 # Errors that mean the database cannot be used just now (PostgresStore.is_unavailable).
@@ -62,7 +63,8 @@ _UNAVAILABLE = (
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
 )
 
-SQL = Statements(numbered)  # rewritten once into asyncpg's $N placeholders
+# Rewritten once into asyncpg's $N placeholders; leases go by the database server's clock.
+SQL = Statements(numbered, now="extract(epoch from clock_timestamp())::float8")
 
 # What only PostgreSQL says: row locks, and a batch as arrays (unnest).
 # KEY SHARE: a concurrent delete of the connector waits for the batch (and then removes it).
@@ -182,6 +184,7 @@ class PostgresStore:
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._reads: ReadLane | None = None
+        self._deleted: Counter[str] = Counter()  # rows pruned per table since this process last VACUUMed it
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -360,6 +363,44 @@ class PostgresStore:
     async def latest_event_sizes(self, account_id: str, connector_id: str, limit: int) -> list[tuple[int, int, int]]:
         rows = await self.pool.fetch(SQL.latest_event_sizes, account_id, connector_id, limit)
         return [(row[0], row[1], row[2]) for row in rows]
+
+    # -- retention --
+    async def prune(self, table: str, before: int, limit: int) -> int:
+        statement = SQL.prune[table]
+        async with self.pool.acquire() as conn, conn.transaction():
+            deleted = 0
+            for (account_id,) in await conn.fetch(SQL.account_ids):
+                status = await conn.execute(statement, account_id, before, limit - deleted)
+                deleted += int(status.split()[-1])  # "DELETE n"
+                if deleted >= limit:
+                    break
+        self._deleted[table] += deleted
+        return deleted
+
+    async def count_older(self, table: str, before: int) -> int:
+        statement = SQL.count_older[table]
+        async with self.pool.acquire() as conn:
+            return sum([await conn.fetchval(statement, row[0], before) for row in await conn.fetch(SQL.account_ids)])
+
+    async def reclaim(self, tables: Sequence[str]) -> None:
+        """VACUUM (not FULL: it blocks no reads or writes) a table once this process has deleted 5% of its
+        rows since the last one, so their space is reused by new rows instead of growing the table, and
+        without scanning every index after every small pass (autovacuum's default waits for 20%)."""
+        async with self.pool.acquire() as conn:
+            for table in tables:
+                if table not in SQL.prune:  # a closed set: never an arbitrary name in SQL text
+                    continue
+                rows = await conn.fetchval("SELECT reltuples FROM pg_class WHERE oid = $1::regclass", table)
+                if self._deleted[table] >= _RECLAIM_SHARE * max(rows or 0, 0):
+                    await conn.execute(f"VACUUM {table}")
+                    self._deleted[table] = 0
+
+    # -- leases --
+    async def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        return await self.pool.fetchval(SQL.acquire_lease, name, holder, seconds) is not None
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self.pool.execute(SQL.release_lease, name, holder)
 
     # -- connectors --
     async def create_connector(self, record: ConnectorRecord, max_per_account: int | None = None) -> None:

@@ -56,10 +56,19 @@ def _as_written(sql: str) -> str:
     return sql
 
 
-class Statements:
-    """Every statement the two adapters share, in one driver's placeholder style."""
+# The telemetry tables retention prunes, each with its key (a batch deletes these rows).
+TELEMETRY_KEYS: dict[str, str] = {"events": "account_id, connector_id, t, n"}
 
-    def __init__(self, placeholders: Callable[[str], str] = _as_written) -> None:
+
+class Statements:
+    """Every statement the two adapters share, in one driver's placeholder style.
+
+    `now` is the database's clock in seconds since the epoch, as an SQL expression: leases compare
+    against it, so processes on several hosts need not agree on the time."""
+
+    def __init__(
+        self, placeholders: Callable[[str], str] = _as_written, now: str = "(julianday('now') - 2440587.5) * 86400.0"
+    ) -> None:
         p = placeholders
         # -- telemetry events: (account_id, connector_id, ...) --
         self.get_event = p("SELECT a, v, e FROM events WHERE account_id = ? AND connector_id = ? AND t = ? AND n = ?")
@@ -140,6 +149,26 @@ class Statements:
         self.revoke_token = p("UPDATE tokens SET revoked_on = coalesce(revoked_on, ?) WHERE token_id = ?")
         self.insert_secret = p("INSERT INTO server_secrets VALUES (?, ?) ON CONFLICT DO NOTHING")
         self.server_secret = p("SELECT secret FROM server_secrets WHERE name = ?")
+        # -- retention: by `a`, account by account (the index events_by_arrival starts with account_id) --
+        self.account_ids = p("SELECT account_id FROM accounts ORDER BY account_id")
+        # (account_id, before, limit): one small batch of rows collected before `before`
+        self.prune = {
+            table: p(
+                f"DELETE FROM {table} WHERE ({key}) IN"
+                f" (SELECT {key} FROM {table} WHERE account_id = ? AND a < ? LIMIT ?)"
+            )
+            for table, key in TELEMETRY_KEYS.items()
+        }
+        self.count_older = {
+            table: p(f"SELECT count(*) FROM {table} WHERE account_id = ? AND a < ?") for table in TELEMETRY_KEYS
+        }
+        # -- leases: (name, holder, seconds) taken or renewed when free, lapsed, or the holder's own --
+        self.acquire_lease = p(
+            f"INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, {now} + ?3)"
+            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+            f" WHERE leases.holder = excluded.holder OR leases.expires_at <= {now} RETURNING holder"
+        )
+        self.release_lease = p("DELETE FROM leases WHERE name = ? AND holder = ?")
 
     def activity(
         self, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int

@@ -355,6 +355,41 @@ class SqliteStore:
         rows = self._read().execute(SQL.latest_event_sizes, (account_id, connector_id, limit))
         return [(t, n, size) for t, n, size in rows]
 
+    # -- retention --
+    async def prune(self, table: str, before: int, limit: int) -> int:
+        statement = SQL.prune[table]
+
+        def work(conn: sqlite3.Connection) -> int:
+            deleted = 0
+            for (account_id,) in conn.execute(SQL.account_ids).fetchall():
+                deleted += conn.execute(statement, (account_id, before, limit - deleted)).rowcount
+                if deleted >= limit:
+                    break
+            return deleted
+
+        return await self._write(work)
+
+    async def count_older(self, table: str, before: int) -> int:
+        conn = self._read()
+        statement = SQL.count_older[table]
+        return sum(
+            conn.execute(statement, (account_id, before)).fetchone()[0]
+            for (account_id,) in conn.execute(SQL.account_ids).fetchall()
+        )
+
+    async def reclaim(self, tables: Sequence[str]) -> None:
+        """Nothing to do: SQLite puts a deleted row's pages on its freelist and reuses them for new rows."""
+
+    # -- leases --
+    async def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            return conn.execute(SQL.acquire_lease, (name, holder, seconds)).fetchone() is not None
+
+        return await self._write(work)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._write(lambda conn: conn.execute(SQL.release_lease, (name, holder)))
+
     # -- credentials --
     async def find_token(self, secret_hash: bytes) -> TokenRecord | None:
         row = self._read().execute(SQL.find_token, (secret_hash,)).fetchone()
