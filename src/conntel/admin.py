@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from conntel import connectors, ids
 from conntel.connectors import ConnectorSettings
@@ -134,3 +135,19 @@ async def rotate_user_key(store: Store, email: str) -> dict[str, str]:
     api_key = new_api_key()
     await store.set_user_key(email.lower(), secret_hash(api_key))
     return {"email": email.lower(), "api_key": api_key}
+
+
+async def set_silent_after(store: Store, account_id: str, duration: str) -> dict[str, Any]:
+    """The account's own fleet health threshold, or `default` (the server's --silent-after)."""
+    from conntel.retention import parse_duration
+
+    _check_id(account_id, "An account id")
+    if duration == "default":
+        seconds = None
+    else:
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as exc:
+            raise AdminError(f"Not a duration: {shown(duration)} ({exc})") from None
+    await store.set_silent_after(account_id, seconds)
+    return {"account_id": account_id, "silent_after_seconds": seconds}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from conntel.client.health import fleet
 from conntel.client.reading import connectors_list, events
 from conntel.config import DEFAULT_DB, Settings
 from conntel.credentials import PERMISSIONS
@@ -165,6 +166,17 @@ async def accounts_create(store: Store, account_id: str | None, name: str | None
     from conntel import admin
 
     return await admin.create_account(store, account_id, name)
+
+
+@click.option("--account", "account_id", required=True, help="The account.")
+@click.argument("duration", metavar="DURATION|default")
+@admin_command(accounts, "silent-after", "Fleet health threshold set")
+async def accounts_silent_after(store: Store, account_id: str, duration: str) -> dict[str, Any]:
+    """How long a connector of the account may push nothing before it is silent (fleet health):
+    a DURATION (45s, 30m, 12h, 90d), or `default` for the server's --silent-after."""
+    from conntel import admin
+
+    return await admin.set_silent_after(store, account_id, duration)
 
 
 @click.option("--account", "account_id", required=True, help="Account the token acts on.")
@@ -329,6 +341,10 @@ SERVE_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("--retain-snapshots", "retain_snapshots",
      {"type": DURATION, "metavar": "DURATION",
       "help": "Delete snapshots collected longer ago than this, in the background. Default: keep."}),
+    ("--silent-after", "silent_after",
+     {"type": DURATION, "metavar": "DURATION",
+      "help": "A connector that pushed nothing for this long is silent (fleet health), unless its account"
+              " has its own threshold. Default: 15m (shown in seconds)."}),
 ]  # fmt: skip
 
 
@@ -688,4 +704,5 @@ def simulate(as_json: bool, **options: Any) -> None:
 
 # The reading CLI (over the HTTP API): conntel events ..., conntel connectors list.
 main.add_command(events)
+main.add_command(fleet)
 connectors.add_command(connectors_list)

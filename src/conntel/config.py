@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from conntel.health import DEFAULT_SILENT_AFTER
+
 DEFAULT_DB = "./conntel.db"
 
 # Planned: webhooks do not exist yet; when they do, an account may have at most this many (README).
@@ -34,3 +36,6 @@ class Settings:
     # Retention (seconds, by when conntel collected a row); None: kept forever. See conntel.retention.
     retain_events: int | None = None
     retain_snapshots: int | None = None
+    # Fleet health: a connector that pushed nothing for this many seconds is silent, unless its account
+    # has its own threshold (`conntel accounts silent-after`). See conntel.health.
+    silent_after: int = DEFAULT_SILENT_AFTER

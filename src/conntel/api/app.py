@@ -18,6 +18,7 @@ from conntel.api.envelope import error_response
 from conntel.api.errors import REFUSALS, ApiError, from_refusal, internal_error, method_not_allowed, no_route
 from conntel.api.events import EventRoutes
 from conntel.api.failures import AnswerFailures
+from conntel.api.health import HealthRoutes, sweeper
 from conntel.api.hotpath import GetEventEndpoint, Shortcut
 from conntel.api.infra import infra_routes
 from conntel.api.observability import AccessLog, Metrics, Observe, RequestRecorder
@@ -80,6 +81,7 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         ConnectorRoutes(store, auth, settings),
         TokenRoutes(auth),
         GetEventEndpoint(events),  # as Starlette's route (HEAD), inside Observe
+        HealthRoutes(store, auth),
     )
 
     keep = policy(settings.retain_events, settings.retain_snapshots)
@@ -93,7 +95,10 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         ) if keep else None  # fmt: skip
         if retention is not None:
             retention.start()
+        silence = sweeper(store, settings.silent_after)  # fleet health: connectors that went quiet
+        silence.start()
         yield
+        await silence.stop()
         if retention is not None:
             await retention.stop()
         recorder.flush()

@@ -14,10 +14,12 @@ import re
 import sys
 import time
 from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -89,6 +91,29 @@ class Metrics:
 
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class _FleetCollector:
+    def __init__(self, counts: list[tuple[str, str, int]]):
+        self.counts = counts
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "conntel_connectors",
+            "Connectors by account and health (read from the store)",
+            labels=["account_id", "health"],
+        )
+        for account_id, health, count in self.counts:
+            family.add_metric([account_id, health], count)
+        yield family
+
+
+def fleet_exposition(counts: list[tuple[str, str, int]]) -> bytes:
+    """`conntel_connectors{account_id, health}`: the store's figures, the same whichever process is asked (so
+    never added up across workers). The one metric with account ids: alerting on a fleet needs them."""
+    registry = CollectorRegistry()
+    registry.register(_FleetCollector(counts))
+    return generate_latest(registry)
 
 
 class _Tally:

@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute
 from conntel.api.connectors import LIST_QUERY as CONNECTOR_QUERY
 from conntel.api.connectors import ConnectorRoutes
 from conntel.api.events import LIST_QUERY, EventRoutes
+from conntel.api.health import HealthRoutes
 from conntel.api.openapi import build_openapi
 from conntel.api.params import Param
 from conntel.api.routing import CONNECTOR, CONNECTORS, PREFIX, ASGIApp, EventRefConvertor, route
@@ -28,6 +29,7 @@ from conntel.api.tokens import TokenRoutes, TokenStatus
 from conntel.connectors import Connector, ConnectorCreate, ConnectorEdit, ConnectorUpdate
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.events import AppendResult, Event, EventList, LatestEvents, NewEvent
+from conntel.health import FleetHealth
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ GET_EVENT = CONNECTOR + "/telemetry/events/{event_ref:event_ref}"
 
 
 def operations_table(
-    events: EventRoutes, connectors: ConnectorRoutes, tokens: TokenRoutes, get_event: ASGIApp
+    events: EventRoutes, connectors: ConnectorRoutes, tokens: TokenRoutes, get_event: ASGIApp, health: HealthRoutes
 ) -> list[Operation]:
     """Every JSON operation; `get_event` serves the HEADs of Get Event (its GETs take the hot path)."""
     return [
@@ -94,6 +96,15 @@ def operations_table(
             WRITE_ACCEPTS,
             body=list[NewEvent],
             result=AppendResult,
+        ),
+        Operation(
+            "GET",
+            CONNECTORS + "/telemetry/health",
+            health.fleet,
+            "listFleetHealth",
+            "Fleet health: every connector's health, since when and why (conntel's own)",
+            READ_ACCEPTS,
+            result=FleetHealth,
         ),
         Operation(
             "GET",

@@ -14,6 +14,7 @@ from typing import NamedTuple, Protocol
 
 from conntel.connectors import ConnectorRecord
 from conntel.events import AppendResult, ValidEvent
+from conntel.health import ConnectorHealth
 
 __all__ = [  # ConnectorRecord lives with its resource (conntel.connectors); the port takes and returns it
     "AlreadyExists",
@@ -252,6 +253,24 @@ class Store(Protocol):
     async def reclaim(self, tables: Sequence[str]) -> None:
         """Make the space of deleted rows reusable now, without blocking reads or writes (PostgreSQL:
         VACUUM; SQLite reuses freed pages by itself: nothing to do)."""
+        ...
+
+    # -- fleet health (conntel/health.py) --
+    async def fleet_health(self, account_id: str) -> list[ConnectorHealth]:
+        """Every connector of the account with its health, since when and why, by connector id."""
+        ...
+
+    async def sweep_silent(self, now: int, default_seconds: int) -> int:
+        """Mark silent every healthy connector quiet for longer than its account's threshold (else
+        `default_seconds`); how many. Each change is made once, whichever processes sweep at once."""
+        ...
+
+    async def health_counts(self) -> list[tuple[str, str, int]]:
+        """(account_id, health, connectors) for every account and health that has any."""
+        ...
+
+    async def set_silent_after(self, account_id: str, seconds: int | None) -> None:
+        """The account's own silence threshold (None: the server's default); NotFound without the account."""
         ...
 
     # -- leases: one process at a time, among every process sharing the store --

@@ -35,7 +35,7 @@ import asyncpg
 from conntel.store.base import StoreError, StoreUnavailable
 from conntel.store.migrations import migrations
 from conntel.store.postgres import PostgresStore
-from conntel.store.sql import CONNECTOR_COLUMNS
+from conntel.store.sql import CONNECTOR_COLUMNS, HEALTH_COLUMNS
 from conntel.store.urls import has_password, redacted
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ TABLES = (
     Table(
         "accounts",
         ("account_id",),
-        ("account_id", "name", "created_on", "next_seq"),
+        ("account_id", "name", "created_on", "next_seq", "silent_after"),
         describe=lambda k: f"account {k['account_id']}",
     ),
     Table(
@@ -106,7 +106,8 @@ TABLES = (
     Table(
         "connectors",
         ("account_id", "connector_id"),
-        (*CONNECTOR_COLUMNS, "version_t", "version_n"),  # the record, plus where last_seen_version came from
+        # The record, plus where last_seen_version came from, and its fleet health (conntel/health.py).
+        (*CONNECTOR_COLUMNS, "version_t", "version_n", *HEALTH_COLUMNS),
         blobs=("settings", "license_key_hash"),
         # Rows made before migration 0002 got last_updated = created_on; the same here for any left NULL.
         source_exprs={"last_updated": "coalesce(last_updated, created_on)"},
@@ -428,9 +429,13 @@ def _merge(table: Table, source: dict[str, Any], target: dict[str, Any]) -> dict
         return {}
     if table.name == "accounts":
         # Events ingested on the source since an earlier copy took stream positions there: keep the higher.
-        if any(source[c] != target[c] for c in table.rest if c != "next_seq"):
+        # A silence threshold set on the source since: the source's.
+        if any(source[c] != target[c] for c in table.rest if c not in ("next_seq", "silent_after")):
             return None
-        return {"next_seq": source["next_seq"]} if source["next_seq"] > target["next_seq"] else {}
+        changes = {"next_seq": source["next_seq"]} if source["next_seq"] > target["next_seq"] else {}
+        if source["silent_after"] != target["silent_after"]:
+            changes["silent_after"] = source["silent_after"]
+        return changes
     if table.name == "connectors":
         # Events and settings changes on the source since an earlier copy: the source's record
         # is as new or newer. One changed here since (newer last_updated) is a conflict.

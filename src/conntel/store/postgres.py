@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from conntel.events import ValidEvent
+from conntel.health import ConnectorHealth
 from conntel.store.base import (
     AlreadyExists,
     Appended,
@@ -38,6 +39,7 @@ from conntel.store.sql import (
     check_retry,
     connector_record,
     connector_row,
+    health_item,
     numbered,
     permissions_json,
     token_record,
@@ -394,6 +396,21 @@ class PostgresStore:
                 if self._deleted[table] >= _RECLAIM_SHARE * max(rows or 0, 0):
                     await conn.execute(f"VACUUM {table}")
                     self._deleted[table] = 0
+
+    # -- fleet health --
+    async def fleet_health(self, account_id: str) -> list[ConnectorHealth]:
+        return [health_item(tuple(row)) for row in await self.pool.fetch(SQL.fleet_health, account_id)]
+
+    async def sweep_silent(self, now: int, default_seconds: int) -> int:
+        status = await self.pool.execute(SQL.sweep_silent, now, default_seconds)
+        return int(status.rpartition(" ")[2])
+
+    async def health_counts(self) -> list[tuple[str, str, int]]:
+        return [(row[0], row[1], row[2]) for row in await self.pool.fetch(SQL.health_counts)]
+
+    async def set_silent_after(self, account_id: str, seconds: int | None) -> None:
+        if await self.pool.execute(SQL.set_silent_after, seconds, account_id) == "UPDATE 0":
+            raise NotFound(f"No account {account_id}")
 
     # -- leases --
     async def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:

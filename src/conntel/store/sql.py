@@ -15,9 +15,21 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
 
 from conntel.connectors import ConnectorRecord, ConnectorSettings
 from conntel.events import ValidEvent, same_content
+from conntel.health import (
+    FAILING,
+    FAILURE_SUFFIX,
+    HEALTHY,
+    NO_HEARTBEAT,
+    OUTCOME_KINDS,
+    REPORTING,
+    SILENT,
+    ConnectorHealth,
+    EventRef,
+)
 from conntel.store.base import EventConflict, TokenRecord
 
 _PLACEHOLDER = re.compile(r"\?(\d*)")
@@ -37,6 +49,10 @@ CONNECTOR_COLUMNS = (
     "last_seen_version",
 )
 _COLUMNS = ", ".join(CONNECTOR_COLUMNS)
+# A connector's fleet health, kept by the statements below (conntel/health.py).
+HEALTH_COLUMNS = (
+    "outcome_t", "outcome_n", "outcome_k", "health", "health_since", "health_reason", "health_t", "health_n",
+)  # fmt: skip
 _KEY = "account_id = ?1 AND connector_id = ?2"
 
 
@@ -114,6 +130,39 @@ class Statements:
             f"UPDATE connectors SET last_seen_version = ?3, version_t = ?4, version_n = ?5 WHERE {_KEY}"
             " AND (coalesce(version_t, -1), coalesce(version_n, -1)) < (?4, ?5)"
         )
+        # -- fleet health (conntel/health.py) --
+        # (account_id, connector_id, t, n, k): the batch's newest outcome event, when newer than the one kept.
+        self.note_outcome = p(
+            f"UPDATE connectors SET outcome_t = ?3, outcome_n = ?4, outcome_k = ?5 WHERE {_KEY}"
+            " AND (coalesce(outcome_t, -1), coalesce(outcome_n, -1)) < (?3, ?4)"
+        )
+        # (account_id, connector_id, received_at, t, n of the batch's newest event): a connector that just
+        # pushed is failing (its newest outcome failed) or healthy; when that is a change, since now, and
+        # why: the outcome event, or its newest event when it reports again after a silence.
+        decided = f"CASE WHEN outcome_k LIKE '%{FAILURE_SUFFIX}' THEN '{FAILING}' ELSE '{HEALTHY}' END"
+        by_outcome = f"outcome_k LIKE '%{FAILURE_SUFFIX}' OR health = '{FAILING}'"
+        self.note_health = p(
+            f"UPDATE connectors SET health = {decided}, health_since = ?3,"
+            f" health_reason = CASE WHEN {by_outcome} THEN outcome_k ELSE '{REPORTING}' END,"
+            f" health_t = CASE WHEN {by_outcome} THEN outcome_t ELSE ?4 END,"
+            f" health_n = CASE WHEN {by_outcome} THEN outcome_n ELSE ?5 END"
+            f" WHERE {_KEY} AND health <> {decided}"
+        )
+        # (now, default threshold): healthy connectors quiet for longer than their account's threshold.
+        threshold = (
+            "coalesce((SELECT silent_after FROM accounts WHERE accounts.account_id = connectors.account_id), ?2)"
+        )
+        self.sweep_silent = p(
+            f"UPDATE connectors SET health = '{SILENT}', health_reason = '{NO_HEARTBEAT}',"
+            f" health_since = last_heartbeat + {threshold}, health_t = NULL, health_n = NULL"
+            f" WHERE health = '{HEALTHY}' AND last_heartbeat < ?1 - {threshold}"
+        )
+        self.fleet_health = p(
+            "SELECT connector_id, health, coalesce(health_since, created_on), health_reason, last_heartbeat,"
+            " health_t, health_n FROM connectors WHERE account_id = ? ORDER BY connector_id"
+        )
+        self.health_counts = p("SELECT account_id, health, count(*) FROM connectors GROUP BY account_id, health")
+        self.set_silent_after = p("UPDATE accounts SET silent_after = ? WHERE account_id = ?")
         # -- connectors: rows in CONNECTOR_COLUMNS order --
         self.connector_exists = p(f"SELECT 1 FROM connectors WHERE {_KEY}")
         self.get_connector = p(f"SELECT {_COLUMNS} FROM connectors WHERE {_KEY}")
@@ -173,15 +222,29 @@ class Statements:
     def activity(
         self, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int
     ) -> list[tuple[str, tuple[Any, ...]]]:
-        """The updates that keep a connector's heartbeat and last seen version true as its events arrive."""
+        """The updates that keep a connector's heartbeat, last seen version and health true as its events
+        arrive (run in the ingestion's transaction, in this order)."""
         updates: list[tuple[str, tuple[Any, ...]]] = [(self.note_heartbeat, (account_id, connector_id, received_at))]
         newest = newest_versioned(events)
         if newest is not None:
             updates.append((self.note_version, (account_id, connector_id, newest.v, newest.t, newest.n)))
+        outcome = max((ev for ev in events if ev.kind in OUTCOME_KINDS), key=lambda ev: (ev.t, ev.n), default=None)
+        if outcome is not None:
+            updates.append((self.note_outcome, (account_id, connector_id, outcome.t, outcome.n, outcome.kind)))
+        if events:
+            last = max(events, key=lambda ev: (ev.t, ev.n))
+            updates.append((self.note_health, (account_id, connector_id, received_at, last.t, last.n)))
         return updates
 
 
 # -- rows --
+def health_item(row: Sequence[Any]) -> ConnectorHealth:
+    """A fleet_health row (store/sql.py) as the API's item."""
+    connector_id, health, since, reason, last_heartbeat, t, n = row
+    event = EventRef(t, n) if t is not None else UNSET
+    return ConnectorHealth(connector_id, health, since, reason, last_heartbeat, event)
+
+
 def connector_row(record: ConnectorRecord) -> tuple[Any, ...]:
     """The record as column values, in CONNECTOR_COLUMNS order (settings as JSON)."""
     values = {column: getattr(record, column) for column in CONNECTOR_COLUMNS}

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from conntel.events import ValidEvent
+from conntel.health import ConnectorHealth
 from conntel.store.base import (
     AlreadyExists,
     Appended,
@@ -46,6 +47,7 @@ from conntel.store.sql import (
     check_retry,
     connector_record,
     connector_row,
+    health_item,
     permissions_json,
     token_record,
     unique_events,
@@ -379,6 +381,23 @@ class SqliteStore:
 
     async def reclaim(self, tables: Sequence[str]) -> None:
         """Nothing to do: SQLite puts a deleted row's pages on its freelist and reuses them for new rows."""
+
+    # -- fleet health --
+    async def fleet_health(self, account_id: str) -> list[ConnectorHealth]:
+        return [health_item(row) for row in self._read().execute(SQL.fleet_health, (account_id,))]
+
+    async def sweep_silent(self, now: int, default_seconds: int) -> int:
+        return await self._write(lambda conn: conn.execute(SQL.sweep_silent, (now, default_seconds)).rowcount)
+
+    async def health_counts(self) -> list[tuple[str, str, int]]:
+        return [(account, health, count) for account, health, count in self._read().execute(SQL.health_counts)]
+
+    async def set_silent_after(self, account_id: str, seconds: int | None) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if conn.execute(SQL.set_silent_after, (seconds, account_id)).rowcount == 0:
+                raise NotFound(f"No account {account_id}")
+
+        await self._write(work)
 
     # -- leases --
     async def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
