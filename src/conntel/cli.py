@@ -168,6 +168,64 @@ async def accounts_create(store: Store, account_id: str | None, name: str | None
     return await admin.create_account(store, account_id, name)
 
 
+@main.group()
+def webhooks() -> None:
+    """Manage webhook endpoints (health changes, Standard Webhooks)."""
+
+
+@click.option("--account", "account_id", required=True, help="Account whose connectors' health changes to send.")
+@click.option("--url", required=True, help="The endpoint: an http:// or https:// URL.")
+@click.option(
+    "--event", "event_types", multiple=True, help="connector.failing, connector.silent or connector.healthy"
+    " (repeat for several; default: all)."
+)  # fmt: skip
+@admin_command(webhooks, "create", "Created webhook (the secret is shown only once)")
+async def webhooks_create(store: Store, account_id: str, url: str, event_types: tuple[str, ...]) -> dict[str, Any]:
+    """Register an endpoint for an account's health changes; prints its whsec_ signing secret."""
+    from conntel import admin
+
+    return await admin.create_webhook(store, account_id, url, event_types)
+
+
+@click.option("--account", "account_id", help="Only this account's endpoints.")
+@webhooks.command("list")
+@store_options
+@json_option
+def webhooks_list(db: str, database_url: str | None, as_json: bool, account_id: str | None) -> None:
+    """Endpoints, with their deliveries, failures, last answer and waiting messages."""
+    from conntel import admin
+
+    items = _run_admin(db, database_url, lambda store: admin.list_webhooks(store, account_id))
+    if as_json:
+        for item in items:
+            click.echo(json.dumps(item))
+        return
+    for item in items:
+        state = "disabled" if item["disabled_on"] else "enabled"
+        last = item["last_status"] or item["last_error"] or "-"
+        click.echo(f"{item['id']}  {item['account_id']}  {item['url']}  {state}  delivered {item['delivered']}"
+                   f"  failures {item['failures']}  pending {item['pending']}  last {last}"
+                   f"  events {','.join(item['events'])}")  # fmt: skip
+
+
+@click.argument("webhook_id", metavar="ID")
+@admin_command(webhooks, "delete", "Deleted webhook")
+async def webhooks_delete(store: Store, webhook_id: str) -> dict[str, Any]:
+    """Remove an endpoint and the messages waiting for it."""
+    from conntel import admin
+
+    return await admin.delete_webhook(store, webhook_id)
+
+
+@click.argument("webhook_id", metavar="ID")
+@admin_command(webhooks, "test", "Test message delivered")
+async def webhooks_test(store: Store, webhook_id: str) -> dict[str, Any]:
+    """Send the endpoint a signed webhook.test message now; exit 1 unless it answers 2xx."""
+    from conntel import admin
+
+    return await admin.test_webhook(store, webhook_id)
+
+
 @click.option("--account", "account_id", required=True, help="The account.")
 @click.argument("duration", metavar="DURATION|default")
 @admin_command(accounts, "silent-after", "Fleet health threshold set")

@@ -29,6 +29,7 @@ from conntel.api.stream import StreamRoutes
 from conntel.api.tokens import TokenRoutes
 from conntel.config import Settings
 from conntel.retention import LEASE, check_interval, policy, prune_pass
+from conntel.server.delivery import Deliverer
 from conntel.server.exclusive import Exclusive
 from conntel.store.base import Store
 
@@ -97,7 +98,10 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
             retention.start()
         silence = sweeper(store, settings.silent_after)  # fleet health: connectors that went quiet
         silence.start()
+        deliverer = Deliverer(store, metrics)  # webhooks: the outbox, sent by one process at a time
+        deliverer.start()
         yield
+        await deliverer.stop()
         await silence.stop()
         if retention is not None:
             await retention.stop()

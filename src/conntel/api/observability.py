@@ -75,6 +75,12 @@ class Metrics:
             "conntel_live_feeds", "Accounts polled for live tails", registry=self.registry, multiprocess_mode="livesum"
         )
         self.live_polls = Counter("conntel_live_polls", "Store polls made for live tails", registry=self.registry)
+        self.webhook_deliveries = Counter(
+            "conntel_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, failed: to be retried, given_up)",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.live_endings = Counter(
             "conntel_live_stream_endings",
             "Live tails the server ended, by reason (revoked, expired, fell_behind, ...)",
@@ -93,9 +99,10 @@ class Metrics:
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
-class _FleetCollector:
-    def __init__(self, counts: list[tuple[str, str, int]]):
+class _StoreCollector:
+    def __init__(self, counts: list[tuple[str, str, int]], outbox: int):
         self.counts = counts
+        self.outbox = outbox
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -106,13 +113,19 @@ class _FleetCollector:
         for account_id, health, count in self.counts:
             family.add_metric([account_id, health], count)
         yield family
+        yield GaugeMetricFamily(
+            "conntel_webhook_outbox",
+            "Webhook messages waiting to be delivered (read from the store)",
+            value=self.outbox,
+        )
 
 
-def fleet_exposition(counts: list[tuple[str, str, int]]) -> bytes:
-    """`conntel_connectors{account_id, health}`: the store's figures, the same whichever process is asked (so
-    never added up across workers). The one metric with account ids: alerting on a fleet needs them."""
+def store_exposition(counts: list[tuple[str, str, int]], outbox: int) -> bytes:
+    """Figures read from the store when scraped, the same whichever process is asked (so never added up
+    across workers): `conntel_connectors{account_id, health}` (the one metric with account ids: alerting
+    on a fleet needs them) and `conntel_webhook_outbox`."""
     registry = CollectorRegistry()
-    registry.register(_FleetCollector(counts))
+    registry.register(_StoreCollector(counts, outbox))
     return generate_latest(registry)
 
 

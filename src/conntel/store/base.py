@@ -15,6 +15,7 @@ from typing import NamedTuple, Protocol
 from conntel.connectors import ConnectorRecord
 from conntel.events import AppendResult, ValidEvent
 from conntel.health import ConnectorHealth
+from conntel.webhooks import DueMessage, WebhookRecord
 
 __all__ = [  # ConnectorRecord lives with its resource (conntel.connectors); the port takes and returns it
     "AlreadyExists",
@@ -122,6 +123,11 @@ class TooManyConnectors(StoreError):
     def __init__(self, account_id: str, limit: int):
         super().__init__(f"Account {account_id} already has {limit:,} connectors, the most allowed")
         self.limit = limit
+
+
+class TooManyWebhooks(StoreError):
+    def __init__(self, account_id: str, limit: int):
+        super().__init__(f"Account {account_id} has {limit} webhooks already, the most it may have")
 
 
 class ForeignDatabase(StoreError):
@@ -272,6 +278,38 @@ class Store(Protocol):
     async def set_silent_after(self, account_id: str, seconds: int | None) -> None:
         """The account's own silence threshold (None: the server's default); NotFound without the account."""
         ...
+
+    # -- webhooks (conntel/webhooks.py) --
+    async def create_webhook(self, record: WebhookRecord, secret: str, max_per_account: int) -> None:
+        """NotFound without the account; TooManyWebhooks when it has `max_per_account` already."""
+        ...
+
+    async def list_webhooks(self, account_id: str | None) -> list[WebhookRecord]: ...
+
+    async def webhook_secret(self, webhook_id: str) -> tuple[str, str]:
+        """(url, secret) of an endpoint; NotFound without it."""
+        ...
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """The endpoint and its messages; NotFound without it."""
+        ...
+
+    async def due_webhook_messages(self, now: int, limit: int) -> list[DueMessage]: ...
+
+    async def record_webhook_attempt(
+        self,
+        message: DueMessage,
+        now: int,
+        status: int | None,
+        error: str | None,
+        retry_at: int | None,
+        disable_failing_since: int,
+    ) -> None:
+        """One attempt's outcome: delivered (a 2xx `status`), else retried at `retry_at` or given up (None).
+        An endpoint failing since `disable_failing_since` or earlier is disabled, its messages given up."""
+        ...
+
+    async def webhook_outbox_depth(self) -> int: ...
 
     # -- leases: one process at a time, among every process sharing the store --
     async def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:

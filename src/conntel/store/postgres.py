@@ -8,6 +8,7 @@ here (the API's credential cache is bounded to one second).
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ from conntel.store.base import (
     StreamedEvent,
     TokenRecord,
     TooManyConnectors,
+    TooManyWebhooks,
     UserRecord,
     fitting,
 )
@@ -44,8 +46,10 @@ from conntel.store.sql import (
     permissions_json,
     token_record,
     unique_events,
+    webhook_record,
 )
 from conntel.store.urls import redacted
+from conntel.webhooks import DueMessage, WebhookRecord
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -411,6 +415,52 @@ class PostgresStore:
     async def set_silent_after(self, account_id: str, seconds: int | None) -> None:
         if await self.pool.execute(SQL.set_silent_after, seconds, account_id) == "UPDATE 0":
             raise NotFound(f"No account {account_id}")
+
+    # -- webhooks --
+    async def create_webhook(self, record: WebhookRecord, secret: str, max_per_account: int) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval(_LOCK_ACCOUNT, record.account_id) is None:  # concurrent creates count in turn
+                raise NotFound(f"No account {record.account_id}")
+            if await conn.fetchval(SQL.count_webhooks, record.account_id) >= max_per_account:
+                raise TooManyWebhooks(record.account_id, max_per_account)
+            await conn.execute(SQL.insert_webhook, record.webhook_id, record.account_id, record.url, secret,
+                               json.dumps(record.event_types), record.created_on)  # fmt: skip
+
+    async def list_webhooks(self, account_id: str | None) -> list[WebhookRecord]:
+        return [webhook_record(tuple(row)) for row in await self.pool.fetch(SQL.list_webhooks, account_id)]
+
+    async def webhook_secret(self, webhook_id: str) -> tuple[str, str]:
+        row = await self.pool.fetchrow(SQL.webhook_secret, webhook_id)
+        if row is None:
+            raise NotFound(f"No webhook {webhook_id}")
+        return row[0], row[1]
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.execute(SQL.delete_webhook, webhook_id) == "DELETE 0":
+                raise NotFound(f"No webhook {webhook_id}")
+            await conn.execute(SQL.delete_webhook_messages, webhook_id)
+
+    async def due_webhook_messages(self, now: int, limit: int) -> list[DueMessage]:
+        return [DueMessage(*row) for row in await self.pool.fetch(SQL.due_messages, now, limit)]
+
+    async def record_webhook_attempt(
+        self,
+        message: DueMessage,
+        now: int,
+        status: int | None,
+        error: str | None,
+        retry_at: int | None,
+        disable_failing_since: int,
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for sql, params in SQL.attempt(message, now, status, error, retry_at):
+                await conn.execute(sql, *params)
+            if await conn.execute(SQL.disable_webhook, message.webhook_id, now, disable_failing_since) != "UPDATE 0":
+                await conn.execute(SQL.give_up_messages, message.webhook_id, now)
+
+    async def webhook_outbox_depth(self) -> int:
+        return int(await self.pool.fetchval(SQL.outbox_depth))
 
     # -- leases --
     async def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:

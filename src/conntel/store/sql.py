@@ -31,6 +31,7 @@ from conntel.health import (
     EventRef,
 )
 from conntel.store.base import EventConflict, TokenRecord
+from conntel.webhooks import DueMessage, WebhookRecord
 
 _PLACEHOLDER = re.compile(r"\?(\d*)")
 
@@ -163,6 +164,61 @@ class Statements:
         )
         self.health_counts = p("SELECT account_id, health, count(*) FROM connectors GROUP BY account_id, health")
         self.set_silent_after = p("UPDATE accounts SET silent_after = ? WHERE account_id = ?")
+        # -- webhooks (conntel/webhooks.py); messages are made by a trigger (the webhooks migration) --
+        self.insert_webhook = p(
+            "INSERT INTO webhooks (webhook_id, account_id, url, secret, event_types, created_on)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        self.count_webhooks = p("SELECT count(*) FROM webhooks WHERE account_id = ?")
+        # (account_id or None): rows in WebhookRecord order, with how many messages wait for each
+        self.list_webhooks = p(
+            "SELECT webhook_id, account_id, url, event_types, created_on, failures, failing_since, delivered,"
+            " last_attempt, last_status, last_error, disabled_on, (SELECT count(*) FROM webhook_messages m"
+            " WHERE m.webhook_id = webhooks.webhook_id AND delivered_on IS NULL AND given_up_on IS NULL)"
+            " FROM webhooks WHERE (CAST(?1 AS TEXT) IS NULL OR account_id = ?1)"
+            " ORDER BY account_id, created_on, webhook_id"
+        )
+        self.webhook_secret = p("SELECT url, secret FROM webhooks WHERE webhook_id = ?")
+        self.delete_webhook = p("DELETE FROM webhooks WHERE webhook_id = ?")
+        self.delete_webhook_messages = p("DELETE FROM webhook_messages WHERE webhook_id = ?")
+        # (now, limit): messages whose attempt is due, to enabled endpoints, the longest waiting first
+        self.due_messages = p(
+            "SELECT m.message_id, m.webhook_id, w.url, w.secret, m.body, m.attempts"
+            " FROM webhook_messages m JOIN webhooks w ON w.webhook_id = m.webhook_id"
+            " WHERE m.delivered_on IS NULL AND m.given_up_on IS NULL AND m.next_attempt <= ?1"
+            " AND w.disabled_on IS NULL ORDER BY m.next_attempt LIMIT ?2"
+        )
+        # (message_id, now or the next attempt's time)
+        self.message_delivered = p(
+            "UPDATE webhook_messages SET attempts = attempts + 1, delivered_on = ?2 WHERE message_id = ?1"
+        )
+        self.message_retry = p(
+            "UPDATE webhook_messages SET attempts = attempts + 1, next_attempt = ?2 WHERE message_id = ?1"
+        )
+        self.message_given_up = p(
+            "UPDATE webhook_messages SET attempts = attempts + 1, given_up_on = ?2 WHERE message_id = ?1"
+        )
+        # (webhook_id, now, status or None, error or None)
+        self.webhook_succeeded = p(
+            "UPDATE webhooks SET failures = 0, failing_since = NULL, delivered = delivered + 1,"
+            " last_attempt = ?2, last_status = ?3, last_error = ?4 WHERE webhook_id = ?1"
+        )
+        self.webhook_failed = p(
+            "UPDATE webhooks SET failures = failures + 1, failing_since = coalesce(failing_since, ?2),"
+            " last_attempt = ?2, last_status = ?3, last_error = ?4 WHERE webhook_id = ?1"
+        )
+        # (webhook_id, now, failing since at most): an endpoint failing for too long is disabled...
+        self.disable_webhook = p(
+            "UPDATE webhooks SET disabled_on = ?2 WHERE webhook_id = ?1 AND disabled_on IS NULL AND failing_since <= ?3"
+        )
+        # ... (webhook_id, now) and its waiting messages given up
+        self.give_up_messages = p(
+            "UPDATE webhook_messages SET given_up_on = ?2"
+            " WHERE webhook_id = ?1 AND delivered_on IS NULL AND given_up_on IS NULL"
+        )
+        self.outbox_depth = p(
+            "SELECT count(*) FROM webhook_messages WHERE delivered_on IS NULL AND given_up_on IS NULL"
+        )
         # -- connectors: rows in CONNECTOR_COLUMNS order --
         self.connector_exists = p(f"SELECT 1 FROM connectors WHERE {_KEY}")
         self.get_connector = p(f"SELECT {_COLUMNS} FROM connectors WHERE {_KEY}")
@@ -219,6 +275,17 @@ class Statements:
         )
         self.release_lease = p("DELETE FROM leases WHERE name = ? AND holder = ?")
 
+    def attempt(
+        self, message: DueMessage, now: int, status: int | None, error: str | None, retry_at: int | None
+    ) -> list[tuple[str, tuple[Any, ...]]]:
+        """The updates that record one delivery attempt, on the message and on its endpoint."""
+        if status is not None and 200 <= status < 300:
+            return [(self.message_delivered, (message.message_id, now)),
+                    (self.webhook_succeeded, (message.webhook_id, now, status, None))]  # fmt: skip
+        message_update = (self.message_retry, (message.message_id, retry_at)) if retry_at is not None else (
+            self.message_given_up, (message.message_id, now))  # fmt: skip
+        return [message_update, (self.webhook_failed, (message.webhook_id, now, status, error))]
+
     def activity(
         self, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int
     ) -> list[tuple[str, tuple[Any, ...]]]:
@@ -238,6 +305,12 @@ class Statements:
 
 
 # -- rows --
+def webhook_record(row: Sequence[Any]) -> WebhookRecord:
+    """A list_webhooks row (event types as their JSON array)."""
+    webhook_id, account_id, url, types, *rest = row
+    return WebhookRecord(webhook_id, account_id, url, tuple(json.loads(types)), *rest)
+
+
 def health_item(row: Sequence[Any]) -> ConnectorHealth:
     """A fleet_health row (store/sql.py) as the API's item."""
     connector_id, health, since, reason, last_heartbeat, t, n = row

@@ -11,6 +11,7 @@ survives a crash of the process and of the machine.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import sqlite3
@@ -38,6 +39,7 @@ from conntel.store.base import (
     StreamedEvent,
     TokenRecord,
     TooManyConnectors,
+    TooManyWebhooks,
     UserRecord,
     fitting,
 )
@@ -51,7 +53,9 @@ from conntel.store.sql import (
     permissions_json,
     token_record,
     unique_events,
+    webhook_record,
 )
+from conntel.webhooks import DueMessage, WebhookRecord
 
 T = TypeVar("T")
 
@@ -398,6 +402,58 @@ class SqliteStore:
                 raise NotFound(f"No account {account_id}")
 
         await self._write(work)
+
+    # -- webhooks --
+    async def create_webhook(self, record: WebhookRecord, secret: str, max_per_account: int) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if conn.execute(SQL.account_exists, (record.account_id,)).fetchone() is None:
+                raise NotFound(f"No account {record.account_id}")
+            if conn.execute(SQL.count_webhooks, (record.account_id,)).fetchone()[0] >= max_per_account:
+                raise TooManyWebhooks(record.account_id, max_per_account)
+            conn.execute(SQL.insert_webhook, (record.webhook_id, record.account_id, record.url, secret,
+                                              json.dumps(record.event_types), record.created_on))  # fmt: skip
+
+        await self._write(work)
+
+    async def list_webhooks(self, account_id: str | None) -> list[WebhookRecord]:
+        return [webhook_record(row) for row in self._read().execute(SQL.list_webhooks, (account_id,))]
+
+    async def webhook_secret(self, webhook_id: str) -> tuple[str, str]:
+        row = self._read().execute(SQL.webhook_secret, (webhook_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"No webhook {webhook_id}")
+        return row[0], row[1]
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if conn.execute(SQL.delete_webhook, (webhook_id,)).rowcount == 0:
+                raise NotFound(f"No webhook {webhook_id}")
+            conn.execute(SQL.delete_webhook_messages, (webhook_id,))
+
+        await self._write(work)
+
+    async def due_webhook_messages(self, now: int, limit: int) -> list[DueMessage]:
+        return [DueMessage(*row) for row in self._read().execute(SQL.due_messages, (now, limit))]
+
+    async def record_webhook_attempt(
+        self,
+        message: DueMessage,
+        now: int,
+        status: int | None,
+        error: str | None,
+        retry_at: int | None,
+        disable_failing_since: int,
+    ) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            for sql, params in SQL.attempt(message, now, status, error, retry_at):
+                conn.execute(sql, params)
+            if conn.execute(SQL.disable_webhook, (message.webhook_id, now, disable_failing_since)).rowcount:
+                conn.execute(SQL.give_up_messages, (message.webhook_id, now))
+
+        await self._write(work)
+
+    async def webhook_outbox_depth(self) -> int:
+        return int(self._read().execute(SQL.outbox_depth).fetchone()[0])
 
     # -- leases --
     async def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
