@@ -8,7 +8,7 @@ from conntel.health import DEFAULT_SILENT_AFTER
 
 DEFAULT_DB = "./conntel.db"
 
-# Planned: webhooks do not exist yet; when they do, an account may have at most this many (README).
+# Webhook endpoints an account may have (`conntel webhooks create` refuses one more).
 MAX_WEBHOOKS_PER_ACCOUNT = 100
 
 
