@@ -10,15 +10,20 @@ the median.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import heartbeat
 import httpx
 from harness import BenchError, Server, WrkResult, cpu_seconds, fmt_mib, hello_server, log, median_index, run_wrk
 from stores import Dataset, conntel_server
+
+HEARTBEAT = ":heartbeat"  # a backend's bare check-in measure, beside its Get Event one
 
 
 def precheck(port: int, ds: Dataset, samples: int) -> None:
@@ -57,17 +62,21 @@ def measure(
     args: argparse.Namespace,
     script_args: list[str] | None,
     helper_pids: Callable[[], list[int]] = list,
+    script: Path | None = None,
 ) -> Measure:
     rss_idle = server.rss_kib()
+    wrk = functools.partial(
+        run_wrk, threads=args.threads, connections=args.connections, script_args=script_args, script=script
+    )
     if args.warmup > 0:
-        warm = run_wrk(url, args.warmup, threads=args.threads, connections=args.connections, script_args=script_args)
+        warm = wrk(url, args.warmup)
         if warm.errors:
             raise BenchError(
                 f"{server.name}: warm-up saw {warm.non_2xx} non-2xx answers, socket errors {warm.socket_errors}"
             )
     helpers0 = {pid: cpu_seconds(pid) for pid in helper_pids()}
     cpu0, t0 = server.cpu_seconds(), time.monotonic()
-    result = run_wrk(url, args.duration, threads=args.threads, connections=args.connections, script_args=script_args)
+    result = wrk(url, args.duration)
     elapsed = time.monotonic() - t0
     cpu_pct = 100 * (server.cpu_seconds() - cpu0) / elapsed
     # A helper that appeared during the run (a pool connection opened late) did all its work in it.
@@ -99,8 +108,11 @@ def measure(
     )
 
 
-def bench_round(port: int, datasets: list[Dataset], args: argparse.Namespace, round_no: int) -> dict[str, Measure]:
-    """One measure of the bare hello world, then one of conntel on each backend: {"bare" or backend: Measure}."""
+def bench_round(
+    port: int, datasets: list[Dataset], args: argparse.Namespace, round_no: int, checkins: dict[str, str]
+) -> dict[str, Measure]:
+    """One measure of the bare hello world, then on each backend one of conntel's Get Event and one of its
+    bare check-ins (heartbeat.py): {"bare", backend, or backend + HEARTBEAT: Measure}."""
     url = f"http://127.0.0.1:{port}"
     tag = f"round {round_no}: " if args.rounds > 1 else ""
 
@@ -124,6 +136,16 @@ def bench_round(port: int, datasets: list[Dataset], args: argparse.Namespace, ro
             precheck(port, ds, args.precheck)
             measures[ds.backend.name] = measure(
                 server, url, args, [str(ds.paths_file), ds.read_token], lambda ds=ds: ds.backend.helper_pids(ds.store)
+            )
+            log(f"{tag}({letter}') the same server: bare check-ins, each connector with its own credential")
+            heartbeat.precheck(port, checkins[ds.backend.name])
+            measures[ds.backend.name + HEARTBEAT] = measure(
+                server,
+                url,
+                args,
+                [checkins[ds.backend.name]],
+                lambda ds=ds: ds.backend.helper_pids(ds.store),
+                Path(__file__).with_name(heartbeat.SCRIPT),
             )
         finally:
             server.stop()
@@ -149,7 +171,14 @@ def row(m: Measure) -> dict:
 def summarize(ds: Dataset, rounds: list[dict[str, Measure]]) -> dict:
     """A backend's figures: the median of its per-round ratios, and its median round as its row."""
     ratios = [r[ds.backend.name].result.rps / r["bare"].result.rps for r in rounds]
+    beats = [r[ds.backend.name + HEARTBEAT].result.rps / r["bare"].result.rps for r in rounds]
     return {
+        "heartbeat": {
+            "ratio": statistics.median(beats),
+            "ratios": beats,
+            "target": heartbeat.TARGET_SQLITE if ds.backend.name == "sqlite" else None,
+            "row": row(rounds[median_index(beats)][ds.backend.name + HEARTBEAT]),
+        },
         "name": ds.backend.name,
         "label": ds.backend.label,
         "target": ds.backend.target,
@@ -165,7 +194,8 @@ def summarize(ds: Dataset, rounds: list[dict[str, Measure]]) -> dict:
 
 def run(datasets: list[Dataset], args: argparse.Namespace, port: int) -> dict:
     """All rounds: the bare row (its median round), each backend's summary, and every round's req/s."""
-    rounds = [bench_round(port, datasets, args, i + 1) for i in range(args.rounds)]
+    checkins = {ds.backend.name: heartbeat.checkins_file(ds) for ds in datasets}
+    rounds = [bench_round(port, datasets, args, i + 1, checkins) for i in range(args.rounds)]
     bare_rps = [r["bare"].result.rps for r in rounds]
     return {
         "bare": row(rounds[median_index(bare_rps)]["bare"]),

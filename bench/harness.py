@@ -113,12 +113,19 @@ def parse_wrk(output: str) -> WrkResult:
 
 
 def run_wrk(
-    url: str, duration: float, *, threads: int, connections: int, script_args: list[str] | None = None
+    url: str,
+    duration: float,
+    *,
+    threads: int,
+    connections: int,
+    script_args: list[str] | None = None,
+    script: Path | None = None,
 ) -> WrkResult:
-    """`wrk --latency` for `duration` seconds; with script_args, driven by get_event.lua (PATHS_FILE TOKEN)."""
+    """`wrk --latency` for `duration` seconds; with script_args, driven by `script` (default get_event.lua,
+    PATHS_FILE TOKEN)."""
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "10s"]
     if script_args is not None:
-        argv += ["-s", str(LUA_SCRIPT)]
+        argv += ["-s", str(script or LUA_SCRIPT)]
     argv.append(url)
     if script_args:
         argv += ["--", *script_args]

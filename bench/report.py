@@ -66,6 +66,13 @@ each measure on the same port, and stopped afterwards, also on errors.
    trip to a PostgreSQL backend process on the same 2 cores). For scale
    (DESIGN.md): FastAPI ~0.13, Starlette + msgspec ~0.34, raw ASGI + sqlite3
    ~0.58.
+   **Bare check-in ÷ bare ASGI**, in the same rounds: right after Get Event,
+   the same server takes the same wrk run with `bench/heartbeat.lua`: POSTs
+   without a body to `.../connectors/{id}/checkin` of the store's connectors,
+   each with its own device credential (minted once per run), nothing
+   pending (bench/heartbeat.py). A heartbeat is a fleet's most frequent
+   request and must cost no more than a Get Event: target **SQLite >= 0.40**
+   (PostgreSQL reported).
 2. **Ingestion over HTTP ÷ in-process insert loop** (SQLite) — 200,000
    events of one connector posted in batches of 1,000 by 4 concurrent
    clients (httpx, one keep-alive connection each, bodies encoded
@@ -231,6 +238,18 @@ def summary_rows(report: dict) -> list[tuple[str, str, str, str]]:
                 met(b["ratio"] >= target) if full else "— (not 1M events)",
             )
         )
+    for b in report.get("get", {}).get("backends", []):
+        beat = b.get("heartbeat")
+        if beat is not None:
+            target = beat["target"]
+            rows.append(
+                (
+                    f"Bare check-in (heartbeat) ÷ bare ASGI, {b['label']}",
+                    f"≥ {target}" if target is not None else "— (≤ Get Event's cost)",
+                    f"{beat['ratio']:.3f} (Get Event {b['ratio']:.3f})",
+                    met(beat["ratio"] >= target) if target is not None and full else "—",
+                )
+            )
     for i in report.get("ingest", []):
         m = i["median"]["http"]
         if i["ratio"] is not None:
@@ -330,9 +349,12 @@ def get_event_lines(report: dict) -> list[str]:
         "| server | req/s | p50 ms | p99 ms | non-2xx | server CPU | database CPU | RSS idle | RSS after wrk |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, row in [("bare ASGI hello", g["bare"])] + [
-        (f"conntel Get Event, {b['label']}", b["row"]) for b in g["backends"]
-    ]:
+    served = [("bare ASGI hello", g["bare"])]
+    for b in g["backends"]:
+        served.append((f"conntel Get Event, {b['label']}", b["row"]))
+        if "heartbeat" in b:
+            served.append((f"conntel bare check-in, {b['label']}", b["heartbeat"]["row"]))
+    for name, row in served:
         lines.append(
             f"| {name} | {row['rps']:,.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | {row['non_2xx']} "
             f"| {pct(row['server_cpu_pct'])} | {pct(row['db_cpu_pct'])} "
@@ -351,6 +373,19 @@ def get_event_lines(report: dict) -> list[str]:
                 + " | ".join(f"{rps[b['name']]:,.0f} | {b['ratios'][i]:.3f}" for b in backends)
                 + " |"
             )
+        beating = [b for b in backends if "heartbeat" in b]
+        if beating:
+            lines += [
+                "",
+                "| round | " + " | ".join(f"{b['label']} check-ins/s | ÷ bare | ÷ Get Event" for b in beating) + " |",
+                "|---:|" + "---:|---:|---:|" * len(beating),
+            ]
+            for i, rps in enumerate(g["rounds"]):
+                cells = []
+                for b in beating:
+                    beats = rps[b["name"] + ":heartbeat"]
+                    cells.append(f"{beats:,.0f} | {b['heartbeat']['ratios'][i]:.3f} | {beats / rps[b['name']]:.2f}")
+                lines.append(f"| {i + 1} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 

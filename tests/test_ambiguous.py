@@ -23,7 +23,13 @@ def place(world: World) -> dict[str, str]:
     """A connector with one event: every path below names things that exist, so a refusal is the only reason."""
     connector = world.new_connector()
     post_events(world, [{"t": T0, "n": 0, "e": {"k": "Init"}}], connector=connector).raise_for_status()
-    return {"account_id": world.account, "connector_id": connector, "event_t": str(T0), "event_n": "0"}
+    return {
+        "account_id": world.account,
+        "connector_id": connector,
+        "event_t": str(T0),
+        "event_n": "0",
+        "snapshot_t": str(T0),
+    }
 
 
 def documented_operations(world: World) -> list[tuple[str, str]]:

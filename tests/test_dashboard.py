@@ -15,8 +15,11 @@ to docs/dashboard.png and docs/dashboard-fleet.png.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import os
+import random
 import shutil
 import subprocess
 import threading
@@ -27,6 +30,7 @@ import httpx
 import pytest
 from helpers import ROOT, World, bearer, build_world, cli, env_without_proxies, post_events
 
+from conntel.client import metrics
 from conntel.client.lifecycles import fleet
 from conntel.kinds import FAILURE_KINDS, KIND_NAMES
 
@@ -94,6 +98,18 @@ def make_fleet(world: World) -> tuple[dict[str, list[dict]], dict]:
     return events, upgrade
 
 
+def post_snapshots(world: World, connector: str, start: int, end: int) -> list[dict]:
+    """The failing connector's snapshots over [start, end), from the same seed as its simulated events."""
+    seed = random.Random(7).random()  # lifecycles.fleet's first connector
+    stream = metrics.fleet_snapshots([seed], start, 0.35)[0]
+    snaps = list(itertools.takewhile(lambda s: s["t"] < end, stream))
+    url = f"{world.server.base_url}/accounts/{world.account}/magic/connectors/{connector}/telemetry/snapshots"
+    for first in range(0, len(snaps), 500):
+        response = httpx.post(url, json=snaps[first : first + 500], headers=bearer(world.write_token), timeout=60)
+        assert response.status_code == 200, response.text
+    return snaps
+
+
 def live(world: World, events: list[dict]) -> dict:
     ingest(world, FAILING, events)
     return {"keys": [f"{ev['t']}.{ev['n']}" for ev in events]}
@@ -104,6 +120,16 @@ def restart_then_ingest(world: World, events: list[dict]) -> dict:
     world.server.stop()
     world.server.start()
     return live(world, events)
+
+
+def connector_executes(world: World, connector: str) -> dict:
+    """What the connector does at its next check-in: learn the pending reboot, execute it, report it."""
+    secret = cli("connectors", "credential", "--account", world.account, "--connector", connector, db=world.db)
+    url = f"{world.server.base_url}/accounts/{world.account}/magic/connectors/{connector}/checkin"
+    learned = httpx.post(url, headers=bearer(secret["value"])).json()["result"]["operation"]
+    assert learned["action"] == "reboot" and learned["purge"] is True, learned
+    httpx.post(url, json={"executed": learned["id"]}, headers=bearer(secret["value"])).raise_for_status()
+    return {"id": learned["id"]}
 
 
 def drive(node: str, config: dict, answers: dict, tmp_path: Path) -> dict:
@@ -151,6 +177,8 @@ def test_dashboard_in_chromium(tmp_path: Path, driver_ready: str) -> None:
 
 def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
     events, upgrade = make_fleet(world)
+    now = int(time.time())
+    snaps = post_snapshots(world, FAILING, now - 86_400, now - 1_800)
     expected = {name: expected_health(evs) for name, evs in events.items()}
     assert expected[FAILING] == "failing" and expected[world.connector] == "silent"
     assert "healthy" in expected.values()
@@ -165,12 +193,18 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
         {"t": now - 30, "n": 0, "e": {"k": "FinishUpgradeSuccess"}, "v": "2026.3.2"},
     ]  # fmt: skip
     finish = upgrade["finish"]
-    shots = {"fleet": str(tmp_path / "dashboard-fleet.png"), "connector": str(tmp_path / "dashboard.png")}
+    shots = {
+        "fleet": str(tmp_path / "dashboard-fleet.png"),
+        "connector": str(tmp_path / "dashboard.png"),
+        "metrics": str(tmp_path / "dashboard-metrics.png"),
+    }
     config = {
         "chromium": CHROMIUM,
         "origin": world.server.origin,
         "account": world.account,
         "token": world.read_token,
+        "writeToken": world.write_token,
+        "operate": SIMULATED[0],
         "badToken": "x" * 40,
         "connectorCount": len(events),
         "open": FAILING,
@@ -179,16 +213,26 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
         "screenshots": shots,
     }
     resumed_events = [{"t": now - 10, "n": 0, "e": {"k": "Reconcile", "changed": True}, "v": "2026.3.2"}]
+    interrupts_url = f"{world.server.base_url}/accounts/{world.account}/magic/connectors/{SIMULATED[0]}/interrupts"
     answers = {
         "live": lambda: live(world, live_events),
         "restart": lambda: restart_then_ingest(world, resumed_events),
+        "cancelled": lambda: httpx.get(interrupts_url, headers=bearer(world.read_token)).json()["result"],
+        "executed": lambda: connector_executes(world, SIMULATED[0]),
     }
     report = drive(node, config, answers, tmp_path)
     assert "error" not in report, (
         f"{report['error']}\nsteps done: {report['steps']}\n{world.server.server_log()[-3000:]}"
     )
-    # Chromium logs the refused sign-in's 401s and the refused connections while the server restarts.
-    expected_noise = ("status of 401 (Unauthorized)", "ERR_CONNECTION_REFUSED", "ERR_INCOMPLETE_CHUNKED_ENCODING")
+    # Chromium logs the refused sign-in's 401s and the refused connections while the server restarts, and
+    # the answers to the page's question whether its token may submit interrupts (403 no, 400 yes).
+    expected_noise = (
+        "status of 401 (Unauthorized)",
+        "ERR_CONNECTION_REFUSED",
+        "ERR_INCOMPLETE_CHUNKED_ENCODING",
+        "status of 403 (Forbidden)",
+        "status of 400 (Bad Request)",
+    )
     console_errors = [m for m in report["consoleErrors"] if not any(noise in m for noise in expected_noise)]
     assert not report["pageErrors"] and not console_errors, (report["pageErrors"], console_errors)
 
@@ -245,6 +289,8 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
         ran = subprocess.run(["sh", "-c", curl], env=env, capture_output=True, text=True, timeout=30, check=False)
         assert ran.returncode == 0 and ran.stdout == served.text
 
+    check_metrics(world, report, snaps)
+
     # Zoom: the failed upgrade's two minutes become a visible bar.
     assert "(zoomed)" in report["zoomed"]["status"]
     assert report["zoomedSpanWidth"] > 20, report["zoomedSpanWidth"]
@@ -264,7 +310,11 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
     assert "Reconcile" in fleet_after[FAILING]["text"]  # the event ingested while the server restarted
 
     # Reconnected after the restart with Last-Event-ID, so the event acknowledged before it was not lost.
-    streams = [r for r in report["requests"] if r["url"].endswith("/telemetry/events/stream")]
+    streams = [
+        r
+        for r in report["requests"]
+        if r["url"].endswith("/telemetry/events/stream") and r["authorization"] == f"Bearer {world.read_token}"
+    ]  # the read-only tab's (the operations tab, opened after, starts a stream of its own)
     assert streams[-1]["lastEventId"] is not None and streams[-1]["lastEventId"].isdigit()
 
     # Offline and private: every request stays on this server; the token only ever in the header.
@@ -274,12 +324,78 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
         assert request["url"].startswith(origin), request["url"]
         assert world.read_token not in request["url"]
         if "/client/v4/accounts/" in request["url"]:
-            assert request["authorization"] in (f"Bearer {world.read_token}", "Bearer " + "x" * 40), request
+            allowed = (f"Bearer {world.read_token}", f"Bearer {world.write_token}", "Bearer " + "x" * 40)
+            assert request["authorization"] in allowed, request
     assert any(r["url"].endswith("/telemetry/events/stream") for r in report["requests"])
     assert world.read_token not in world.server.server_log()
 
-    for name, path in (("dashboard.png", shots["connector"]), ("dashboard-fleet.png", shots["fleet"])):
+    # Operations: none offered to a read-only token; with Write, a reboot behind a confirmation (cancel
+    # submits nothing), pending until the connector reports it executed.
+    assert report["readOnlyOperations"] == {
+        "permission": "read",
+        "controlsHidden": True,
+        "status": "No operations yet.",
+    }
+    operations = report["operations"]
+    assert operations["before"] == "No operations yet."
+    assert operations["question"].startswith(f"Reboot {SIMULATED[0]}: the whole appliance restarts")
+    assert operations["cancelHides"] and operations["afterCancel"] == []
+    assert operations["purgeQuestion"].endswith("discarding its local state (purge)?")
+    assert operations["confirmLabel"] == "Reboot"
+    assert operations["pending"].startswith("Pending: reboot with purge, submitted")
+    assert operations["buttonsDisabledWhilePending"] and operations["buttonsEnabledAfter"]
+    assert operations["executed"].startswith("Last: reboot with purge, executed")
+
+    shown_shots = (
+        ("dashboard.png", "connector"),
+        ("dashboard-fleet.png", "fleet"),
+        ("dashboard-metrics.png", "metrics"),
+    )
+    for name, path in ((name, shots[key]) for name, key in shown_shots):
         assert Path(path).stat().st_size > 10_000
         if os.environ.get("CONNTEL_UPDATE_SCREENSHOTS") == "1" or not (DOCS / name).exists():
             DOCS.mkdir(exist_ok=True)
             shutil.copyfile(path, DOCS / name)
+
+
+def check_metrics(world: World, report: dict, snaps: list[dict]) -> None:
+    """The charts: CPU, memory, load, throughput per interface, tunnel health; hover values; Get Snapshot on click."""
+    charts = {chart["name"]: chart for chart in report["charts"]["charts"]}
+    assert list(charts) == ["cpu", "memory", "load", "throughput", "tunnels"]
+    listed = int(report["charts"]["status"].split(" snapshots")[0])  # the window ends now: the oldest may be out
+    assert len(snaps) - 60 <= listed <= len(snaps), report["charts"]["status"]
+    for name in ("cpu", "memory", "load", "throughput"):
+        assert charts[name]["series"] and all(s["points"] > 100 for s in charts[name]["series"]), charts[name]
+    assert [s["name"] for s in charts["load"]["series"]] == ["1m", "5m", "15m"]
+    netdevs = [d["name"] for d in snaps[-1]["netdevs"] if d["name"] != "lo"]
+    assert [s["name"] for s in charts["throughput"]["series"]] == netdevs
+    health = set(charts["tunnels"]["health"])
+    assert "health-healthy" in health and health <= {f"health-{h}" for h in ("healthy", "degraded", "down", "unknown")}
+    # On the timeline's time axis: the same left edge and width.
+    assert report["chartAlignment"]["timeline"] == report["chartAlignment"]["cpu"]
+
+    # A click opens exactly what Get Snapshot returns, and a curl that returns it too.
+    detail = report["snapshotDetail"]
+    t = int(detail["title"].split(" · ")[1])
+    snapshot = next(s for s in snaps if s["t"] == t)
+    url = f"{world.server.base_url}/accounts/{world.account}/magic/connectors/{FAILING}/telemetry/snapshots/{t}"
+    served = httpx.get(url, headers=bearer(world.read_token))
+    assert served.status_code == 200 and served.json()["result"] == snapshot
+    assert detail["raw"] == served.text and detail["operation"] == "Get Snapshot"
+    assert detail["request"] == f"GET {url}" and detail["selectedLines"] == 5
+    assert detail["curl"] == f"curl -sS -H \"Authorization: Bearer $CLOUDFLARE_API_TOKEN\" '{url}'"
+
+    # Hovering shows that snapshot's values in every chart.
+    hover = report["hover"]
+    clock = dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")  # the browser and the test share a zone
+    assert all(clock in text for text in hover.values()), (clock, hover)
+    used = 100 * (snapshot["memory_total_bytes"] - snapshot["memory_available_bytes"]) / snapshot["memory_total_bytes"]
+    assert hover["memory"].startswith(f"memory {used:.0f}%")
+    loads = " / ".join(f"{snapshot[f'load_average_{m}']:.2f}" for m in ("1m", "5m", "15m"))
+    assert hover["load"].startswith(f"load {loads} ({snapshot['cpu_count']} cores)")
+    states = " · ".join(f"{x['interface_name']} {x['health_state']}" for x in snapshot["tunnels"])
+    assert hover["tunnels"].startswith(states)
+    assert hover["cpu"].startswith("CPU ") and "%" in hover["cpu"]
+
+    # Throughput is a rate from the byte counters, also across a counter reset (a reboot).
+    assert report["rates"] == {"steady": 100, "reset": 20, "first": 10}

@@ -145,3 +145,20 @@ def test_url_may_be_the_server_root_and_anything_else_is_one_clear_line(world: W
                           env={**env, "CLOUDFLARE_BASE_URL": wrong})  # fmt: skip
     assert done.returncode == 1 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
     assert f"Not a conntel API URL: {wrong!r}. Pass the server's root" in done.stderr
+
+
+def test_interrupts_from_the_terminal(world: World):
+    connector = world.new_connector()
+    made = run(world, "connectors", "reboot", connector, "--purge", "--json", token=world.write_token)
+    assert made.returncode == 0, made.stderr
+    interrupt = json.loads(made.stdout)
+    assert interrupt["reboot"] == {"purge": True} and "triggered_at" not in interrupt
+    # One pending at a time: the 409 is one line, exit status 1.
+    again = run(world, "connectors", "shutdown", connector, token=world.write_token)
+    assert again.returncode == 1 and "20041" in again.stderr and "Traceback" not in again.stderr
+    refused = run(world, "connectors", "restart", connector)  # the read token
+    assert refused.returncode == 1 and "403" in refused.stderr
+    listed = run(world, "connectors", "interrupts", connector, "--json")
+    assert listed.returncode == 0 and ndjson(listed.stdout) == [interrupt]
+    table = run(world, "connectors", "interrupts", connector)
+    assert table.returncode == 0 and "reboot" in table.stdout and "pending" in table.stdout

@@ -15,7 +15,7 @@ from typing import Any
 from conntel import connectors, ids
 from conntel.connectors import ConnectorSettings
 from conntel.credentials import PERMISSIONS, is_valid_email, new_api_key, new_token_secret, secret_hash
-from conntel.store.base import Store, TooManyConnectors
+from conntel.store.base import NotFound, Store, TooManyConnectors
 
 
 class AdminError(ValueError):
@@ -70,6 +70,18 @@ async def create_connector(
     except TooManyConnectors as exc:
         raise AdminError(f"{exc} (--max-connectors-per-account)") from None
     return {"id": connector_id, "account_id": account_id}
+
+
+async def mint_device_credential(store: Store, account_id: str, connector_id: str) -> dict[str, str]:
+    """A new credential for the connector itself, replacing its earlier one (which stops working within
+    the servers' credential TTL). It may only push the connector's telemetry and check in."""
+    _check_id(account_id, "An account id")
+    _check_id(connector_id, "A connector id")
+    try:
+        value = await connectors.mint_credential(store, account_id, connector_id)
+    except NotFound:
+        raise AdminError(f"No connector {shown(connector_id)} in account {shown(account_id)}") from None
+    return {"connector_id": connector_id, "value": value}
 
 
 async def create_user(store: Store, email: str, account_id: str) -> dict[str, str]:

@@ -18,7 +18,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from conntel.client.health import fleet
-from conntel.client.reading import connectors_list, events
+from conntel.client.reading import (
+    connectors_interrupts,
+    connectors_list,
+    connectors_reboot,
+    connectors_restart,
+    connectors_shutdown,
+    events,
+    snapshots,
+)
 from conntel.config import DEFAULT_DB, Settings
 from conntel.credentials import PERMISSIONS
 
@@ -317,6 +325,16 @@ async def connectors_create(
     from conntel import admin
 
     return await admin.create_connector(store, account_id, connector_id, max_connectors_per_account)
+
+
+@click.option("--account", "account_id", required=True)
+@click.option("--connector", "connector_id", required=True)
+@admin_command(connectors, "credential", "New device credential (shown only once; the earlier one stops working)")
+async def connectors_credential(store: Store, account_id: str, connector_id: str) -> dict[str, str]:
+    """Mint the connector's own credential: it may push the connector's telemetry and check in, nothing else."""
+    from conntel import admin
+
+    return await admin.mint_device_credential(store, account_id, connector_id)
 
 
 def _check_rate_limit(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -723,6 +741,12 @@ async def _prune_holding_lease(store: Store, keep: dict[str, int], now: float) -
 @click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same connectors and events.")
 @click.option("--duration", type=FiniteRange(min=0), help="Real seconds to run (default: until Ctrl-C).")
 @click.option("--start", type=int, help="Simulated clock start, seconds since the epoch (default: now).")
+@click.option(
+    "--snapshots/--no-snapshots",
+    default=True,
+    show_default=True,
+    help="Also report each connector's metrics: a full snapshot every simulated minute.",
+)
 @json_option
 def simulate(as_json: bool, **options: Any) -> None:
     """Drive a fleet of virtual connectors through realistic lifecycles, posting through the API."""
@@ -733,7 +757,8 @@ def simulate(as_json: bool, **options: Any) -> None:
     def show(stats: FleetStats) -> None:
         if not as_json:
             click.echo(
-                f"\r{stats.posted:,} events posted ({stats.duplicates:,} duplicates, {stats.retries} retries)",
+                f"\r{stats.posted:,} events and {stats.snapshots:,} snapshots posted"
+                f" ({stats.duplicates + stats.snapshot_duplicates:,} duplicates, {stats.retries} retries)",
                 nl=False,
                 err=True,
             )
@@ -753,6 +778,8 @@ def simulate(as_json: bool, **options: Any) -> None:
                     "retries": stats.retries,
                     "requests": stats.requests,
                     "connectors": stats.by_connector,
+                    "snapshots": stats.snapshots,
+                    "snapshot_duplicates": stats.snapshot_duplicates,
                 }
             )
         )
@@ -762,5 +789,7 @@ def simulate(as_json: bool, **options: Any) -> None:
 
 # The reading CLI (over the HTTP API): conntel events ..., conntel connectors list.
 main.add_command(events)
+main.add_command(snapshots)
+for command in (connectors_list, connectors_reboot, connectors_restart, connectors_shutdown, connectors_interrupts):
+    connectors.add_command(command)
 main.add_command(fleet)
-connectors.add_command(connectors_list)

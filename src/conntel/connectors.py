@@ -169,6 +169,13 @@ class Connector(Struct, omit_defaults=True, kw_only=True):
     license_key: str | UnsetType = UNSET  # only in the response that provisioned it
 
 
+class DeviceCredential(Struct):
+    """A connector's own credential, as minted (shown once)."""
+
+    connector_id: str
+    value: str
+
+
 @overload
 def iso_time(seconds: int) -> str: ...
 @overload
@@ -284,6 +291,13 @@ async def change_settings(
         return record
 
     return Provisioned(await store.update_connector(account_id, connector_id, change), license_key)
+
+
+async def mint_credential(store: Store, account_id: str, connector_id: str) -> str:
+    """A new credential for the connector itself, replacing its earlier one; raises NotFound."""
+    value = new_token_secret()
+    await store.set_device_credential(account_id, connector_id, secret_hash(value), int(time.time()))
+    return value
 
 
 def settings_of(request: ConnectorCreate | ConnectorUpdate) -> dict[str, Any]:

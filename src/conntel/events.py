@@ -9,6 +9,7 @@ from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 from conntel import jsontext
 from conntel.ids import MAX_SEQUENCE
+from conntel.interrupts import Operation
 from conntel.kinds import KINDS, Kind
 
 SequenceNumber = Annotated[int, Meta(ge=0, le=MAX_SEQUENCE)]
@@ -93,9 +94,11 @@ class EventListItem(Struct):
     t: int
 
 
-class AppendResult(Struct):
+class AppendResult(Struct, omit_defaults=True):
     accepted: int
     duplicates: int
+    # The connector's pending operation: a push is a check-in too (README, "The device side").
+    operation: Operation | UnsetType = UNSET
 
 
 class MalformedJson(ValueError):

@@ -109,6 +109,20 @@ async function timelineFacts(page) {
   }));
 }
 
+async function chartFacts(page) {
+  return page.evaluate(() => ({
+    status: document.querySelector("#charts-status").textContent,
+    charts: [...document.querySelectorAll("#charts svg.chart")].map((c) => ({
+      name: c.dataset.chart,
+      series: [...c.querySelectorAll("path.line")].map((path) => ({
+        name: path.dataset.series,
+        points: (path.getAttribute("d").match(/[ML]/g) || []).length,
+      })),
+      health: [...c.querySelectorAll("rect.health")].map((r) => r.getAttribute("class").split(" ")[1]),
+    })),
+  }));
+}
+
 async function run(browser) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
@@ -195,6 +209,58 @@ async function run(browser) {
   await p.keyboard.press("Escape");
   report.detailHiddenAfterEscape = await p.isHidden("#detail");
 
+  // 4b. Metrics: the charts under the timeline, values on hover, a click opens Get Snapshot.
+  await p.waitForFunction(
+    () => document.querySelectorAll("#charts svg.chart").length === 5 && /charted/.test(document.querySelector("#charts-status").textContent),
+    null,
+    { timeout: 30000 },
+  );
+  report.charts = await chartFacts(p);
+  const cpu = p.locator('#charts svg[data-chart="cpu"]');
+  await cpu.scrollIntoViewIfNeeded();
+  const cpuBox = await cpu.boundingBox();
+  const timeline = await timelineBox(p);
+  report.chartAlignment = { timeline: [timeline.x, timeline.width], cpu: [cpuBox.x, cpuBox.width] };
+  const hoverX = cpuBox.x + 130 + (cpuBox.width - 144) * 0.8;
+  await p.mouse.move(hoverX, cpuBox.y + 50);
+  await p.waitForFunction(() => !/latest/.test(document.querySelector('#charts svg[data-chart="cpu"]').dataset.readout));
+  // The screenshot: the window picker, the timeline and the charts, hovered.
+  await p.evaluate(() => scrollTo(0, document.querySelector("#connector .toolbar").getBoundingClientRect().top + scrollY - 48));
+  const hoverBox = await cpu.boundingBox();
+  await p.mouse.move(hoverBox.x + 130 + (hoverBox.width - 144) * 0.8, hoverBox.y + 50);
+  await p.waitForFunction(() => !/latest/.test(document.querySelector('#charts svg[data-chart="cpu"]').dataset.readout));
+  await p.screenshot({ path: config.screenshots.metrics });
+  report.hover = await p.evaluate(() =>
+    Object.fromEntries([...document.querySelectorAll("#charts svg.chart")].map((c) => [c.dataset.chart, c.dataset.readout])),
+  );
+  await p.mouse.click(hoverBox.x + 130 + (hoverBox.width - 144) * 0.8, hoverBox.y + 50);
+  await p.waitForFunction(() => /^HTTP /.test(document.querySelector("#detail-status").textContent), null, {
+    timeout: 10000,
+  });
+  await p.uncheck("#detail-pretty");
+  report.snapshotDetail = {
+    title: await p.textContent("#detail-title"),
+    operation: await p.textContent("#detail-operation"),
+    request: await p.textContent("#detail-request"),
+    raw: await p.textContent("#detail-json"),
+    curl: await p.textContent("#detail-curl"),
+    selectedLines: await p.evaluate(() => document.querySelectorAll("#charts .selected-t").length),
+  };
+  await p.check("#detail-pretty");
+  report.rates = await p.evaluate(async () => {
+    const { counterRate } = await import("/assets/charts.js");
+    const at = (t, btime, bytes) => ({ t, kernel_btime: btime, uptime_total_ms: (t - btime) * 1000, bytes });
+    const get = (s) => s.bytes;
+    return {
+      steady: counterRate(at(1000, 0, 5000), at(1060, 0, 11000), get),
+      reset: counterRate(at(1000, 0, 5000), at(1060, 1040, 400), get),
+      first: counterRate(undefined, at(1060, 1000, 600), get),
+    };
+  });
+  await p.keyboard.press("Escape");
+  await p.evaluate(() => scrollTo(0, 0));
+  step("metrics");
+
   // 5. Zoom: drag across the last 3% of the plot (the last 45 minutes of the day).
   const box = await timelineBox(p);
   const plotRight = box.x + box.width - 14;
@@ -230,6 +296,13 @@ async function run(browser) {
   report.resumeStreamRequests = report.requests.filter((r) => r.url.endsWith("/telemetry/events/stream")).length;
   step("resume");
 
+  // The read-only token: the connector's operations are shown, no controls offered.
+  await p.waitForSelector('#operation-controls:not([data-permission="unknown"])', { state: "attached" });
+  report.readOnlyOperations = {
+    permission: await p.getAttribute("#operation-controls", "data-permission"),
+    controlsHidden: await p.isHidden("#operation-controls"),
+    status: await p.textContent("#operation-status"),
+  };
   await p.click("text=← All connectors");
   await p.waitForSelector("#fleet:not([hidden])");
   await p.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
@@ -242,6 +315,40 @@ async function run(browser) {
     account: sessionStorage.getItem("conntel.account"),
   }));
   await tab.close();
+
+  // 8. Operations with a Write token: reboot behind a confirmation; pending until the connector reports it.
+  const ops = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const w = await ops.newPage();
+  watch(w);
+  await w.goto(`${config.origin}/#token=${config.writeToken}&account=${config.account}&connector=${config.operate}`);
+  await w.waitForSelector('#operation-controls[data-permission="write"]:not([hidden])', { timeout: 15000 });
+  await w.waitForFunction(() => document.querySelector("#operation-status").dataset.state === "none");
+  report.operations = { before: await w.textContent("#operation-status") };
+  await w.click('#operation-controls button[data-action="reboot"]');
+  await w.waitForSelector("#operation-confirm:not([hidden])");
+  report.operations.question = await w.textContent("#operation-question");
+  await w.click("#operation-no");
+  report.operations.cancelHides = await w.isHidden("#operation-confirm");
+  report.operations.afterCancel = await pause("cancelled");
+  await w.check("#operation-purge");
+  await w.click('#operation-controls button[data-action="reboot"]');
+  await w.waitForSelector("#operation-confirm:not([hidden])");
+  report.operations.purgeQuestion = await w.textContent("#operation-question");
+  report.operations.confirmLabel = await w.textContent("#operation-yes");
+  await w.click("#operation-yes");
+  await w.waitForFunction(() => document.querySelector("#operation-status").dataset.state === "pending", null, {
+    timeout: 10000,
+  });
+  report.operations.pending = await w.textContent("#operation-status");
+  report.operations.buttonsDisabledWhilePending = await w.isDisabled('#operation-controls button[data-action="restart"]');
+  await pause("executed");
+  await w.waitForFunction(() => document.querySelector("#operation-status").dataset.state === "executed", null, {
+    timeout: 15000,
+  });
+  report.operations.executed = await w.textContent("#operation-status");
+  report.operations.buttonsEnabledAfter = await w.isEnabled('#operation-controls button[data-action="restart"]');
+  step("operations");
+  await ops.close();
 }
 
 const browser = await chromium.launch({ executablePath: config.chromium, args: LAUNCH_ARGS });

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Mount, Route
 
 from conntel.api.auth import Authenticator
+from conntel.api.checkin import BareCheckIn, CheckInRoutes, Heartbeats
 from conntel.api.connectors import ConnectorRoutes
 from conntel.api.envelope import error_response
 from conntel.api.errors import REFUSALS, ApiError, from_refusal, internal_error, method_not_allowed, no_route
@@ -21,10 +22,12 @@ from conntel.api.failures import AnswerFailures
 from conntel.api.health import HealthRoutes, sweeper
 from conntel.api.hotpath import GetEventEndpoint, Shortcut
 from conntel.api.infra import infra_routes
+from conntel.api.interrupts import InterruptRoutes
 from conntel.api.observability import AccessLog, Metrics, Observe, RequestRecorder
-from conntel.api.operations import GET_EVENT, api_routes, operations_table
+from conntel.api.operations import CHECKIN, GET_EVENT, api_routes, operations_table
 from conntel.api.ratelimit import RateLimiter, parse_rate_limit
 from conntel.api.routing import ASGIApp, api_path
+from conntel.api.snapshots import SnapshotRoutes
 from conntel.api.stream import StreamRoutes
 from conntel.api.tokens import TokenRoutes
 from conntel.config import Settings
@@ -77,11 +80,16 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
     streams = StreamRoutes(store, auth, metrics)
     events = EventRoutes(store, auth, settings, metrics, on_ingested=streams.hub.nudge)
     recorder = RequestRecorder(metrics, access_log)
+    heartbeats = Heartbeats(store)
+    checkins = CheckInRoutes(store, auth, settings, heartbeats)
     operations = operations_table(
         events,
         ConnectorRoutes(store, auth, settings),
         TokenRoutes(auth),
         GetEventEndpoint(events),  # as Starlette's route (HEAD), inside Observe
+        InterruptRoutes(store, auth, settings),
+        checkins,
+        SnapshotRoutes(store, auth, settings),
         HealthRoutes(store, auth),
     )
 
@@ -100,7 +108,8 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         silence.start()
         deliverer = Deliverer(store, metrics)  # webhooks: the outbox, sent by one process at a time
         deliverer.start()
-        yield
+        async with heartbeats.running():
+            yield
         await deliverer.stop()
         await silence.stop()
         if retention is not None:
@@ -119,5 +128,7 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         },
     )
     app.router.redirect_slashes = False  # a trailing slash is another (unknown) route, not a redirect
-    # GETs of one event skip Observe and Starlette: that endpoint records itself.
-    return Shortcut(Observe(app, recorder), GET_EVENT, GetEventEndpoint(events, recorder))
+    # GETs of one event and bare check-ins skip Observe and Starlette: their endpoints record themselves.
+    return BareCheckIn(
+        Shortcut(Observe(app, recorder), GET_EVENT, GetEventEndpoint(events, recorder)), CHECKIN, checkins, recorder
+    )

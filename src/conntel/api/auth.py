@@ -37,7 +37,7 @@ from conntel.api.errors import (
 )
 from conntel.api.ratelimit import RateLimiter
 from conntel.credentials import API_KEY_FORMAT, GLOBAL_KEY_PERMISSIONS, TOKEN_FORMAT, is_valid_email, secret_hash
-from conntel.store.base import Store, TokenRecord, UserRecord
+from conntel.store.base import DeviceRecord, Store, TokenRecord, UserRecord
 
 # The request headers that carry credentials (ASGI names them in lowercase).
 CREDENTIAL_HEADERS = frozenset({b"authorization", b"x-auth-email", b"x-auth-key"})
@@ -73,13 +73,18 @@ V = TypeVar("V")
 class Principal:
     """An authenticated caller and what it may do, per account."""
 
-    subject: str  # who, for rate limiting: a token id or a user's email
-    grants: Mapping[str, frozenset[str]]  # account_id -> permission names
+    subject: str  # who, for rate limiting: a token id, a user's email or a connector
+    grants: Mapping[str, frozenset[str]]  # account_id -> permission names (none for a device credential)
     token: TokenRecord | None = None
+    device: tuple[str, str] | None = None  # (account_id, connector_id): a connector's own credential
 
-    def may(self, account_id: str, accepts: frozenset[str]) -> bool:
+    def may(self, account_id: str, accepts: frozenset[str], connector_id: str | None = None) -> bool:
+        """Whether it holds one of `accepts` on the account, or, where the operation names a
+        connector that may act for itself (`connector_id`), it is that connector's credential."""
         held = self.grants.get(account_id)
-        return held is not None and not held.isdisjoint(accepts)
+        if held is not None and not held.isdisjoint(accepts):
+            return True
+        return connector_id is not None and self.device == (account_id, connector_id)
 
 
 class TtlCache(Generic[K, V]):
@@ -132,16 +137,18 @@ class Authenticator:
         self._store = store
         self._rate_limiter = rate_limiter
         self._failures = failures
-        # A token's record with the Principal it makes, built once per lookup rather than per request.
-        self._tokens: TtlCache[bytes, tuple[TokenRecord, Principal] | None] = TtlCache(ttl)
+        # A bearer credential's record (an API token, or a connector's own credential) with the Principal
+        # it makes, built once per lookup rather than per request.
+        self._tokens: TtlCache[bytes, tuple[TokenRecord | DeviceRecord, Principal] | None] = TtlCache(ttl)
         self._users: TtlCache[str, UserRecord | None] = TtlCache(ttl)
 
     async def find_token(self, authorization: str) -> TokenRecord | None:
-        """The token named by a well-formed `Bearer` header, current or not; raises when malformed."""
+        """The API token named by a well-formed `Bearer` header, current or not; raises when malformed.
+        A connector's own credential is not an API token: None."""
         found = await self._find_token(authorization)
-        return None if found is None else found[0]
+        return found[0] if found is not None and isinstance(found[0], TokenRecord) else None
 
-    async def _find_token(self, authorization: str) -> tuple[TokenRecord, Principal] | None:
+    async def _find_token(self, authorization: str) -> tuple[TokenRecord | DeviceRecord, Principal] | None:
         scheme, _, secret = authorization.partition(" ")
         if scheme != "Bearer" or not TOKEN_FORMAT.fullmatch(secret):
             raise invalid_authorization_header()
@@ -152,20 +159,27 @@ class Authenticator:
         # Found by its hash; still compare in constant time, as for global keys.
         return found if found is not None and hmac.compare_digest(found[0].secret_hash, digest) else None
 
-    async def _load_token(self, digest: bytes) -> tuple[TokenRecord, Principal] | None:
+    async def _load_token(self, digest: bytes) -> tuple[TokenRecord | DeviceRecord, Principal] | None:
         token = await self._store.find_token(digest)
-        if token is None:
+        if token is not None:
+            return token, Principal(f"token:{token.token_id}", {token.account_id: token.permissions}, token)
+        device = await self._store.find_device(digest)  # a connector's own credential: no grants at all
+        if device is None:
             return None
-        return token, Principal(f"token:{token.token_id}", {token.account_id: token.permissions}, token)
+        where = (device.account_id, device.connector_id)
+        return device, Principal(f"device:{device.account_id}/{device.connector_id}", {}, device=where)
 
     async def authenticate(self, request_headers: Headers | RawHeaders | Mapping[str, str]) -> Principal:
         headers = _credentials(request_headers)
         authorization = headers.get("authorization")
         if authorization is not None:
             found = await self._find_token(authorization)
-            if found is None or not token_is_current(found[0], time.time()):
+            if found is None:
                 raise unauthenticated()
-            return found[1]
+            principal = found[1]
+            if principal.token is not None and not token_is_current(principal.token, time.time()):
+                raise unauthenticated()
+            return principal
         email, key = headers.get("x-auth-email"), headers.get("x-auth-key")
         if email is None and key is None:
             raise missing_credentials()
@@ -179,13 +193,19 @@ class Authenticator:
         return Principal(f"user:{user.email}", dict.fromkeys(user.accounts, GLOBAL_KEY_PERMISSIONS))
 
     async def authorize(
-        self, headers: Headers | RawHeaders | Mapping[str, str], account_id: str, accepts: frozenset[str]
+        self,
+        headers: Headers | RawHeaders | Mapping[str, str],
+        account_id: str,
+        accepts: frozenset[str],
+        connector_id: str | None = None,
     ) -> Principal:
+        """The caller, when it holds one of `accepts` on the account or, for an operation a connector
+        may do for itself (`connector_id` given), is that connector's own credential; else 403."""
         try:
             principal = await self.authenticate(headers)
             if self._rate_limiter is not None:
                 self._rate_limiter.check(principal.subject)
-            if not principal.may(account_id, accepts):
+            if not principal.may(account_id, accepts, connector_id):
                 raise forbidden()
         except ApiError as refusal:
             if self._failures is not None:
@@ -194,7 +214,12 @@ class Authenticator:
         return principal
 
     async def still_allowed(
-        self, headers: Mapping[str, str], account_id: str, accepts: frozenset[str], fresh: bool
+        self,
+        headers: Mapping[str, str],
+        account_id: str,
+        accepts: frozenset[str],
+        fresh: bool,
+        connector_id: str | None = None,
     ) -> tuple[ApiError, str] | None:
         """For a request that outlives its start (a live tail): None while the credential it was
         authorized with may still act on the account, else the refusal a new request would get and
@@ -206,15 +231,15 @@ class Authenticator:
             found = await (self._tokens.reload if fresh else self._tokens.get)(digest, self._load_token)
             if found is None or not hmac.compare_digest(found[0].secret_hash, digest):
                 return unauthenticated(), "unknown_token"
-            token, principal = found
-            now = time.time()
-            if token.revoked:
+            _, principal = found
+            token, now = principal.token, time.time()
+            if token is not None and token.revoked:
                 return unauthenticated(), "revoked"
-            if token.expires_on is not None and now >= token.expires_on:
+            if token is not None and token.expires_on is not None and now >= token.expires_on:
                 return unauthenticated(), "expired"
-            if not token_is_current(token, now):
+            if token is not None and not token_is_current(token, now):
                 return unauthenticated(), "not_yet_valid"
-            if not principal.may(account_id, accepts):
+            if not principal.may(account_id, accepts, connector_id):
                 return forbidden(), "permission_removed"
             return None
         email, key = headers.get("x-auth-email", ""), headers.get("x-auth-key", "")
@@ -228,13 +253,13 @@ class Authenticator:
         return None
 
     def rechecker(
-        self, headers: Mapping[str, str], account_id: str, accepts: frozenset[str]
+        self, headers: Mapping[str, str], account_id: str, accepts: frozenset[str], connector_id: str | None = None
     ) -> Callable[[], Awaitable[None]]:
         """A check to run once a request's body is in (it may take up to the body timeout): raises the
         refusal a new request would get if the credential was revoked or expired meanwhile."""
 
         async def recheck() -> None:
-            refused = await self.still_allowed(headers, account_id, accepts, fresh=False)
+            refused = await self.still_allowed(headers, account_id, accepts, fresh=False, connector_id=connector_id)
             if refused is not None:
                 raise refused[0]
 

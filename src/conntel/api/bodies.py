@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from starlette.requests import Request
 
-from conntel.api.errors import body_timeout, body_too_large, invalid_body, malformed_json
+from conntel.api.errors import ApiError, body_timeout, body_too_large, invalid_body, malformed_json
 from conntel.config import Settings
 from conntel.events import InvalidBatch, MalformedJson, decode_json
 
@@ -45,13 +45,21 @@ async def read_body(request: Request, settings: Settings, recheck: Recheck | Non
 
 
 async def decode_body(
-    request: Request, decoder: msgspec.json.Decoder[Any], settings: Settings, recheck: Recheck | None = None
+    request: Request,
+    decoder: msgspec.json.Decoder[Any],
+    settings: Settings,
+    recheck: Recheck | None = None,
+    invalid: Callable[[str], ApiError] = invalid_body,
 ) -> Any:
-    """A JSON body of the decoder's type; 400 (20004 not JSON, 20012 wrong shape), 408 or 413 otherwise."""
-    body = await read_body(request, settings, recheck)
+    """A JSON body of the decoder's type; 400 (20004 not JSON, `invalid`'s code for the wrong shape:
+    20012 unless told), 408 or 413 otherwise."""
+    return decode_bytes(await read_body(request, settings, recheck), decoder, invalid)
+
+
+def decode_bytes(body: bytes, decoder: msgspec.json.Decoder[Any], invalid: Callable[[str], ApiError]) -> Any:
     try:
         return decode_json(body, decoder)
     except MalformedJson as exc:
         raise malformed_json(exc) from None
     except InvalidBatch as exc:
-        raise invalid_body(f"Invalid request body: {exc}") from None
+        raise invalid(f"Invalid request body: {exc}") from None

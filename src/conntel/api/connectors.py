@@ -82,6 +82,13 @@ class ConnectorRoutes:
         record = await self.store.delete_connector(account_id, connector_id)  # not there: errors.from_refusal
         return ok(connectors.to_wire(record))
 
+    async def credential(self, request: Request) -> Response:
+        """Mint the connector's own credential (conntel's own, as `conntel connectors credential`): Write."""
+        account_id, connector_id = connector_scope(request.path_params, request.url.path)
+        await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
+        value = await connectors.mint_credential(self.store, account_id, connector_id)  # not there: from_refusal
+        return ok(connectors.DeviceCredential(connector_id, value))
+
     async def _change(
         self, account_id: str, connector_id: str, changes: dict[str, Any], provision_license: bool
     ) -> Response:

@@ -20,7 +20,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from conntel.connectors import NotLicensed
-from conntel.store.base import EventConflict, NotFound, TooManyConnectors
+from conntel.store.base import (
+    EventConflict,
+    InterruptPending,
+    NotFound,
+    SnapshotConflict,
+    TooManyConnectors,
+    UnknownInterrupt,
+)
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,14 @@ STORE_UNAVAILABLE = _spec(503, 20017)
 # 499, nginx's "client closed request": never seen by the client, which hung up; for logs and metrics.
 CLIENT_CLOSED_REQUEST = _spec(499, 20018)
 TOO_MANY_CONNECTORS = _spec(400, 20030)
+SNAPSHOT_NOT_FOUND = _spec(404, 20031)
+INVALID_SNAPSHOT = _spec(400, 20032)
+SNAPSHOT_CONFLICT = _spec(409, 20033)
+# the device side (interrupts and check-ins): 20040-20049
+INVALID_INTERRUPT = _spec(400, 20040)
+INTERRUPT_PENDING = _spec(409, 20041)
+INVALID_CHECKIN = _spec(400, 20042)
+UNKNOWN_OPERATION = _spec(404, 20043)
 # Never a response status: the last message of a live tail whose client read too slowly (api/livefeed.py).
 STREAM_FELL_BEHIND = _spec(503, 20090)
 
@@ -190,6 +205,14 @@ def event_not_found(t: int, n: int, connector_id: str) -> ApiError:
     return ApiError(EVENT_NOT_FOUND, f"No event {t}.{n} on connector {connector_id}")
 
 
+def snapshot_not_found(t: str, connector_id: str) -> ApiError:
+    return ApiError(SNAPSHOT_NOT_FOUND, f"No snapshot {t} on connector {connector_id}")
+
+
+def snapshot_conflict(reason: str | Exception) -> ApiError:
+    return ApiError(SNAPSHOT_CONFLICT, f"{reason}; nothing in this batch was written")
+
+
 def connector_not_found(connector_id: str) -> ApiError:
     return ApiError(CONNECTOR_NOT_FOUND, f"No connector {connector_id}")
 
@@ -206,6 +229,14 @@ def too_many_connectors(reason: str) -> ApiError:
     return ApiError(TOO_MANY_CONNECTORS, f"{reason}; delete one before creating another")
 
 
+def interrupt_pending(reason: str | Exception) -> ApiError:
+    return ApiError(INTERRUPT_PENDING, f"{reason}; wait until the connector has executed it")
+
+
+def unknown_operation(reason: str | Exception) -> ApiError:
+    return ApiError(UNKNOWN_OPERATION, str(reason))
+
+
 # -- bodies --
 def malformed_json(reason: str | Exception) -> ApiError:
     return ApiError(MALFORMED_JSON, str(reason))
@@ -215,12 +246,24 @@ def invalid_event(reason: str | Exception) -> ApiError:
     return ApiError(INVALID_EVENT, f"Invalid event: {reason}")
 
 
+def invalid_snapshot(reason: str | Exception) -> ApiError:
+    return ApiError(INVALID_SNAPSHOT, f"Invalid snapshot: {reason}")
+
+
 def batch_too_large(reason: str | Exception) -> ApiError:
     return ApiError(BATCH_TOO_LARGE, str(reason))
 
 
 def invalid_body(message: str) -> ApiError:
     return ApiError(INVALID_BODY, message)
+
+
+def invalid_interrupt(message: str) -> ApiError:
+    return ApiError(INVALID_INTERRUPT, message)
+
+
+def invalid_checkin(message: str) -> ApiError:
+    return ApiError(INVALID_CHECKIN, message)
 
 
 def body_too_large(limit: int) -> ApiError:
@@ -279,7 +322,15 @@ def not_ready(reason: str) -> ApiError:
 
 
 # -- refusals of the store and the domain, translated in this one place --
-REFUSALS: tuple[type[Exception], ...] = (NotFound, EventConflict, NotLicensed, TooManyConnectors)
+REFUSALS: tuple[type[Exception], ...] = (
+    NotFound,
+    EventConflict,
+    SnapshotConflict,
+    NotLicensed,
+    TooManyConnectors,
+    InterruptPending,
+    UnknownInterrupt,
+)
 
 
 def from_refusal(refusal: Exception, path_params: Mapping[str, str]) -> ApiError:
@@ -288,8 +339,14 @@ def from_refusal(refusal: Exception, path_params: Mapping[str, str]) -> ApiError
         return connector_not_found(path_params["connector_id"])
     if isinstance(refusal, EventConflict):
         return event_conflict(str(refusal))
+    if isinstance(refusal, SnapshotConflict):
+        return snapshot_conflict(str(refusal))
     if isinstance(refusal, NotLicensed):
         return invalid_body(str(refusal))
     if isinstance(refusal, TooManyConnectors):
         return too_many_connectors(str(refusal))
+    if isinstance(refusal, InterruptPending):
+        return interrupt_pending(refusal)
+    if isinstance(refusal, UnknownInterrupt):
+        return unknown_operation(refusal)
     raise refusal  # not a refusal with a wire form: an unexpected error (api/failures.py)

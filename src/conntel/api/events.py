@@ -40,6 +40,7 @@ from conntel.events import (
     MalformedJson,
     decode_batch,
 )
+from conntel.interrupts import to_operation
 from conntel.kinds import KIND_NAMES
 from conntel.store.base import EventQuery, Store, StoredEvent, fitting
 
@@ -155,8 +156,10 @@ class EventRoutes:
 
     async def ingest(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
-        await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
-        body = await read_body(request, self.settings, self.auth.rechecker(request.headers, account_id, WRITE_ACCEPTS))
+        # The connector's own credential may push its telemetry, as may a token with Write.
+        await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS, connector_id)
+        recheck = self.auth.rechecker(request.headers, account_id, WRITE_ACCEPTS, connector_id)
+        body = await read_body(request, self.settings, recheck)
         try:
             events = decode_batch(body, self.settings.max_batch_events)
         except MalformedJson as exc:
@@ -172,7 +175,12 @@ class EventRoutes:
                 self.metrics.events_ingested.labels(kind).inc(count)
         if self.on_ingested is not None and appended.new_kinds:
             self.on_ingested(account_id)
-        return ok(appended.result())
+        # A push is a check-in too: it answers the pending operation, if any (README, "The device side").
+        pending = await self.store.pending_interrupt(account_id, connector_id)
+        result = appended.result()
+        if pending is not None:
+            result.operation = to_operation(pending)
+        return ok(result)
 
     async def _require_connector(self, account_id: str, connector_id: str) -> None:
         if not await self.store.connector_exists(account_id, connector_id):

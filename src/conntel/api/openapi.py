@@ -25,6 +25,8 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
         if name in ("event_t", "event_n"):
             schema: dict[str, Any] = {"type": "number", "minimum": 0}
             description = "Time the event was recorded" if name == "event_t" else "Sequence number"
+        elif name == "snapshot_t":
+            schema, description = {"type": "number", "minimum": 0}, "Time the snapshot was recorded"
         else:
             schema, description = {"type": "string", "pattern": f"^{ID_PATTERN}$", "maxLength": 32}, "Identifier"
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema, "description": description})
@@ -82,11 +84,14 @@ def build_openapi(operations: list[Operation]) -> dict[str, Any]:
         if op.accepts is not None:
             document["x-permissions"] = sorted(op.accepts)
             document["security"] = [{"api_token": []}, {"api_email": [], "api_key": []}]
+            if op.device:  # the connector's own credential may call it too
+                document["x-device-credential"] = True
+                document["security"].append({"device_credential": []})
         else:
             document["security"] = [{"api_token": []}]
         if op.body is not None:
             document["requestBody"] = {
-                "required": True,
+                "required": op.body_required,
                 "content": {"application/json": {"schema": schema[op.body]}},
             }
         paths.setdefault(path, {})[op.method.lower()] = document
@@ -105,6 +110,12 @@ def build_openapi(operations: list[Operation]) -> dict[str, Any]:
                 "api_token": {"type": "http", "scheme": "bearer"},
                 "api_email": {"type": "apiKey", "in": "header", "name": "X-Auth-Email"},
                 "api_key": {"type": "apiKey", "in": "header", "name": "X-Auth-Key"},
+                "device_credential": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A connector's own credential: its license key, or one minted by"
+                    " `conntel connectors credential`. It may push its connector's telemetry and check in.",
+                },
             },
         },
     }

@@ -17,19 +17,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from conntel.api.checkin import CheckInRoutes
 from conntel.api.connectors import LIST_QUERY as CONNECTOR_QUERY
 from conntel.api.connectors import ConnectorRoutes
 from conntel.api.events import LIST_QUERY, EventRoutes
 from conntel.api.health import HealthRoutes
+from conntel.api.interrupts import InterruptRoutes
 from conntel.api.openapi import build_openapi
 from conntel.api.params import Param
 from conntel.api.routing import CONNECTOR, CONNECTORS, PREFIX, ASGIApp, EventRefConvertor, route
+from conntel.api.snapshots import LIST_QUERY as SNAPSHOT_QUERY
+from conntel.api.snapshots import SnapshotRoutes
 from conntel.api.stream import StreamRoutes
 from conntel.api.tokens import TokenRoutes, TokenStatus
-from conntel.connectors import Connector, ConnectorCreate, ConnectorEdit, ConnectorUpdate
+from conntel.connectors import Connector, ConnectorCreate, ConnectorEdit, ConnectorUpdate, DeviceCredential
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.events import AppendResult, Event, EventList, LatestEvents, NewEvent
 from conntel.health import FleetHealth
+from conntel.interrupts import CheckIn, CheckInResult, Interrupt, InterruptCreate
+from conntel.snapshots import LatestSnapshots, RecordedSnapshot, Snapshot, SnapshotList
 
 
 @dataclass(frozen=True)
@@ -46,15 +52,30 @@ class Operation:
     body: Any = None  # msgspec type of the JSON request body
     result: Any = None  # msgspec type of the envelope's `result`
     doc_path: str | None = None  # the path as OpenAPI names it, when the route path differs
+    device: bool = False  # the connector's own credential may call it too (README, "The device side")
+    body_required: bool = True
 
 
 # `event_ref` starts with a digit, so `.../events/latest` is not taken for an event.
 register_url_convertor("event_ref", EventRefConvertor())
 GET_EVENT = CONNECTOR + "/telemetry/events/{event_ref:event_ref}"
+# `snapshot_t` is a number, so it starts with a digit too: `.../snapshots/latest` is Latest Snapshots.
+register_url_convertor("snapshot_t", EventRefConvertor())
+GET_SNAPSHOT = CONNECTOR + "/telemetry/snapshots/{snapshot_t:snapshot_t}"
+
+
+CHECKIN = CONNECTOR + "/checkin"
 
 
 def operations_table(
-    events: EventRoutes, connectors: ConnectorRoutes, tokens: TokenRoutes, get_event: ASGIApp, health: HealthRoutes
+    events: EventRoutes,
+    connectors: ConnectorRoutes,
+    tokens: TokenRoutes,
+    get_event: ASGIApp,
+    interrupts: InterruptRoutes,
+    checkins: CheckInRoutes,
+    snapshots: SnapshotRoutes,
+    health: HealthRoutes,
 ) -> list[Operation]:
     """Every JSON operation; `get_event` serves the HEADs of Get Event (its GETs take the hot path)."""
     return [
@@ -96,6 +117,87 @@ def operations_table(
             WRITE_ACCEPTS,
             body=list[NewEvent],
             result=AppendResult,
+            device=True,
+        ),
+        Operation(
+            "POST",
+            CHECKIN,
+            checkins.handle,
+            "checkIn",
+            "Check in: heartbeat, learn the pending operation, report one executed (conntel's own)",
+            WRITE_ACCEPTS,
+            body=CheckIn,
+            result=CheckInResult,
+            device=True,
+            body_required=False,
+        ),
+        Operation(
+            "POST",
+            CONNECTOR + "/credential",
+            connectors.credential,
+            "mintDeviceCredential",
+            "Mint the connector's own credential, replacing its earlier one (conntel's own)",
+            WRITE_ACCEPTS,
+            result=DeviceCredential,
+        ),
+        Operation(
+            "POST",
+            CONNECTOR + "/interrupts",
+            interrupts.create,
+            "createInterrupt",
+            "Create Interrupt (reboot, restart or shutdown)",
+            WRITE_ACCEPTS,
+            body=InterruptCreate,
+            result=Interrupt,
+        ),
+        Operation(
+            "GET",
+            CONNECTOR + "/interrupts",
+            interrupts.list,
+            "listInterrupts",
+            "List Interrupts, newest first",
+            READ_ACCEPTS,
+            result=list[Interrupt],
+        ),
+        Operation(
+            "GET",
+            GET_SNAPSHOT,
+            snapshots.get_snapshot,
+            "getSnapshot",
+            "Get Snapshot",
+            READ_ACCEPTS,
+            result=RecordedSnapshot,
+            doc_path=CONNECTOR + "/telemetry/snapshots/{snapshot_t}",
+        ),
+        Operation(
+            "GET",
+            CONNECTOR + "/telemetry/snapshots/latest",
+            snapshots.latest_snapshots,
+            "listLatestSnapshots",
+            "Latest Snapshots, newest first",
+            READ_ACCEPTS,
+            result=LatestSnapshots,
+        ),
+        Operation(
+            "GET",
+            CONNECTOR + "/telemetry/snapshots",
+            snapshots.list_snapshots,
+            "listSnapshots",
+            "List Snapshots",
+            READ_ACCEPTS,
+            query=SNAPSHOT_QUERY,
+            result=SnapshotList,
+        ),
+        Operation(
+            "POST",
+            CONNECTOR + "/telemetry/snapshots",
+            snapshots.ingest,
+            "ingestSnapshots",
+            "Ingest a batch of snapshots (conntel's own)",
+            WRITE_ACCEPTS,
+            body=list[Snapshot],  # type: ignore[valid-type]  # a type built at import time
+            result=AppendResult,
+            device=True,
         ),
         Operation(
             "GET",

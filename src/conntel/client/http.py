@@ -1,4 +1,4 @@
-"""A small client of conntel's own HTTP API, for the reading CLI (`conntel events ...`, `conntel connectors list`)."""
+"""A small client of conntel's own HTTP API, for the reading CLI (`conntel events ...`, `conntel connectors ...`)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,21 @@ class Client:
             raise ClientError(f"Cannot reach {self._http.base_url}: {exc}") from None
         return _unwrap(response)
 
+    def _post(self, path: str, body: Any) -> Any:
+        try:
+            response = self._http.post(path, json=body)
+        except httpx.TransportError as exc:
+            raise ClientError(f"Cannot reach {self._http.base_url}: {exc}") from None
+        return _unwrap(response)
+
+    def create_interrupt(self, connector: str, action: str, purge: bool) -> dict[str, Any]:
+        made: dict[str, Any] = self._post(f"{self._connectors()}/{connector}/interrupts", {action: {"purge": purge}})
+        return made
+
+    def interrupts(self, connector: str) -> list[dict[str, Any]]:
+        listed: list[dict[str, Any]] = self._result(f"{self._connectors()}/{connector}/interrupts")
+        return listed
+
     def get_event(self, connector: str, t: int, n: int) -> dict[str, Any]:
         event: dict[str, Any] = self._result(f"{self._events(connector)}/{t}.{n}")
         return event
@@ -65,6 +80,29 @@ class Client:
         while True:
             page = self._result(self._events(connector), **{"from": start, "to": end, "k": kind, "limit": limit,
                                                             "cursor": cursor})  # fmt: skip
+            yield page["items"]
+            cursor = page.get("cursor")
+            if cursor is None:
+                return
+
+    def _snapshots(self, connector: str) -> str:
+        return f"{self._connectors()}/{connector}/telemetry/snapshots"
+
+    def get_snapshot(self, connector: str, t: str) -> dict[str, Any]:
+        """Get Snapshot: `t` as the user wrote it (`1700000000`, `1700000000.0`)."""
+        snapshot: dict[str, Any] = self._result(f"{self._snapshots(connector)}/{t}")
+        return snapshot
+
+    def latest_snapshots(self, connector: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._result(f"{self._snapshots(connector)}/latest")["items"]
+        return items
+
+    def snapshot_pages(self, connector: str, start: int, end: int, limit: int) -> Iterator[list[dict[str, Any]]]:
+        """List Snapshots page by page, following the cursor: `{a, t}` items."""
+        cursor = None
+        while True:
+            page = self._result(self._snapshots(connector), **{"from": start, "to": end, "limit": limit,
+                                                               "cursor": cursor})  # fmt: skip
             yield page["items"]
             cursor = page.get("cursor")
             if cursor is None:

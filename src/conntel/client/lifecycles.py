@@ -50,12 +50,15 @@ class _Connector:
         yield self.event(f"Finish{name}Failure", error=error) if failed else self.event(f"Finish{name}Success")
         return not failed
 
-    def boot(self) -> Iterator[dict[str, Any]]:
+    def boot(self, purge: bool = False) -> Iterator[dict[str, Any]]:
         self.wait(0, 5)
         yield self.event("Init")
         yield self.event("HaInit")
         while not (yield from self.attempt("Attestation", "TPM quote rejected")):
             self.wait(60, 300)
+        if purge:  # its local state discarded: a new crypt key before the tunnels come back
+            while not (yield from self.attempt("RotateCryptKey")):
+                self.wait(30, 120)
         self.wait(1, 10)
         yield self.event("ConfigureCloudflaredTunnel", tunnel="primary")
         self.wait(1, 10)
@@ -123,17 +126,91 @@ class _Connector:
             self.wait(1, 5)
             yield self.event("RekeyInstallBoth")
 
+    def run(self, since: int) -> Iterator[dict[str, Any]]:
+        """Life after a boot at `since`: steady loops, an upgrade within the first day, then every few weeks."""
+        next_upgrade = since + self.rng.randint(DAY // 4, DAY * 3 // 4)
+        while True:
+            yield from self.steady()
+            if self.now >= next_upgrade:
+                yield from self.upgrade()
+                next_upgrade = self.now + self.rng.randint(14 * DAY, 42 * DAY)
+
+    def leave(self) -> Iterator[dict[str, Any]]:
+        yield self.event("HaLeave")
+        yield self.event("Leave")
+
+    def reboot(self, purge: bool) -> Iterator[dict[str, Any]]:
+        """The whole appliance: the connector leaves, the machine goes down for a while, then boots."""
+        yield from self.leave()
+        self.wait(60, 180)  # shutdown, firmware, kernel
+        since = self.now
+        yield from self.boot(purge)
+        yield from self.run(since)
+
+    def restart(self, purge: bool) -> Iterator[dict[str, Any]]:
+        """The connector's process only: the machine, its kernel and counters stay up; no attestation."""
+        yield from self.leave()
+        self.wait(3, 15)
+        since = self.now
+        yield self.event("Init", reason="restart")
+        yield self.event("HaInit")
+        if purge:
+            yield from self.attempt("RotateCryptKey")
+        self.wait(1, 10)
+        yield self.event("ConfigureCloudflaredTunnel", tunnel="primary")
+        self.wait(1, 5)
+        yield self.event("RekeyInstallBoth")
+        yield self.event("HaTransition", state=self.rng.choice(("active", "standby")))
+        yield from self.run(since)
+
 
 def connector_events(rng: random.Random, start: int, failure_rate: float = 0.2) -> Iterator[dict[str, Any]]:
     """An endless event stream of one connector from `start` on, (t, n) strictly increasing."""
     connector = _Connector(rng, start, failure_rate)
     yield from connector.boot()
-    next_upgrade = start + rng.randint(DAY // 4, DAY * 3 // 4)
-    while True:
-        yield from connector.steady()
-        if connector.now >= next_upgrade:
-            yield from connector.upgrade()
-            next_upgrade = connector.now + rng.randint(14 * DAY, 42 * DAY)
+    yield from connector.run(start)
+
+
+class Appliance:
+    """One connector's events as the simulator emits them: its lifecycle (as `connector_events`, the same
+    events for the same seed), until an operation interrupts it at the simulated time it is executed."""
+
+    def __init__(self, rng: random.Random, start: int, failure_rate: float):
+        self._connector = _Connector(rng, start, failure_rate)
+        self._stream: Iterator[dict[str, Any]] = self._life(start)
+        self._pending: dict[str, Any] | None = None
+        self._emitted = (-1, -1)  # (t, n) of the last event handed out by `due`
+
+    def _life(self, start: int) -> Iterator[dict[str, Any]]:
+        yield from self._connector.boot()
+        yield from self._connector.run(start)
+
+    def due(self, until: int) -> list[dict[str, Any]]:
+        """The events recorded up to simulated time `until` (none any more once shut down)."""
+        batch: list[dict[str, Any]] = []
+        while True:
+            if self._pending is None:
+                self._pending = next(self._stream, None)
+                if self._pending is None:  # shut down: silent
+                    return batch
+            if self._pending["t"] > until:
+                return batch
+            batch.append(self._pending)
+            self._emitted = (self._pending["t"], self._pending["n"])
+            self._pending = None
+
+    def execute(self, action: str, purge: bool, at: int) -> None:
+        """Interrupt the lifecycle at simulated time `at`: what was not yet recorded is not recorded."""
+        connector = self._connector
+        connector._last = self._emitted  # the pending event, made ahead, is dropped
+        connector.now = max(at, self._emitted[0])
+        self._pending = None
+        if action == "reboot":
+            self._stream = connector.reboot(purge)
+        elif action == "restart":
+            self._stream = connector.restart(purge)
+        else:  # shutdown: it leaves, and records nothing more until powered on
+            self._stream = connector.leave()
 
 
 def connector_timeline(rng: random.Random, start: int, end: int, failure_rate: float = 0.2) -> list[dict[str, Any]]:

@@ -15,22 +15,32 @@ from typing import NamedTuple, Protocol
 from conntel.connectors import ConnectorRecord
 from conntel.events import AppendResult, ValidEvent
 from conntel.health import ConnectorHealth
+from conntel.interrupts import InterruptRecord
+from conntel.snapshots import ValidSnapshot
 from conntel.webhooks import DueMessage, WebhookRecord
 
 __all__ = [  # ConnectorRecord lives with its resource (conntel.connectors); the port takes and returns it
     "AlreadyExists",
     "Appended",
     "ConnectorRecord",
+    "DeviceRecord",
     "EventConflict",
     "EventQuery",
     "EventSummary",
+    "InterruptPending",
+    "InterruptRecord",
     "NotFound",
+    "SnapshotConflict",
+    "SnapshotQuery",
+    "SnapshotSummary",
     "Store",
     "StoreError",
     "StoreUnavailable",
     "StoredEvent",
+    "StoredSnapshot",
     "StreamedEvent",
     "TokenRecord",
+    "UnknownInterrupt",
     "UserRecord",
 ]
 
@@ -85,6 +95,27 @@ class EventQuery:
     limit: int
 
 
+class StoredSnapshot(NamedTuple):
+    t: int
+    a: int
+    json: bytes  # the snapshot as recorded
+
+
+class SnapshotSummary(NamedTuple):
+    t: int
+    a: int
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotQuery:
+    """List Snapshots: `from_t`..`to_t` inclusive, after a `t` (a cursor's position)."""
+
+    from_t: int
+    to_t: int
+    after: int | None
+    limit: int
+
+
 @dataclass(frozen=True, slots=True)
 class TokenRecord:
     token_id: str
@@ -94,6 +125,15 @@ class TokenRecord:
     revoked: bool
     not_before: int | None
     expires_on: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """A connector's own credential (a minted one, or its license key), as found by its hash."""
+
+    account_id: str
+    connector_id: str
+    secret_hash: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +181,26 @@ class ForeignDatabase(StoreError):
         )
 
 
+class InterruptPending(StoreError):
+    def __init__(self, connector_id: str):
+        super().__init__(f"Connector {connector_id} already has an interrupt pending: one at a time")
+
+
+class UnknownInterrupt(StoreError):
+    def __init__(self, connector_id: str, interrupt_id: str):
+        super().__init__(f"No operation {interrupt_id} on connector {connector_id}")
+
+
 class EventConflict(StoreError):
     def __init__(self, t: int, n: int):
         super().__init__(f"Event {t}.{n} is already recorded with different content")
         self.t, self.n = t, n
+
+
+class SnapshotConflict(StoreError):
+    def __init__(self, t: int):
+        super().__init__(f"Snapshot {t} is already recorded with different content")
+        self.t = t
 
 
 class Store(Protocol):
@@ -177,6 +233,26 @@ class Store(Protocol):
 
     async def connector_exists(self, account_id: str, connector_id: str) -> bool: ...
 
+    # -- snapshots (stored compressed: store/snapshot_codec.py) --
+    async def append_snapshots(
+        self, account_id: str, connector_id: str, snapshots: Sequence[ValidSnapshot], received_at: int
+    ) -> AppendResult:
+        """All or nothing. Raises NotFound (no such connector) or SnapshotConflict."""
+        ...
+
+    async def get_snapshot(self, account_id: str, connector_id: str, t: int) -> StoredSnapshot | None: ...
+
+    async def list_snapshots(self, account_id: str, connector_id: str, query: SnapshotQuery) -> list[SnapshotSummary]:
+        """At most query.limit snapshots in `t` order."""
+        ...
+
+    async def latest_snapshots(
+        self, account_id: str, connector_id: str, limit: int, max_bytes: int
+    ) -> list[StoredSnapshot]:
+        """The newest snapshots, newest first: at most `limit`, and only as many as fit in `max_bytes`
+        of JSON (see `fitting`), but at least one."""
+        ...
+
     async def stream_position(self, account_id: str) -> int:
         """The account's latest event position (0 when none): where a new live stream starts."""
         ...
@@ -208,7 +284,32 @@ class Store(Protocol):
         ...
 
     async def delete_connector(self, account_id: str, connector_id: str) -> ConnectorRecord:
-        """Delete the connector and all its events; raises NotFound."""
+        """Delete the connector, its events and snapshots, its device credential and interrupts; raises NotFound."""
+        ...
+
+    # -- the device side: interrupts and check-ins --
+    async def create_interrupt(self, record: InterruptRecord) -> None:
+        """Raises NotFound (no such connector) or InterruptPending (one is pending already)."""
+        ...
+
+    async def list_interrupts(self, account_id: str, connector_id: str, limit: int) -> list[InterruptRecord]:
+        """The newest interrupts, newest first."""
+        ...
+
+    async def pending_interrupt(self, account_id: str, connector_id: str) -> InterruptRecord | None:
+        """The connector's pending interrupt (the hot path of every check-in)."""
+        ...
+
+    async def report_executed(
+        self, account_id: str, connector_id: str, interrupt_id: str, triggered_at: int
+    ) -> InterruptRecord | None:
+        """Set the interrupt's triggered_at unless it is set already (a retried report changes nothing);
+        return what is pending afterwards. Raises UnknownInterrupt."""
+        ...
+
+    async def note_heartbeats(self, beats: Sequence[tuple[str, str, int]]) -> None:
+        """(account_id, connector_id, seconds since the epoch): a check-in's time as the connector's
+        last_heartbeat (never moved back). Connectors deleted meanwhile are skipped."""
         ...
 
     async def server_secret(self, name: str) -> bytes:
@@ -219,6 +320,16 @@ class Store(Protocol):
     async def find_token(self, secret_hash: bytes) -> TokenRecord | None: ...
 
     async def find_user(self, email: str) -> UserRecord | None: ...
+
+    async def find_device(self, secret_hash: bytes) -> DeviceRecord | None:
+        """The connector whose minted credential or license key has this hash."""
+        ...
+
+    async def set_device_credential(
+        self, account_id: str, connector_id: str, secret_hash: bytes, created_on: int
+    ) -> None:
+        """The connector's minted credential, replacing any earlier one; raises NotFound."""
+        ...
 
     # -- administration (raise AlreadyExists / NotFound) --
     async def create_account(self, account_id: str, name: str, created_on: int) -> None: ...

@@ -35,7 +35,7 @@ import asyncpg
 from conntel.store.base import StoreError, StoreUnavailable
 from conntel.store.migrations import migrations
 from conntel.store.postgres import PostgresStore
-from conntel.store.sql import CONNECTOR_COLUMNS, HEALTH_COLUMNS
+from conntel.store.sql import CONNECTOR_COLUMNS, HEALTH_COLUMNS, INTERRUPT_COLUMNS
 from conntel.store.urls import has_password, redacted
 
 if TYPE_CHECKING:
@@ -66,6 +66,7 @@ class Table:
     columns: tuple[str, ...]  # every column, the key first, as the destination names them
     blobs: tuple[str, ...] = ()  # columns read from SQLite as bytes whatever their storage class
     source_exprs: dict[str, str] = field(default_factory=dict)  # SQLite expressions for other columns
+    booleans: tuple[str, ...] = ()  # SQLite's 0/1 columns that PostgreSQL types boolean
     describe: Callable[[dict[str, Any]], str] = str  # names one row in messages, from its key
 
     @property
@@ -104,6 +105,13 @@ TABLES = (
         describe=lambda k: f"event {k['t']}.{k['n']} of connector {k['connector_id']} in account {k['account_id']}",
     ),
     Table(
+        "snapshots",
+        ("account_id", "connector_id", "t"),
+        ("account_id", "connector_id", "t", "a", "size", "body"),
+        blobs=("body",),  # zstd frames, carried as they are (their dictionaries ship with conntel)
+        describe=lambda k: f"snapshot {k['t']} of connector {k['connector_id']} in account {k['account_id']}",
+    ),
+    Table(
         "connectors",
         ("account_id", "connector_id"),
         # The record, plus where last_seen_version came from, and its fleet health (conntel/health.py).
@@ -112,6 +120,15 @@ TABLES = (
         # Rows made before migration 0002 got last_updated = created_on; the same here for any left NULL.
         source_exprs={"last_updated": "coalesce(last_updated, created_on)"},
         describe=lambda k: f"connector {k['connector_id']} in account {k['account_id']}",
+    ),
+    Table(
+        "interrupts",
+        ("account_id", "connector_id", "interrupt_id"),
+        INTERRUPT_COLUMNS,
+        booleans=("purge",),
+        describe=lambda k: (
+            f"interrupt {k['interrupt_id']} of connector {k['connector_id']} in account {k['account_id']}"
+        ),
     ),
     Table(
         "users",
@@ -142,6 +159,13 @@ TABLES = (
         ),
         blobs=("secret_hash",),
         describe=lambda k: f"token {k['token_id']}",
+    ),
+    Table(
+        "device_credentials",
+        ("account_id", "connector_id"),
+        ("account_id", "connector_id", "secret_hash", "created_on"),
+        blobs=("secret_hash",),
+        describe=lambda k: f"device credential of connector {k['connector_id']} in account {k['account_id']}",
     ),
 )
 TABLE_NAMES = tuple(table.name for table in TABLES)
@@ -322,7 +346,10 @@ class _Copier:
         columns = ", ".join(table.columns)
         insert = f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM copy_{table.name} ON CONFLICT DO NOTHING"
         differing = _differing_rows_sql(table)
+        booleans = [table.columns.index(column) for column in table.booleans]
         for chunk in self.walk(table, table.columns):
+            if booleans:
+                chunk = [tuple(bool(v) if i in booleans else v for i, v in enumerate(row)) for row in chunk]
             async with self.conn.transaction():
                 try:
                     await self.conn.copy_records_to_table(f"copy_{table.name}", records=chunk, columns=table.columns)
@@ -331,8 +358,17 @@ class _Copier:
                     raise
                 inserted = int((await self.conn.execute(insert)).rsplit(" ", 1)[1])
                 if inserted < len(chunk):  # some keys were there already: each must be the same row
-                    for row in await self.conn.fetch(differing):
-                        count.updated += await self._reconcile(table, row)
+                    rows = await self.conn.fetch(differing)
+                    for row in rows:  # rows the destination holds first
+                        if row[len(table.columns)]:
+                            count.updated += await self._reconcile(table, row)
+                    if any(not row[len(table.columns)] for row in rows):
+                        # An update may have freed a unique value a new row needs (an interrupt executed on
+                        # the source since an earlier copy, then another submitted): insert once more.
+                        inserted += int((await self.conn.execute(insert)).rsplit(" ", 1)[1])
+                        for row in await self.conn.fetch(differing):
+                            if not row[len(table.columns)]:
+                                await self._reconcile(table, row)  # a conflict: raises
             count.copied += inserted
             done += len(chunk)
             self.report(table, "copy", done, total, started)
@@ -436,6 +472,18 @@ def _merge(table: Table, source: dict[str, Any], target: dict[str, Any]) -> dict
         if source["silent_after"] != target["silent_after"]:
             changes["silent_after"] = source["silent_after"]
         return changes
+    if table.name == "interrupts":
+        # Executed on the source since an earlier copy: its triggered_at comes over (the first one is kept).
+        if any(source[c] != target[c] for c in table.rest if c != "triggered_at"):
+            return None
+        if target["triggered_at"] is None:
+            return {"triggered_at": source["triggered_at"]}
+        return {}
+    if table.name == "device_credentials":
+        # Minted again on the source since an earlier copy: the newer one replaces it, as on the source.
+        if source["created_on"] < target["created_on"]:
+            return None
+        return {column: source[column] for column in table.rest if source[column] != target[column]}
     if table.name == "connectors":
         # Events and settings changes on the source since an earlier copy: the source's record
         # is as new or newer. One changed here since (newer last_updated) is a conflict.
@@ -446,4 +494,8 @@ def _merge(table: Table, source: dict[str, Any], target: dict[str, Any]) -> dict
 
 
 def _unique_columns(table: Table) -> str:
-    return "secret_hash" if table.name == "tokens" else ", ".join(table.key)
+    if table.name in ("tokens", "device_credentials"):
+        return "secret_hash"
+    if table.name == "interrupts":
+        return "one pending interrupt per connector"
+    return ", ".join(table.key)

@@ -30,7 +30,10 @@ from conntel.health import (
     ConnectorHealth,
     EventRef,
 )
-from conntel.store.base import EventConflict, TokenRecord
+from conntel.interrupts import InterruptRecord
+from conntel.snapshots import ValidSnapshot, same_snapshot
+from conntel.store import snapshot_codec
+from conntel.store.base import EventConflict, SnapshotConflict, TokenRecord
 from conntel.webhooks import DueMessage, WebhookRecord
 
 _PLACEHOLDER = re.compile(r"\?(\d*)")
@@ -55,6 +58,9 @@ HEALTH_COLUMNS = (
     "outcome_t", "outcome_n", "outcome_k", "health", "health_since", "health_reason", "health_t", "health_n",
 )  # fmt: skip
 _KEY = "account_id = ?1 AND connector_id = ?2"
+# InterruptRecord as table columns, in its field order.
+INTERRUPT_COLUMNS = ("account_id", "connector_id", "interrupt_id", "action", "purge", "submitted_at", "triggered_at")
+_INTERRUPT_COLUMNS = ", ".join(INTERRUPT_COLUMNS)
 
 
 def numbered(sql: str) -> str:
@@ -219,6 +225,24 @@ class Statements:
         self.outbox_depth = p(
             "SELECT count(*) FROM webhook_messages WHERE delivered_on IS NULL AND given_up_on IS NULL"
         )
+        # -- snapshots: (account_id, connector_id, ...); `body` is a zstd frame (snapshot_codec) --
+        self.get_snapshot = p("SELECT a, body FROM snapshots WHERE account_id = ? AND connector_id = ? AND t = ?")
+        # (account_id, connector_id, after_t, to_t, limit): keyset pages in `t` order
+        self.list_snapshots = p(
+            "SELECT t, a FROM snapshots WHERE account_id = ? AND connector_id = ?"
+            " AND t > ? AND t <= ? ORDER BY t LIMIT ?"
+        )
+        # `size` is the JSON's length: how many fit in a Latest Snapshots page is known before any body is read.
+        self.latest_snapshot_sizes = p(
+            "SELECT t, size FROM snapshots WHERE account_id = ? AND connector_id = ? ORDER BY t DESC LIMIT ?"
+        )
+        # (account_id, connector_id, through_t, limit): the page whose sizes were read (newer ones left out)
+        self.latest_snapshots = p(
+            "SELECT t, a, body FROM snapshots WHERE account_id = ? AND connector_id = ? AND t <= ?"
+            " ORDER BY t DESC LIMIT ?"
+        )
+        self.recorded_snapshot = p("SELECT body FROM snapshots WHERE account_id = ? AND connector_id = ? AND t = ?")
+        self.delete_snapshots = p(f"DELETE FROM snapshots WHERE {_KEY}")
         # -- connectors: rows in CONNECTOR_COLUMNS order --
         self.connector_exists = p(f"SELECT 1 FROM connectors WHERE {_KEY}")
         self.get_connector = p(f"SELECT {_COLUMNS} FROM connectors WHERE {_KEY}")
@@ -252,6 +276,42 @@ class Statements:
             " FROM tokens WHERE secret_hash = ?"
         )
         self.revoke_token = p("UPDATE tokens SET revoked_on = coalesce(revoked_on, ?) WHERE token_id = ?")
+        # -- the device side --
+        # (secret_hash): a minted credential first, else a license key
+        self.find_device = p(
+            "SELECT account_id, connector_id FROM device_credentials WHERE secret_hash = ?1"
+            " UNION ALL SELECT account_id, connector_id FROM connectors WHERE license_key_hash = ?1 LIMIT 1"
+        )
+        # (account_id, connector_id, secret_hash, created_on): one per connector, the newest wins
+        self.set_device_credential = p(
+            "INSERT INTO device_credentials (account_id, connector_id, secret_hash, created_on) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (account_id, connector_id)"
+            " DO UPDATE SET secret_hash = excluded.secret_hash, created_on = excluded.created_on"
+        )
+        self.delete_device_credential = p(f"DELETE FROM device_credentials WHERE {_KEY}")
+        self.insert_interrupt = p(f"INSERT INTO interrupts ({_INTERRUPT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        self.list_interrupts = p(
+            f"SELECT {_INTERRUPT_COLUMNS} FROM interrupts WHERE {_KEY}"
+            " ORDER BY submitted_at DESC, interrupt_id DESC LIMIT ?3"
+        )
+        self.pending_interrupt = p(f"SELECT {_INTERRUPT_COLUMNS} FROM interrupts WHERE {_KEY} AND triggered_at IS NULL")
+        # (account_id, connector_id, interrupt_id, triggered_at): the first report wins
+        self.trigger_interrupt = p(
+            f"UPDATE interrupts SET triggered_at = coalesce(triggered_at, ?4) WHERE {_KEY} AND interrupt_id = ?3"
+        )
+        self.delete_interrupts = p(f"DELETE FROM interrupts WHERE {_KEY}")
+        # (account_id, connector_id, seconds): a check-in, never moving the heartbeat back
+        self.note_checkin = p(
+            "UPDATE connectors SET last_heartbeat = ?3,"
+            " last_updated = CASE WHEN last_updated < ?3 THEN ?3 ELSE last_updated END"
+            f" WHERE {_KEY} AND coalesce(last_heartbeat, -1) < ?3"
+        )
+        # (account_id, connector_id, seconds): after a check-in or a snapshot push, a silent connector reports
+        # again (one failing stays failing: only its events decide that).
+        self.note_reporting = p(
+            f"UPDATE connectors SET health = '{HEALTHY}', health_since = ?3, health_reason = '{REPORTING}',"
+            f" health_t = NULL, health_n = NULL WHERE {_KEY} AND health = '{SILENT}'"
+        )
         self.insert_secret = p("INSERT INTO server_secrets VALUES (?, ?) ON CONFLICT DO NOTHING")
         self.server_secret = p("SELECT secret FROM server_secrets WHERE name = ?")
         # -- retention: by `a`, account by account (the index events_by_arrival starts with account_id) --
@@ -331,6 +391,15 @@ def connector_record(row: Iterable[Any]) -> ConnectorRecord:
     return ConnectorRecord(**values)
 
 
+def interrupt_row(record: InterruptRecord) -> tuple[Any, ...]:
+    return tuple(getattr(record, column) for column in INTERRUPT_COLUMNS)
+
+
+def interrupt_record(row: Iterable[Any]) -> InterruptRecord:
+    account_id, connector_id, interrupt_id, action, purge, submitted_at, triggered_at = row
+    return InterruptRecord(account_id, connector_id, interrupt_id, action, bool(purge), submitted_at, triggered_at)
+
+
 def permissions_json(permissions: Sequence[str]) -> str:
     """A token's permissions as Statements.insert_token stores them."""
     return json.dumps(sorted(permissions))
@@ -373,3 +442,28 @@ def check_retry(ev: ValidEvent, stored_e: bytes, stored_v: str | None) -> None:
 def newest_versioned(events: Sequence[ValidEvent]) -> ValidEvent | None:
     """The newest event, by (t, n), that carries a version: where last_seen_version comes from."""
     return max((ev for ev in events if ev.v is not None), key=lambda ev: (ev.t, ev.n), default=None)
+
+
+# -- snapshot batches --
+def unique_snapshots(snapshots: Sequence[ValidSnapshot]) -> list[ValidSnapshot]:
+    """Drop identical repeats of a `t` within one batch; a differing repeat is a conflict."""
+    seen: dict[int, ValidSnapshot] = {}
+    for snapshot in snapshots:
+        first = seen.setdefault(snapshot.t, snapshot)
+        if first is not snapshot and not same_snapshot(first.json, snapshot.json):
+            raise SnapshotConflict(snapshot.t)
+    return list(seen.values())
+
+
+def snapshot_rows(
+    account_id: str, connector_id: str, snapshots: Sequence[ValidSnapshot], received_at: int
+) -> list[tuple[str, str, int, int, int, bytes]]:
+    """Rows of the snapshots table: (account_id, connector_id, t, a, size, body), bodies compressed."""
+    compress = snapshot_codec.compress
+    return [(account_id, connector_id, s.t, received_at, len(s.json), compress(s.json)) for s in snapshots]
+
+
+def check_snapshot_retry(snapshot: ValidSnapshot, recorded_body: bytes) -> None:
+    """A snapshot already recorded at its `t` must be an identical re-send: else SnapshotConflict."""
+    if not same_snapshot(snapshot_codec.decompress(recorded_body), snapshot.json):
+        raise SnapshotConflict(snapshot.t)

@@ -24,22 +24,31 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from conntel.events import ValidEvent
+from conntel.events import AppendResult, ValidEvent
 from conntel.health import ConnectorHealth
+from conntel.snapshots import ValidSnapshot
+from conntel.store import snapshot_codec
 from conntel.store.base import (
     AlreadyExists,
     Appended,
     ConnectorRecord,
+    DeviceRecord,
     EventQuery,
     EventSummary,
     ForeignDatabase,
+    InterruptPending,
+    InterruptRecord,
     NotFound,
+    SnapshotQuery,
+    SnapshotSummary,
     StoredEvent,
+    StoredSnapshot,
     StoreUnavailable,
     StreamedEvent,
     TokenRecord,
     TooManyConnectors,
     TooManyWebhooks,
+    UnknownInterrupt,
     UserRecord,
     fitting,
 )
@@ -47,12 +56,17 @@ from conntel.store.migrations import migrations
 from conntel.store.sql import (
     Statements,
     check_retry,
+    check_snapshot_retry,
     connector_record,
     connector_row,
     health_item,
+    interrupt_record,
+    interrupt_row,
     permissions_json,
+    snapshot_rows,
     token_record,
     unique_events,
+    unique_snapshots,
     webhook_record,
 )
 from conntel.webhooks import DueMessage, WebhookRecord
@@ -465,6 +479,57 @@ class SqliteStore:
     async def release_lease(self, name: str, holder: str) -> None:
         await self._write(lambda conn: conn.execute(SQL.release_lease, (name, holder)))
 
+    # -- snapshots --
+    async def append_snapshots(
+        self, account_id: str, connector_id: str, snapshots: Sequence[ValidSnapshot], received_at: int
+    ) -> AppendResult:
+        unique = unique_snapshots(snapshots)
+
+        def work(conn: sqlite3.Connection) -> AppendResult:
+            if not _connector_exists(conn, account_id, connector_id):
+                raise NotFound(f"No connector {connector_id} in account {account_id}")
+            # Compressed here, on the writer thread: zstd releases the GIL, the event loop goes on meanwhile.
+            rows = snapshot_rows(account_id, connector_id, unique, received_at)
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO snapshots (account_id, connector_id, t, a, size, body) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                rows,
+            )
+            inserted = conn.total_changes - before
+            if inserted < len(rows):
+                # Some were already recorded: each must be an identical retry. Rows this batch wrote carry its `a`
+                # and its frame; an older row is compared by content.
+                for snapshot, row in zip(unique, rows, strict=True):
+                    (body,) = conn.execute(SQL.recorded_snapshot, (account_id, connector_id, snapshot.t)).fetchone()
+                    if body != row[5]:
+                        check_snapshot_retry(snapshot, body)
+            conn.execute(SQL.note_checkin, (account_id, connector_id, received_at))  # a push is a heartbeat
+            conn.execute(SQL.note_reporting, (account_id, connector_id, received_at))
+            return AppendResult(inserted, len(snapshots) - inserted)
+
+        return await self._write(work)
+
+    async def get_snapshot(self, account_id: str, connector_id: str, t: int) -> StoredSnapshot | None:
+        row = self._read().execute(SQL.get_snapshot, (account_id, connector_id, t)).fetchone()
+        return None if row is None else StoredSnapshot(t, row[0], snapshot_codec.decompress(row[1]))
+
+    async def list_snapshots(self, account_id: str, connector_id: str, query: SnapshotQuery) -> list[SnapshotSummary]:
+        after = query.from_t - 1 if query.after is None else query.after
+        rows = self._read().execute(SQL.list_snapshots, (account_id, connector_id, after, query.to_t, query.limit))
+        return [SnapshotSummary(*row) for row in rows]
+
+    async def latest_snapshots(
+        self, account_id: str, connector_id: str, limit: int, max_bytes: int
+    ) -> list[StoredSnapshot]:
+        conn = self._read()  # one read transaction: the sizes and the bodies are of the same rows
+        sizes = conn.execute(SQL.latest_snapshot_sizes, (account_id, connector_id, limit)).fetchall()
+        if not sizes:
+            return []
+        count = fitting([size for _, size in sizes], max_bytes)
+        rows = conn.execute(SQL.latest_snapshots, (account_id, connector_id, sizes[0][0], count))
+        return [StoredSnapshot(t, a, snapshot_codec.decompress(body)) for t, a, body in rows]
+
     # -- credentials --
     async def find_token(self, secret_hash: bytes) -> TokenRecord | None:
         row = self._read().execute(SQL.find_token, (secret_hash,)).fetchone()
@@ -477,6 +542,20 @@ class SqliteStore:
             return None
         accounts = conn.execute(SQL.user_accounts, (email,)).fetchall()
         return UserRecord(email, row[0], frozenset(account for (account,) in accounts))
+
+    async def find_device(self, secret_hash: bytes) -> DeviceRecord | None:
+        row = self._read().execute(SQL.find_device, (secret_hash,)).fetchone()
+        return None if row is None else DeviceRecord(row[0], row[1], secret_hash)
+
+    async def set_device_credential(
+        self, account_id: str, connector_id: str, secret_hash: bytes, created_on: int
+    ) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if not _connector_exists(conn, account_id, connector_id):
+                raise NotFound(f"No connector {connector_id} in account {account_id}")
+            conn.execute(SQL.set_device_credential, (account_id, connector_id, secret_hash, created_on))
+
+        await self._write(work)
 
     # -- administration --
     async def create_account(self, account_id: str, name: str, created_on: int) -> None:
@@ -521,10 +600,50 @@ class SqliteStore:
             row = conn.execute(SQL.delete_connector, (account_id, connector_id)).fetchone()
             if row is None:
                 raise NotFound(f"No connector {connector_id}")
-            conn.execute(SQL.delete_events, (account_id, connector_id))
+            for sql in (SQL.delete_events, SQL.delete_snapshots, SQL.delete_device_credential, SQL.delete_interrupts):
+                conn.execute(sql, (account_id, connector_id))
             return connector_record(row)
 
         return await self._write(work)
+
+    # -- the device side --
+    async def create_interrupt(self, record: InterruptRecord) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if not _connector_exists(conn, record.account_id, record.connector_id):
+                raise NotFound(f"No connector {record.connector_id}")
+            try:
+                conn.execute(SQL.insert_interrupt, interrupt_row(record))
+            except sqlite3.IntegrityError:  # interrupts_pending: one is pending already
+                raise InterruptPending(record.connector_id) from None
+
+        await self._write(work)
+
+    async def list_interrupts(self, account_id: str, connector_id: str, limit: int) -> list[InterruptRecord]:
+        rows = self._read().execute(SQL.list_interrupts, (account_id, connector_id, limit))
+        return [interrupt_record(row) for row in rows]
+
+    async def pending_interrupt(self, account_id: str, connector_id: str) -> InterruptRecord | None:
+        row = self._read().execute(SQL.pending_interrupt, (account_id, connector_id)).fetchone()
+        return None if row is None else interrupt_record(row)
+
+    async def report_executed(
+        self, account_id: str, connector_id: str, interrupt_id: str, triggered_at: int
+    ) -> InterruptRecord | None:
+        def work(conn: sqlite3.Connection) -> InterruptRecord | None:
+            cursor = conn.execute(SQL.trigger_interrupt, (account_id, connector_id, interrupt_id, triggered_at))
+            if cursor.rowcount == 0:
+                raise UnknownInterrupt(connector_id, interrupt_id)
+            row = conn.execute(SQL.pending_interrupt, (account_id, connector_id)).fetchone()
+            return None if row is None else interrupt_record(row)
+
+        return await self._write(work)
+
+    async def note_heartbeats(self, beats: Sequence[tuple[str, str, int]]) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.executemany(SQL.note_checkin, beats)
+            conn.executemany(SQL.note_reporting, beats)
+
+        await self._write(work)
 
     async def server_secret(self, name: str) -> bytes:
         def work(conn: sqlite3.Connection) -> bytes:

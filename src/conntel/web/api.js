@@ -103,6 +103,38 @@ export class Api {
     return { items, truncated: true };
   }
 
+  interrupts(id) {
+    return this.get(`/${encodeURIComponent(id)}/interrupts`);
+  }
+
+  async post(rest, body) {
+    const response = await fetch(this.url(rest), {
+      method: "POST",
+      headers: { ...this.headers(), "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      cache: "no-store",
+    });
+    this.noteClock(response);
+    if (!response.ok) throw await envelopeError(response);
+    return (await response.json()).result;
+  }
+
+  /** Submit an interrupt: `action` is reboot, restart or shutdown. */
+  createInterrupt(id, action, purge) {
+    return this.post(`/${encodeURIComponent(id)}/interrupts`, { [action]: { purge } });
+  }
+
+  /** Whether this token may submit interrupts (Magic WAN Write), asked without making one: an empty
+   * body is refused for its shape (400) only after the permission check passed (403 otherwise). */
+  async maySubmitInterrupts(id) {
+    try {
+      await this.post(`/${encodeURIComponent(id)}/interrupts`, {});
+    } catch (error) {
+      return error instanceof ApiError && error.status === 400;
+    }
+    return false; // never: an empty body is never accepted
+  }
+
   eventUrl(id, t, n) {
     return this.url(`/${encodeURIComponent(id)}/telemetry/events/${t}.${n}`);
   }
@@ -110,6 +142,36 @@ export class Api {
   /** Get Event, as served: the status and the body's exact text. */
   async getEventText(id, t, n) {
     const url = this.eventUrl(id, t, n);
+    const response = await this.fetch(url);
+    return { url, status: response.status, text: await response.text() };
+  }
+
+  /** List Snapshots over [from, to]: their `{a, t}` index, following cursors up to `maxPages`. */
+  async listSnapshots(id, from, to, { maxPages = 20 } = {}) {
+    const items = [];
+    let cursor = null;
+    for (let page = 0; page < maxPages; page++) {
+      const query = { from, to, limit: 1000 };
+      if (cursor) query.cursor = cursor;
+      const result = await this.get(`/${encodeURIComponent(id)}/telemetry/snapshots`, query);
+      items.push(...result.items);
+      cursor = result.cursor;
+      if (!cursor) return { items, truncated: false };
+    }
+    return { items, truncated: true };
+  }
+
+  snapshotUrl(id, t) {
+    return this.url(`/${encodeURIComponent(id)}/telemetry/snapshots/${t}`);
+  }
+
+  getSnapshot(id, t) {
+    return this.get(`/${encodeURIComponent(id)}/telemetry/snapshots/${t}`);
+  }
+
+  /** Get Snapshot, as served: the status and the body's exact text. */
+  async getSnapshotText(id, t) {
+    const url = this.snapshotUrl(id, t);
     const response = await this.fetch(url);
     return { url, status: response.status, text: await response.text() };
   }

@@ -16,6 +16,7 @@ import {
   isFailure,
   isSilent,
 } from "./kinds.js";
+import { SnapshotPanel } from "./snapshots.js";
 import { renderTimeline } from "./timeline.js";
 import { el, formatAgo, formatDuration, formatTime, prettyJson, shellQuote } from "./util.js";
 
@@ -356,6 +357,14 @@ function fleetRow(state, now) {
 
 // --- A connector -------------------------------------------------------------
 
+const OPERATIONS = ["reboot", "restart", "shutdown"];
+const OPERATION_LABELS = { reboot: "Reboot", restart: "Restart", shutdown: "Shut down" };
+const QUESTIONS = {
+  reboot: (id) => `Reboot ${id}: the whole appliance restarts at its next check-in, its tunnels down meanwhile`,
+  restart: (id) => `Restart the connector software on ${id} at its next check-in`,
+  shutdown: (id) => `Shut down ${id} at its next check-in: it stays off until someone powers it on on site`,
+};
+
 class ConnectorView {
   constructor(id) {
     this.id = id;
@@ -369,6 +378,8 @@ class ConnectorView {
     this.range = Number($("#timeline-range").value);
     this.shownRows = PAGE_ROWS;
     this.selected = null;
+    this.selectedSnapshot = null; // t of the snapshot shown in the detail panel
+    this.metrics = new SnapshotPanel(app.api, id, { onChange: markDirty });
   }
 
   /** The fleet's state for this connector (a detached one for an id the list does not have). */
@@ -394,6 +405,8 @@ class ConnectorView {
   }
 
   async load() {
+    this.loadOperations();
+    this.checkMayOperate();
     const generation = (this.generation = (this.generation || 0) + 1);
     this.loading = true;
     this.error = "";
@@ -420,12 +433,14 @@ class ConnectorView {
     $("#connector-title").textContent = this.id;
     $("#connector-health").replaceChildren(...healthBadges(state, health, now));
     this.renderMeta(state, now);
+    this.renderOperations(now);
 
     // The timeline and the table only when something they show changed: the
     // account's stream wakes this up for every connector's events.
     const width = $("#timeline").clientWidth;
+    if (!this.loading) this.metrics.sync(this.window().from, this.window().to);
     const signature = JSON.stringify([this.revision, this.selected, this.zoom, this.loading, this.error,
-      this.shownRows, width, Math.floor(now / 15)]); // fmt: skip
+      this.shownRows, width, Math.floor(now / 15), this.metrics.revision, this.selectedSnapshot]); // fmt: skip
     if (signature === this.signature) return;
     this.signature = signature;
     if (this.stale) {
@@ -454,6 +469,13 @@ class ConnectorView {
       onZoom: (zoomFrom, zoomTo) => this.zoomTo(zoomFrom, zoomTo),
     });
     $("#timeline-reset").hidden = !this.zoom;
+    $("#charts-status").textContent = this.metrics.status;
+    this.metrics.render($("#charts"), {
+      from,
+      to,
+      selected: this.selectedSnapshot,
+      onSelect: (t) => this.selectSnapshot(t),
+    });
     this.renderTable(inWindow, spans);
   }
 
@@ -470,6 +492,78 @@ class ConnectorView {
       ["Notes", record.notes || "—"],
     ];
     $("#connector-meta").replaceChildren(...facts.flatMap(([name, value]) => [el("dt", { text: name }), el("dd", { text: value })]));
+  }
+
+  // Operations (interrupts): the pending or most recent one, and reboot/restart/shutdown behind a
+  // confirmation when the token may submit them (Magic WAN Write).
+  async loadOperations() {
+    try {
+      this.interrupts = await app.api.interrupts(this.id);
+      this.operationsError = "";
+    } catch (error) {
+      this.interrupts ??= [];
+      this.operationsError = error.status === 404 ? "" : `Cannot list operations: ${error.message}`;
+    }
+    markDirty();
+  }
+
+  async checkMayOperate() {
+    this.mayOperate = await app.api.maySubmitInterrupts(this.id);
+    markDirty();
+  }
+
+  renderOperations(now) {
+    const list = this.interrupts;
+    const last = list?.[0];
+    const pending = Boolean(last && !last.triggered_at);
+    let status = "Looking up operations…";
+    if (list && !last) status = "No operations yet.";
+    if (last) {
+      const action = OPERATIONS.find((name) => name in last);
+      const what = `${action}${last[action]?.purge ? " with purge" : ""}`;
+      const submitted = Date.parse(last.submitted_at) / 1000;
+      const triggered = last.triggered_at ? Date.parse(last.triggered_at) / 1000 : null;
+      status = pending
+        ? `Pending: ${what}, submitted ${formatAgo(submitted, now)}; the connector executes it at its next check-in.`
+        : `Last: ${what}, executed ${formatAgo(triggered, now)} (${formatTime(triggered)}).`;
+    }
+    const shown = $("#operation-status");
+    shown.textContent = status;
+    shown.dataset.state = pending ? "pending" : last ? "executed" : list ? "none" : "loading";
+    $("#operation-controls").hidden = !this.mayOperate;
+    $("#operation-controls").dataset.permission = this.mayOperate == null ? "unknown" : this.mayOperate ? "write" : "read";
+    for (const button of $("#operation-controls").querySelectorAll("button")) {
+      button.disabled = pending || Boolean(this.submitting);
+      button.title = pending ? "One operation at a time: wait until the pending one is executed" : "";
+    }
+    const confirming = this.confirming;
+    $("#operation-confirm").hidden = !confirming;
+    if (confirming) {
+      const purge = $("#operation-purge").checked ? ", discarding its local state (purge)" : "";
+      $("#operation-question").textContent = `${QUESTIONS[confirming](this.id)}${purge}?`;
+      $("#operation-yes").textContent = OPERATION_LABELS[confirming];
+    }
+    $("#operation-error").textContent = this.operationError || this.operationsError || "";
+  }
+
+  async submit() {
+    const action = this.confirming;
+    if (!action) return;
+    this.confirming = null;
+    this.submitting = true;
+    this.operationError = "";
+    markDirty();
+    try {
+      await app.api.createInterrupt(this.id, action, $("#operation-purge").checked);
+      $("#operation-purge").checked = false;
+    } catch (error) {
+      this.operationError =
+        error.code === 20041
+          ? "Another operation is pending: wait until the connector has executed it."
+          : `Not submitted: ${error.message} (HTTP ${error.status})`;
+    }
+    this.submitting = false;
+    await this.loadOperations();
   }
 
   renderTable(inWindow, spans) {
@@ -504,8 +598,16 @@ class ConnectorView {
 
   select(event) {
     this.selected = eventKey(event);
+    this.selectedSnapshot = null;
     markDirty();
     openDetail(this.id, event);
+  }
+
+  selectSnapshot(t) {
+    this.selectedSnapshot = t;
+    this.selected = null;
+    markDirty();
+    openSnapshotDetail(this.id, t);
   }
 }
 
@@ -513,11 +615,26 @@ class ConnectorView {
 
 async function openDetail(connectorId, event) {
   const url = app.api.eventUrl(connectorId, event.t, event.n);
+  await showResponse(url, `${event.k} · ${eventKey(event)}`, "Get Event", () =>
+    app.api.getEventText(connectorId, event.t, event.n),
+  );
+}
+
+async function openSnapshotDetail(connectorId, t) {
+  const url = app.api.snapshotUrl(connectorId, t);
+  await showResponse(url, `Snapshot · ${t} · ${formatTime(t)}`, "Get Snapshot", () =>
+    app.api.getSnapshotText(connectorId, t),
+  );
+}
+
+/** The detail panel: what `operation` (Get Event, Get Snapshot) answers at `url`, byte for byte, and its curl. */
+async function showResponse(url, title, operation, request) {
   const ticket = (app.detail = { text: null });
   app.detailReturn ??= document.activeElement;
   $("#detail").hidden = false;
   document.body.classList.add("with-detail");
-  $("#detail-title").textContent = `${event.k} · ${eventKey(event)}`;
+  $("#detail-title").textContent = title;
+  $("#detail-operation").textContent = operation;
   $("#detail-request").textContent = `GET ${url}`;
   $("#detail-status").textContent = "";
   $("#detail-json").textContent = "Loading…";
@@ -525,7 +642,7 @@ async function openDetail(connectorId, event) {
   $("#detail-curl").textContent = `curl -sS -H "Authorization: Bearer $CLOUDFLARE_API_TOKEN" ${shellQuote(url)}`;
   $("#detail-close").focus();
   try {
-    const response = await app.api.getEventText(connectorId, event.t, event.n);
+    const response = await request();
     if (app.detail !== ticket) return; // another event was opened meanwhile
     ticket.text = response.text;
     $("#detail-status").textContent = `HTTP ${response.status}`;
@@ -548,6 +665,7 @@ function closeDetail() {
   app.detail = null;
   if (app.view) {
     app.view.selected = null;
+    app.view.selectedSnapshot = null;
     markDirty();
   }
   app.detailReturn?.focus?.();
@@ -688,6 +806,19 @@ function wireControls() {
     app.view.shownRows += PAGE_ROWS;
     markDirty();
   });
+  $("#operation-controls").addEventListener("click", (click) => {
+    const action = click.target.closest("button[data-action]")?.dataset.action;
+    if (!action || !app.view) return;
+    app.view.confirming = action;
+    markDirty();
+  });
+  $("#operation-purge").addEventListener("change", markDirty);
+  $("#operation-no").addEventListener("click", () => {
+    if (app.view) app.view.confirming = null;
+    markDirty();
+  });
+  $("#operation-yes").addEventListener("click", () => app.view?.submit());
+  setInterval(() => app.view?.loadOperations(), 5000); // a pending operation turns executed
   $("#detail-close").addEventListener("click", closeDetail);
   $("#detail-pretty").addEventListener("change", showDetailJson);
   $("#detail-copy").addEventListener("click", copyCurl);
