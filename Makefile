@@ -59,9 +59,11 @@ test: lint $(NODE_STAMP) $(DASH_STAMP) $(CHROMIUM)
 	$(BIN)/pytest -n 2
 
 # Five rounds: every ratio is a median of pairs measured seconds apart on a shared, noisy machine.
+# Then retention: 60 simulated days of 200 connectors (store size), and pruning's cost (A/B pairs).
 bench: $(BENCH_STAMP)
 	$(BIN)/python bench/run.py --rounds 5 --profile
 	PYTHONPATH=bench $(BIN)/python bench/snapshots.py --snapshots 100000 --rounds 5
+	$(BIN)/python bench/retention.py
 
 clean:
 	rm -rf $(VENV) $(NODE_DIR)/node_modules $(DASH_DIR)/node_modules demo.db demo.db-wal demo.db-shm demo.log

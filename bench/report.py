@@ -339,6 +339,24 @@ def summary_rows(report: dict) -> list[tuple[str, str, str, str]]:
                 met(s["met"]),
             )
         )
+    for s in report.get("streams", []):
+        rows.append(
+            (
+                f"{s['streams']:,} live tails of one account, {s['label']}: every event to every stream, "
+                f"{s['rate']}/s for {s['seconds']:g} s; p99 delivery lag",
+                "all; ≤ 1 s",
+                f"{s['complete_streams']:,} complete; p99 {s['lag_p99_s']:.3f} s (p50 {s['lag_median_s'] or 0:.3f} s)",
+                met(s["complete_streams"] == s["streams"] and s["lag_p99_s"] <= 1.0),
+            )
+        )
+        rows.append(
+            (
+                f"Server CPU with {s['streams']:,} idle live tails, {s['label']}",
+                "≤ 10 % of a core",
+                f"{s['idle_cpu_share']:.1%} (under load {s['busy_cpu_share']:.1%})",
+                met(s["idle_cpu_share"] <= 0.10),
+            )
+        )
     for s in report.get("soak", []):
         minutes = f"{s['seconds']:g} s at {s['rate']:g}/s"
         rows.append(
@@ -601,6 +619,8 @@ def title(report: dict) -> str:
         parts.append("deep page " + "/".join(f"{p['ratio']:.2f}" for p in report["pages"]))
     if report.get("slow"):
         parts.append("slow readers " + "/".join(fmt_mib(s["max_kib"]) for s in report["slow"]))
+    if report.get("streams"):
+        parts.append("live tails " + "/".join(f"p99 {s['lag_p99_s']:.2f} s" for s in report["streams"]))
     if report.get("soak"):
         parts.append("soak " + "/".join(f"{s['errors']} errors" for s in report["soak"]))
     return "; ".join(parts)

@@ -22,10 +22,13 @@ What it does, in order (bench/RESULTS.md explains every measure and target):
 7. slow: per backend, server RSS while 16 clients read the largest allowed
    Latest Events pages slowly (slow_readers.py).
    Memory: every conntel process's RSS at stop and at its peak.
-8. With --soak (or --measures ...,soak): ten minutes of mixed load at a
+8. streams: on SQLite, 1,000 live tails of one account: the server's CPU
+   with them idle, then every stream receives every event of 200 a second,
+   with its delivery lag (live_streams.py).
+9. With --soak (or --measures ...,soak): ten minutes of mixed load at a
    fixed rate per backend (soak.py). Not in `make bench`: it alone takes
    ten minutes per backend.
-9. Prints the summary table and adds a dated section, newest first, to
+10. Prints the summary table and adds a dated section, newest first, to
    bench/RESULTS.md (report.py), and the whole report to
    bench/work/last-run.json.
 
@@ -47,6 +50,7 @@ from typing import Any
 
 import getevent
 import ingest
+import live_streams
 import pages
 import profiling
 import report
@@ -56,8 +60,8 @@ import stores
 from harness import WORK, BenchError, Server, ensure_wrk, fmt_mib, free_port, loadavg, log, machine
 from stores import BACKENDS, DEFAULT_POSTGRES, Backend, Dataset, build, conntel_server, make_backends, try_reuse
 
-MEASURES = ("get", "ingest", "pages", "slow", "soak")
-DEFAULT_MEASURES = "get,ingest,pages,slow"
+MEASURES = ("get", "ingest", "pages", "slow", "streams", "soak")
+DEFAULT_MEASURES = "get,ingest,pages,slow,streams"
 
 
 def get_event_datasets(backends: list[Backend], args: argparse.Namespace, port: int) -> list[Dataset]:
@@ -221,6 +225,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     pag.add_argument("--page-limit", type=int, default=100, help="events per page")
     pag.add_argument("--page-seconds", type=float, default=4, help="seconds of each wrk -c1 run")
     pag.add_argument("--page-pairs", type=int, default=3, help="alternating (first, deep) wrk runs")
+    live_streams.add_arguments(parser)
     slow = parser.add_argument_group("slow: slow readers of the largest Latest Events pages")
     slow.add_argument("--slow-readers", type=int, default=16, help="concurrent slow readers")
     slow.add_argument("--slow-seconds", type=float, default=10, help="how long they read slowly")
@@ -307,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
             result["pages"] = timed(durations, "pages", lambda: [pages.run(ds, args, port) for ds in ingested])
         if "slow" in args.measures:
             result["slow"] = timed(durations, "slow", lambda: slow_readers.run(backends, args, port))
+        if "streams" in args.measures:
+            sqlite = [backend for backend in backends if backend.name == "sqlite"]  # the target's backend
+            result["streams"] = timed(durations, "streams", lambda: live_streams.run(sqlite, args, port))
         if args.profile:
             result["profiles"] = timed(durations, "profiles", lambda: profile(datasets, backends, args, port))
         if "soak" in args.measures:

@@ -6,9 +6,11 @@ caller and stored only as hashes.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from conntel import connectors, ids
 from conntel.connectors import ConnectorSettings
@@ -146,3 +148,89 @@ async def rotate_user_key(store: Store, email: str) -> dict[str, str]:
     api_key = new_api_key()
     await store.set_user_key(email.lower(), secret_hash(api_key))
     return {"email": email.lower(), "api_key": api_key}
+
+
+async def set_silent_after(store: Store, account_id: str, duration: str) -> dict[str, Any]:
+    """The account's own fleet health threshold, or `default` (the server's --silent-after)."""
+    from conntel.retention import parse_duration
+
+    _check_id(account_id, "An account id")
+    if duration == "default":
+        seconds = None
+    else:
+        try:
+            seconds = parse_duration(duration)
+        except ValueError as exc:
+            raise AdminError(f"Not a duration: {shown(duration)} ({exc})") from None
+    await store.set_silent_after(account_id, seconds)
+    return {"account_id": account_id, "silent_after_seconds": seconds}
+
+
+async def create_webhook(store: Store, account_id: str, url: str, event_types: tuple[str, ...]) -> dict[str, Any]:
+    """An endpoint for the account's health changes; its signing secret, shown this once."""
+    from conntel.config import MAX_WEBHOOKS_PER_ACCOUNT
+    from conntel.webhooks import WebhookError, WebhookRecord, check_types, check_url, new_secret, new_webhook_id
+
+    _check_id(account_id, "An account id")
+    try:
+        record = WebhookRecord(new_webhook_id(), account_id, check_url(url), check_types(event_types), int(time.time()))
+    except WebhookError as exc:
+        raise AdminError(str(exc)) from None
+    secret = new_secret()
+    await store.create_webhook(record, secret, MAX_WEBHOOKS_PER_ACCOUNT)
+    return {"id": record.webhook_id, "account_id": account_id, "url": record.url,
+            "events": list(record.event_types), "secret": secret}  # fmt: skip
+
+
+async def list_webhooks(store: Store, account_id: str | None) -> list[dict[str, Any]]:
+    if account_id is not None:
+        _check_id(account_id, "An account id")
+    return [
+        {
+            "id": w.webhook_id,
+            "account_id": w.account_id,
+            "url": w.url,
+            "events": list(w.event_types),
+            "delivered": w.delivered,
+            "failures": w.failures,
+            "failing_since": w.failing_since,
+            "last_attempt": w.last_attempt,
+            "last_status": w.last_status,
+            "last_error": w.last_error,
+            "pending": w.pending,
+            "disabled_on": w.disabled_on,
+        }
+        for w in await store.list_webhooks(account_id)
+    ]
+
+
+async def delete_webhook(store: Store, webhook_id: str) -> dict[str, Any]:
+    _check_id(webhook_id, "A webhook id")
+    await store.delete_webhook(webhook_id)
+    return {"id": webhook_id, "deleted": True}
+
+
+async def test_webhook(store: Store, webhook_id: str) -> dict[str, Any]:
+    """Send the endpoint a signed `webhook.test` message now (not through the outbox); what it answered."""
+    import httpx
+
+    from conntel import webhooks
+
+    _check_id(webhook_id, "A webhook id")
+    url, secret = await store.webhook_secret(webhook_id)
+    now = datetime.now(UTC)
+    message_id = "msg_test_" + ids.new_id()
+    body = json.dumps({"type": webhooks.TEST_TYPE, "timestamp": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                       "data": {"webhook_id": webhook_id}}, separators=(",", ":"))  # fmt: skip
+    headers = webhooks.signed_headers(secret, message_id, body, now)
+    try:
+        async with httpx.AsyncClient(timeout=webhooks.ATTEMPT_TIMEOUT, follow_redirects=False, trust_env=False) as h:
+            response = await h.post(url, content=body.encode(), headers=headers)
+    except httpx.HTTPError as exc:
+        why = " ".join(str(exc).split()) or type(exc).__name__
+        raise AdminError(f"The endpoint {url} could not be reached: {why}") from None
+    ok = 200 <= response.status_code < 300
+    result = {"id": webhook_id, "message_id": message_id, "status": response.status_code, "ok": ok}
+    if not ok:
+        raise AdminError(f"The endpoint {url} answered {response.status_code} (a 2xx is success)")
+    return result

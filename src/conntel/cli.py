@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from conntel.client.health import fleet
 from conntel.client.reading import (
     connectors_interrupts,
     connectors_list,
@@ -175,6 +176,75 @@ async def accounts_create(store: Store, account_id: str | None, name: str | None
     return await admin.create_account(store, account_id, name)
 
 
+@main.group()
+def webhooks() -> None:
+    """Manage webhook endpoints (health changes, Standard Webhooks)."""
+
+
+@click.option("--account", "account_id", required=True, help="Account whose connectors' health changes to send.")
+@click.option("--url", required=True, help="The endpoint: an http:// or https:// URL.")
+@click.option(
+    "--event", "event_types", multiple=True, help="connector.failing, connector.silent or connector.healthy"
+    " (repeat for several; default: all)."
+)  # fmt: skip
+@admin_command(webhooks, "create", "Created webhook (the secret is shown only once)")
+async def webhooks_create(store: Store, account_id: str, url: str, event_types: tuple[str, ...]) -> dict[str, Any]:
+    """Register an endpoint for an account's health changes; prints its whsec_ signing secret."""
+    from conntel import admin
+
+    return await admin.create_webhook(store, account_id, url, event_types)
+
+
+@click.option("--account", "account_id", help="Only this account's endpoints.")
+@webhooks.command("list")
+@store_options
+@json_option
+def webhooks_list(db: str, database_url: str | None, as_json: bool, account_id: str | None) -> None:
+    """Endpoints, with their deliveries, failures, last answer and waiting messages."""
+    from conntel import admin
+
+    items = _run_admin(db, database_url, lambda store: admin.list_webhooks(store, account_id))
+    if as_json:
+        for item in items:
+            click.echo(json.dumps(item))
+        return
+    for item in items:
+        state = "disabled" if item["disabled_on"] else "enabled"
+        last = item["last_status"] or item["last_error"] or "-"
+        click.echo(f"{item['id']}  {item['account_id']}  {item['url']}  {state}  delivered {item['delivered']}"
+                   f"  failures {item['failures']}  pending {item['pending']}  last {last}"
+                   f"  events {','.join(item['events'])}")  # fmt: skip
+
+
+@click.argument("webhook_id", metavar="ID")
+@admin_command(webhooks, "delete", "Deleted webhook")
+async def webhooks_delete(store: Store, webhook_id: str) -> dict[str, Any]:
+    """Remove an endpoint and the messages waiting for it."""
+    from conntel import admin
+
+    return await admin.delete_webhook(store, webhook_id)
+
+
+@click.argument("webhook_id", metavar="ID")
+@admin_command(webhooks, "test", "Test message delivered")
+async def webhooks_test(store: Store, webhook_id: str) -> dict[str, Any]:
+    """Send the endpoint a signed webhook.test message now; exit 1 unless it answers 2xx."""
+    from conntel import admin
+
+    return await admin.test_webhook(store, webhook_id)
+
+
+@click.option("--account", "account_id", required=True, help="The account.")
+@click.argument("duration", metavar="DURATION|default")
+@admin_command(accounts, "silent-after", "Fleet health threshold set")
+async def accounts_silent_after(store: Store, account_id: str, duration: str) -> dict[str, Any]:
+    """How long a connector of the account may push nothing before it is silent (fleet health):
+    a DURATION (45s, 30m, 12h, 90d), or `default` for the server's --silent-after."""
+    from conntel import admin
+
+    return await admin.set_silent_after(store, account_id, duration)
+
+
 @click.option("--account", "account_id", required=True, help="Account the token acts on.")
 @click.option(
     "--permission",
@@ -300,6 +370,25 @@ class FiniteRange(click.FloatRange):
         return number
 
 
+class Duration(click.ParamType[int]):
+    """DURATION: `45s`, `30m`, `12h`, `90d`, as whole seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, int):
+            return value
+        from conntel.retention import parse_duration
+
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(f"{value!r} is not a duration: {exc}", param, ctx)
+
+
+DURATION = Duration()
+
+
 # The server's options: (flag, what it sets, help), each with a CONNTEL_* environment fallback
 # named after the setting and its default from Settings, the one place defaults live. Every number
 # has a range (README, Configuration): a value outside it is a usage error, exit status 2.
@@ -341,6 +430,16 @@ SERVE_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
      {"callback": _check_rate_limit_storage, "metavar": "URL",
       "help": "Count --rate-limit in this Redis (redis://HOST:6379), shared by every process on every host."
               " Default: each process counts in its own memory."}),
+    ("--retain-events", "retain_events",
+     {"type": DURATION, "metavar": "DURATION",
+      "help": "Delete events collected longer ago than this (45s, 30m, 12h, 90d), in the background. Default: keep."}),
+    ("--retain-snapshots", "retain_snapshots",
+     {"type": DURATION, "metavar": "DURATION",
+      "help": "Delete snapshots collected longer ago than this, in the background. Default: keep."}),
+    ("--silent-after", "silent_after",
+     {"type": DURATION, "metavar": "DURATION",
+      "help": "A connector that pushed nothing for this long is silent (fleet health), unless its account"
+              " has its own threshold. Default: 15m (shown in seconds)."}),
 ]  # fmt: skip
 
 
@@ -490,6 +589,150 @@ def store_copy(source: str, destination: str, batch_size: int, as_json: bool) ->
         click.echo(f"Verified: all {rows:,} source rows are in the destination.")
 
 
+@store_group.command("check")
+@store_options
+@json_option
+def store_check(db: str, database_url: str | None, as_json: bool) -> None:
+    """Check a store: integrity (SQLite's integrity_check), schema version, rows per table.
+
+    Opens it read-only and changes nothing (a live store may be checked). Exit status 0 only when
+    it is intact; 1 otherwise (each problem on its own line).
+    """
+    import asyncio
+
+    from conntel.store.check import check_store
+
+    report = asyncio.run(check_store(_database(db, database_url)))
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+    else:
+        click.echo(f"{report.database} ({report.backend}): {'intact' if report.intact else 'NOT INTACT'}")
+        pending = " (upgraded when a server next starts)" if report.upgrade_pending else ""
+        click.echo(f"  schema version: {report.schema_version} of {report.latest_schema_version}{pending}")
+        for table, rows in report.tables.items():
+            click.echo(f"  {table}: {rows:,} rows")
+        for problem in report.problems:
+            click.echo(f"  problem: {problem}", err=True)
+    if not report.intact:
+        raise SystemExit(1)
+
+
+@store_group.command("backup")
+@click.option(
+    "--db",
+    "source",
+    envvar="CONNTEL_DB",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The SQLite store to back up (servers may keep writing to it). [env: CONNTEL_DB]",
+)
+@click.option("--to", "to", required=True, type=click.Path(dir_okay=False), help="The new file to write the copy to.")
+@json_option
+def store_backup(source: str, to: str, as_json: bool) -> None:
+    """Copy a live SQLite store into a new file, consistent as of the moment the backup began.
+
+    The copy is checked before it is kept; `conntel serve --db FILE` serves it. For PostgreSQL use
+    pg_dump (README, Operating it).
+    """
+    from conntel.store import sqlite_path
+    from conntel.store.backup import BackupError, backup_sqlite
+
+    path = sqlite_path(source)
+    if path is None:
+        raise click.ClickException("--db must be an SQLite file; back up PostgreSQL with pg_dump (README)")
+    try:
+        report = backup_sqlite(path, to)
+    except BackupError as exc:
+        raise click.ClickException(_one_line(exc)) from None
+    if as_json:
+        click.echo(json.dumps(report.as_dict()))
+    else:
+        click.echo(f"Backed up {report.source} to {report.to}: {report.bytes:,} bytes in {report.seconds} s, checked")
+
+
+@store_group.command("prune")
+@store_options
+@click.option(
+    "--events-older-than",
+    type=DURATION,
+    metavar="DURATION",
+    help="Delete events collected before this long ago (e.g. 90d).",
+)
+@click.option(
+    "--snapshots-older-than", type=DURATION, metavar="DURATION", help="Delete snapshots collected before this long ago."
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; delete nothing.")
+@json_option
+def store_prune(
+    db: str,
+    database_url: str | None,
+    events_older_than: int | None,
+    snapshots_older_than: int | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Delete telemetry collected longer ago than the given durations, once, in small transactions.
+
+    Safe while servers run. Takes the retention lease, so it does not run beside a server's
+    background retention (exit status 1 then, saying so).
+    """
+    from conntel.retention import policy
+
+    keep = policy(events_older_than, snapshots_older_than)
+    if not keep:
+        raise click.UsageError("name --events-older-than and/or --snapshots-older-than")
+    now = time.time()
+
+    async def prune(store: Store) -> dict[str, Any]:
+        from conntel.retention import count_pass
+
+        if dry_run:
+            rows = await count_pass(store, keep, now)
+        else:
+            rows = await _prune_holding_lease(store, keep, now)
+        return {
+            "dry_run": dry_run,
+            "tables": {table: {"before": int(now - keep[table]), "rows": rows[table]} for table in keep},
+        }
+
+    result = _run_admin(db, database_url, prune)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for table, done in result["tables"].items():
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(done["before"]))
+        click.echo(f"{table}: {verb} {done['rows']:,} collected before {when}")
+
+
+async def _prune_holding_lease(store: Store, keep: dict[str, int], now: float) -> dict[str, int]:
+    import contextlib
+    import os
+    import socket
+
+    from conntel.admin import AdminError
+    from conntel.retention import LEASE, prune_pass
+
+    holder, seconds = f"{socket.gethostname()}:{os.getpid()}:cli", 60.0
+    if not await store.acquire_lease(LEASE, holder, seconds):
+        raise AdminError("Retention is running in another process (a server with --retain-events or"
+                         " --retain-snapshots): it prunes the same rows. Try again when it is not.")  # fmt: skip
+    renewed = time.monotonic()
+
+    async def still_held() -> bool:
+        nonlocal renewed
+        if time.monotonic() - renewed > seconds / 3:
+            renewed = time.monotonic()
+            return await store.acquire_lease(LEASE, holder, seconds)
+        return True
+
+    try:
+        return await prune_pass(store, keep, now, still_held)
+    finally:
+        with contextlib.suppress(Exception):  # the database may be failing (that error is the one to report)
+            await store.release_lease(LEASE, holder)
+
+
 @main.command()
 @click.option(
     "--url",
@@ -570,3 +813,4 @@ main.add_command(events)
 main.add_command(snapshots)
 for command in (connectors_list, connectors_reboot, connectors_restart, connectors_shutdown, connectors_interrupts):
     connectors.add_command(command)
+main.add_command(fleet)

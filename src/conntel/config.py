@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from conntel.health import DEFAULT_SILENT_AFTER
+
 DEFAULT_DB = "./conntel.db"
 
-# Planned: webhooks do not exist yet; when they do, an account may have at most this many (README).
+# Webhook endpoints an account may have (`conntel webhooks create` refuses one more).
 MAX_WEBHOOKS_PER_ACCOUNT = 100
 
 
@@ -33,3 +35,9 @@ class Settings:
     rate_limit_storage: str | None = None
     # Connectors an account may have (API create and `conntel connectors create`; 400, 20030 beyond).
     max_connectors_per_account: int = 10_000
+    # Retention (seconds, by when conntel collected a row); None: kept forever. See conntel.retention.
+    retain_events: int | None = None
+    retain_snapshots: int | None = None
+    # Fleet health: a connector that pushed nothing for this many seconds is silent, unless its account
+    # has its own threshold (`conntel accounts silent-after`). See conntel.health.
+    silent_after: int = DEFAULT_SILENT_AFTER

@@ -36,7 +36,7 @@ LICENSE_KEY = re.compile(r"^[A-Za-z0-9_-]{20,}$")
 VALID_TOKEN_MESSAGE = {"code": 10000, "message": "This API Token is valid and active", "type": None}
 
 
-def near_now(iso: str | None, slack: float = 10.0) -> bool:
+def near_now(iso: str | None, slack: float = 60.0) -> bool:
     """An ISO 8601 UTC time (`...Z`) within `slack` seconds of now."""
     assert iso is not None and ISO_UTC.match(iso), iso
     when = dt.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

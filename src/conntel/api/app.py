@@ -19,6 +19,7 @@ from conntel.api.envelope import error_response
 from conntel.api.errors import REFUSALS, ApiError, from_refusal, internal_error, method_not_allowed, no_route
 from conntel.api.events import EventRoutes
 from conntel.api.failures import AnswerFailures
+from conntel.api.health import HealthRoutes, sweeper
 from conntel.api.hotpath import GetEventEndpoint, GetSnapshotEndpoint, Shortcut
 from conntel.api.infra import infra_routes
 from conntel.api.interrupts import InterruptRoutes
@@ -30,6 +31,9 @@ from conntel.api.snapshots import SnapshotRoutes
 from conntel.api.stream import StreamRoutes
 from conntel.api.tokens import TokenRoutes
 from conntel.config import Settings
+from conntel.retention import LEASE, check_interval, policy, prune_pass
+from conntel.server.delivery import Deliverer
+from conntel.server.exclusive import Exclusive
 from conntel.store.base import Store
 
 
@@ -77,7 +81,8 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         else None
     )
     auth = Authenticator(store, settings.credential_ttl_seconds, limiter, metrics.auth_failures)
-    events = EventRoutes(store, auth, settings, metrics)
+    streams = StreamRoutes(store, auth, metrics)
+    events = EventRoutes(store, auth, settings, metrics, on_ingested=streams.hub.nudge)
     snapshots = SnapshotRoutes(store, auth, settings)
     recorder = RequestRecorder(metrics, access_log)
     heartbeats = Heartbeats(store)
@@ -91,18 +96,35 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         checkins,
         snapshots,
         GetSnapshotEndpoint(snapshots),  # as Starlette's route (HEAD), inside Observe
+        HealthRoutes(store, auth),
     )
+
+    keep = policy(settings.retain_events, settings.retain_snapshots)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.start()
+        # Retention in the background, in one process at a time among all sharing the store.
+        retention = Exclusive(
+            store, LEASE, check_interval(keep), lambda still_held: prune_pass(store, keep, None, still_held)
+        ) if keep else None  # fmt: skip
+        if retention is not None:
+            retention.start()
+        silence = sweeper(store, settings.silent_after)  # fleet health: connectors that went quiet
+        silence.start()
+        deliverer = Deliverer(store, metrics)  # webhooks: the outbox, sent by one process at a time
+        deliverer.start()
         async with heartbeats.running():
             yield
+        await deliverer.stop()
+        await silence.stop()
+        if retention is not None:
+            await retention.stop()
         recorder.flush()
         await store.close()
 
     app = Starlette(
-        routes=[*api_routes(operations, StreamRoutes(store, auth)), *infra_routes(store, metrics, recorder)],
+        routes=[*api_routes(operations, streams), *infra_routes(store, metrics, recorder)],
         lifespan=lifespan,
         middleware=[Middleware(AnswerFailures, is_unavailable=store.is_unavailable)],
         exception_handlers={

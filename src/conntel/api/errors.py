@@ -122,6 +122,8 @@ INVALID_INTERRUPT = _spec(400, 20040)
 INTERRUPT_PENDING = _spec(409, 20041)
 INVALID_CHECKIN = _spec(400, 20042)
 UNKNOWN_OPERATION = _spec(404, 20043)
+# Never a response status: the last message of a live tail whose client read too slowly (api/livefeed.py).
+STREAM_FELL_BEHIND = _spec(503, 20090)
 
 _CLOSE = {"Connection": "close"}  # the rest of the request is unread: the connection cannot carry another
 
@@ -278,6 +280,14 @@ def client_closed_request() -> ApiError:
 
 def internal_error() -> ApiError:
     return ApiError(INTERNAL_ERROR, "Internal server error")
+
+
+def stream_fell_behind(position: int) -> ApiError:
+    return ApiError(
+        STREAM_FELL_BEHIND,
+        f"This stream fell too far behind (its client read too slowly); reconnect with Last-Event-ID: {position}"
+        " to resume where it stopped, with nothing lost",
+    )
 
 
 def store_unavailable(retry_after: int) -> ApiError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
 import msgspec
 from msgspec import UNSET
@@ -66,11 +66,19 @@ class PageChanged(RuntimeError):
 
 
 class EventRoutes:
-    def __init__(self, store: Store, auth: Authenticator, settings: Settings, metrics: Metrics | None = None):
+    def __init__(
+        self,
+        store: Store,
+        auth: Authenticator,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        on_ingested: Callable[[str], None] | None = None,
+    ):
         self.store = store
         self.auth = auth
         self.settings = settings
         self.metrics = metrics
+        self.on_ingested = on_ingested  # this process's live tails of the account: look now, not at the next poll
         self._signer: CursorSigner | None = None
 
     async def get_event(self, params: Mapping[str, str], headers: RawHeaders, path: str) -> bytes:
@@ -165,6 +173,8 @@ class EventRoutes:
         if self.metrics is not None:
             for kind, count in appended.new_kinds.items():
                 self.metrics.events_ingested.labels(kind).inc(count)
+        if self.on_ingested is not None and appended.new_kinds:
+            self.on_ingested(account_id)
         # A push is a check-in too: it answers the pending operation, if any (README, "The device side").
         pending = await self.store.pending_interrupt(account_id, connector_id)
         result = appended.result()

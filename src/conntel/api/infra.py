@@ -16,7 +16,7 @@ from starlette.staticfiles import StaticFiles
 
 from conntel.api.envelope import ok
 from conntel.api.errors import not_ready
-from conntel.api.observability import METRICS_CONTENT_TYPE, Metrics, RequestRecorder
+from conntel.api.observability import METRICS_CONTENT_TYPE, Metrics, RequestRecorder, store_exposition
 from conntel.api.routing import route
 from conntel.store.base import Store, StoreError
 
@@ -26,7 +26,11 @@ DASHBOARD_PAGE = (resources.files("conntel") / "web" / "index.html").read_bytes(
 def infra_routes(store: Store, metrics: Metrics, recorder: RequestRecorder) -> list[BaseRoute]:
     async def metrics_page(request: Request) -> Response:
         recorder.flush()  # this process's counts up to now (other workers fold theirs every tick)
-        return Response(metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
+        try:
+            fleet = store_exposition(await store.health_counts(), await store.webhook_outbox_depth())
+        except StoreError:  # the database away: the process's own metrics still answer
+            fleet = b""
+        return Response(metrics.exposition() + fleet, media_type=METRICS_CONTENT_TYPE)
 
     async def healthz(request: Request) -> Response:
         return ok({"status": "ok"})

@@ -14,10 +14,12 @@ import re
 import sys
 import time
 from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -70,6 +72,26 @@ class Metrics:
             "Requests served without a rate-limit check because the shared rate-limit storage did not answer",
             registry=self.registry,
         )
+        # Live tails (api/livefeed.py): one feed, so one store poll, per watched account per process.
+        self.live_streams = Gauge(
+            "conntel_live_streams", "Open live tails", registry=self.registry, multiprocess_mode="livesum"
+        )
+        self.live_feeds = Gauge(
+            "conntel_live_feeds", "Accounts polled for live tails", registry=self.registry, multiprocess_mode="livesum"
+        )
+        self.live_polls = Counter("conntel_live_polls", "Store polls made for live tails", registry=self.registry)
+        self.webhook_deliveries = Counter(
+            "conntel_webhook_deliveries",
+            "Webhook delivery attempts by outcome (delivered, failed: to be retried, given_up)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.live_endings = Counter(
+            "conntel_live_stream_endings",
+            "Live tails the server ended, by reason (revoked, expired, fell_behind, ...)",
+            ["reason"],
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # several worker processes: add up everyone's counts
@@ -80,6 +102,36 @@ class Metrics:
 
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class _StoreCollector:
+    def __init__(self, counts: list[tuple[str, str, int]], outbox: int):
+        self.counts = counts
+        self.outbox = outbox
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "conntel_connectors",
+            "Connectors by account and health (read from the store)",
+            labels=["account_id", "health"],
+        )
+        for account_id, health, count in self.counts:
+            family.add_metric([account_id, health], count)
+        yield family
+        yield GaugeMetricFamily(
+            "conntel_webhook_outbox",
+            "Webhook messages waiting to be delivered (read from the store)",
+            value=self.outbox,
+        )
+
+
+def store_exposition(counts: list[tuple[str, str, int]], outbox: int) -> bytes:
+    """Figures read from the store when scraped, the same whichever process is asked (so never added up
+    across workers): `conntel_connectors{account_id, health}` (the one metric with account ids: alerting
+    on a fleet needs them) and `conntel_webhook_outbox`."""
+    registry = CollectorRegistry()
+    registry.register(_StoreCollector(counts, outbox))
+    return generate_latest(registry)
 
 
 class _Tally:

@@ -21,6 +21,7 @@ from conntel.api.checkin import CheckInRoutes
 from conntel.api.connectors import LIST_QUERY as CONNECTOR_QUERY
 from conntel.api.connectors import ConnectorRoutes
 from conntel.api.events import LIST_QUERY, EventRoutes
+from conntel.api.health import HealthRoutes
 from conntel.api.interrupts import InterruptRoutes
 from conntel.api.openapi import build_openapi
 from conntel.api.params import Param
@@ -32,6 +33,7 @@ from conntel.api.tokens import TokenRoutes, TokenStatus
 from conntel.connectors import Connector, ConnectorCreate, ConnectorEdit, ConnectorUpdate, DeviceCredential
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.events import AppendResult, Event, EventList, LatestEvents, NewEvent
+from conntel.health import FleetHealth
 from conntel.interrupts import CheckIn, CheckInResult, Interrupt, InterruptCreate
 from conntel.snapshots import LatestSnapshots, RecordedSnapshot, Snapshot, SnapshotList
 
@@ -74,6 +76,7 @@ def operations_table(
     checkins: CheckInRoutes,
     snapshots: SnapshotRoutes,
     get_snapshot: ASGIApp,
+    health: HealthRoutes,
 ) -> list[Operation]:
     """Every JSON operation; `get_event` and `get_snapshot` serve the HEADs of Get Event and Get Snapshot
     (their GETs take the hot path)."""
@@ -197,6 +200,15 @@ def operations_table(
             body=list[Snapshot],  # type: ignore[valid-type]  # a type built at import time
             result=AppendResult,
             device=True,
+        ),
+        Operation(
+            "GET",
+            CONNECTORS + "/telemetry/health",
+            health.fleet,
+            "listFleetHealth",
+            "Fleet health: every connector's health, since when and why (conntel's own)",
+            READ_ACCEPTS,
+            result=FleetHealth,
         ),
         Operation(
             "GET",

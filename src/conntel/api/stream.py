@@ -2,25 +2,27 @@
 
 Each message's `id` is the event's position in its account (commit order), so a
 client that reconnects with `Last-Event-ID` resumes with no gap and no repeat.
-Streams poll the store, which makes them work across any number of server
-processes on one database: an event shows up within `POLL_SECONDS` of being
-acknowledged.
+Streams are fed by the store, polled once per account per process however
+many streams watch it (api/livefeed.py), which makes them work across any
+number of server processes on one database: an event shows up within
+`POLL_SECONDS` of being acknowledged. A stream that resumes from further back
+reads that part itself, then joins the feed.
 
-A stream is only as good as its credential: before every poll it is
-authorized again (api/auth.py `still_allowed`), reading the credential afresh
-from the store every `RECHECK_SECONDS` and checking expiry against the clock
-every time. When the credential is revoked, expires, loses the permission or
-the account, or a global key changes or its user leaves the account, the
-stream sends one last `event: error` message (the refusal a new request would
-get, with a `reason`) and ends, within a second.
+A stream is only as good as its credential: before every poll the feed
+authorizes each of its credentials again (api/auth.py `still_allowed`),
+reading it afresh from the store every `RECHECK_SECONDS` and checking expiry
+against the clock every time. When the credential is revoked, expires, loses
+the permission or the account, or a global key changes or its user leaves the
+account, the stream sends one last `event: error` message (the refusal a new
+request would get, with a `reason`) and ends, within a second. So does a
+stream whose client reads too slowly (`reason: fell_behind`; its message
+says the `Last-Event-ID` to resume from).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated
 
@@ -32,23 +34,16 @@ from starlette.responses import Response, StreamingResponse
 from conntel import ids
 from conntel.api.auth import CREDENTIAL_HEADERS, Authenticator
 from conntel.api.envelope import error_body
-from conntel.api.errors import ApiError, connector_not_found, invalid_query, store_unavailable
+from conntel.api.errors import ApiError, connector_not_found, invalid_query, store_unavailable, stream_fell_behind
+from conntel.api.livefeed import BATCH, BATCH_BYTES, Ended, LiveHub, Watcher
+from conntel.api.observability import Metrics
 from conntel.api.params import parse_query
 from conntel.api.routing import account_scope, connector_scope
 from conntel.credentials import READ_ACCEPTS
-from conntel.events import MAX_PAYLOAD_BYTES, PAYLOAD_DOC
+from conntel.events import PAYLOAD_DOC
 from conntel.store.base import Store, StreamedEvent
 
-POLL_SECONDS = 0.25
-# How often a stream reads its credential afresh from the store: with a poll's wait on top it stays within
-# the second revocation takes everywhere else (the credential cache's TTL).
-RECHECK_SECONDS = 0.5
 KEEP_ALIVE_SECONDS = 15.0
-BATCH = 500
-# At most this many bytes of payloads read and sent at once (or one event): a catching-up stream's
-# memory is bounded by bytes, not by its count of events. A batch over BATCH_BYTES - MAX_PAYLOAD_BYTES
-# may have been cut short of the next event, so the next poll follows at once.
-BATCH_BYTES = 2 << 20
 _encode = msgspec.json.Encoder().encode
 log = logging.getLogger("conntel")
 
@@ -93,9 +88,11 @@ _MAX_POSITION_DIGITS = len(str(ids.MAX_SEQUENCE))
 
 
 class StreamRoutes:
-    def __init__(self, store: Store, auth: Authenticator):
+    def __init__(self, store: Store, auth: Authenticator, metrics: Metrics):
         self.store = store
         self.auth = auth
+        self.metrics = metrics
+        self.hub = LiveHub(store, auth, sse_message, metrics)
 
     async def connector_stream(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
@@ -119,46 +116,52 @@ class StreamRoutes:
             position = _position(last)
         credentials = {name: request.headers[name] for name in _CREDENTIAL_NAMES if name in request.headers}
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-        messages = self._messages(account_id, connector_id, position, credentials)
+        messages = self._messages(account_id, Watcher(connector_id, credentials, position))
         return StreamingResponse(messages, media_type="text/event-stream", headers=headers)
 
-    async def _messages(
-        self, account_id: str, connector_id: str | None, position: int, credentials: dict[str, str]
-    ) -> AsyncIterator[bytes]:
+    async def _messages(self, account_id: str, watcher: Watcher) -> AsyncIterator[bytes]:
+        sent = watcher.position
+        self.metrics.live_streams.inc()
         # At once: the client knows it is connected, and where it is (to resume from, even before any event).
-        yield b"id: %d\n: stream open\n\n" % position
+        yield b"id: %d\n: stream open\n\n" % sent
         try:
-            async with contextlib.aclosing(self._poll(account_id, connector_id, position, credentials)) as polled:
-                async for message in polled:
+            joined_at = await self.hub.watch(account_id, watcher)
+            async with contextlib.aclosing(self._catch_up(account_id, watcher, sent, joined_at)) as backlog:
+                async for caught_up_to, message in backlog:
+                    sent = caught_up_to
+                    yield message
+            while True:
+                try:
+                    mail = await watcher.take(KEEP_ALIVE_SECONDS)
+                except Ended as ended:
+                    refusal = ended.refusal or (stream_fell_behind(sent), "fell_behind")
+                    self.metrics.live_endings.labels(refusal[1]).inc()
+                    yield sse_refusal(*refusal)
+                    return
+                if mail is None:
+                    yield b": keep-alive\n\n"
+                else:
+                    sent, message = mail
                     yield message
         except Exception as error:
             if not self.store.is_unavailable(error):
                 raise
-            # As a request would get a 503: one log line, and a last message the client can act on (reconnect
-            # with Last-Event-ID once the database is back: nothing is lost).
             log.warning("database unavailable on a live tail: %s: %s; stream ended", type(error).__name__, error)
+            self.metrics.live_endings.labels("store_unavailable").inc()
             yield sse_refusal(store_unavailable(1), "store_unavailable")
+        finally:
+            self.hub.leave(account_id, watcher)
+            self.metrics.live_streams.dec()
 
-    async def _poll(
-        self, account_id: str, connector_id: str | None, position: int, credentials: dict[str, str]
-    ) -> AsyncGenerator[bytes, None]:
-        quiet_since = checked = time.monotonic()
-        while True:
-            fresh = time.monotonic() - checked >= RECHECK_SECONDS
-            if fresh:
-                checked = time.monotonic()
-            refused = await self.auth.still_allowed(credentials, account_id, READ_ACCEPTS, fresh)
-            if refused is not None:
-                yield sse_refusal(*refused)
+    async def _catch_up(
+        self, account_id: str, watcher: Watcher, position: int, until: int
+    ) -> AsyncGenerator[tuple[int, bytes], None]:
+        """What lies between a resumed stream's position and the feed it joined (which brings what follows)."""
+        while position < until and not watcher.ended:
+            events = await self.store.events_after(account_id, position, watcher.connector_id, BATCH, BATCH_BYTES)
+            wanted = [event for event in events if event.seq <= until]
+            if wanted:
+                position = wanted[-1].seq
+                yield position, b"".join(sse_message(event) for event in wanted)
+            if len(wanted) < len(events) or not events:
                 return
-            events = await self.store.events_after(account_id, position, connector_id, BATCH, BATCH_BYTES)
-            if events:
-                position = events[-1].seq
-                quiet_since = time.monotonic()
-                yield b"".join(sse_message(event) for event in events)
-                if len(events) == BATCH or sum(len(ev.e_json) for ev in events) > BATCH_BYTES - MAX_PAYLOAD_BYTES:
-                    continue  # catching up: no pause
-            elif time.monotonic() - quiet_since >= KEEP_ALIVE_SECONDS:
-                quiet_since = time.monotonic()
-                yield b": keep-alive\n\n"
-            await asyncio.sleep(POLL_SECONDS)

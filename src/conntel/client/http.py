@@ -64,6 +64,10 @@ class Client:
         items: list[dict[str, Any]] = self._result(f"{self._events(connector)}/latest")["items"]
         return items
 
+    def fleet_health(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._result(f"{self._connectors()}/telemetry/health")["items"]
+        return items
+
     def connectors(self) -> list[dict[str, Any]]:
         connectors: list[dict[str, Any]] = self._result(self._connectors())
         return connectors

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from conntel.connectors import ConnectorRecord
 from conntel.events import AppendResult, ValidEvent
+from conntel.health import ConnectorHealth
 from conntel.interrupts import InterruptRecord
+from conntel.webhooks import DueMessage, WebhookRecord
 
 if TYPE_CHECKING:  # the snapshot types take a while to build: a CLI command that never meets one skips them
     from conntel.snapshots import ValidSnapshot
@@ -163,6 +165,11 @@ class TooManyConnectors(StoreError):
     def __init__(self, account_id: str, limit: int):
         super().__init__(f"Account {account_id} already has {limit:,} connectors, the most allowed")
         self.limit = limit
+
+
+class TooManyWebhooks(StoreError):
+    def __init__(self, account_id: str, limit: int):
+        super().__init__(f"Account {account_id} has {limit} webhooks already, the most it may have")
 
 
 class ForeignDatabase(StoreError):
@@ -363,6 +370,81 @@ class Store(Protocol):
 
     async def set_user_key(self, email: str, api_key_hash: bytes) -> None:
         """Replace the user's global key: the old one stops working (NotFound for no such user)."""
+        ...
+
+    # -- retention (by `a`, when conntel collected a row) --
+    async def prune(self, table: str, before: int, limit: int) -> int:
+        """Delete at most `limit` rows of the telemetry `table` (a key of sql.TELEMETRY_KEYS) collected
+        before `before` (seconds since the epoch), in one short transaction; how many it deleted."""
+        ...
+
+    async def count_older(self, table: str, before: int) -> int:
+        """How many rows of the telemetry `table` were collected before `before` (what prune would delete)."""
+        ...
+
+    async def reclaim(self, tables: Sequence[str]) -> None:
+        """Make the space of deleted rows reusable now, without blocking reads or writes (PostgreSQL:
+        VACUUM; SQLite reuses freed pages by itself: nothing to do)."""
+        ...
+
+    # -- fleet health (conntel/health.py) --
+    async def fleet_health(self, account_id: str) -> list[ConnectorHealth]:
+        """Every connector of the account with its health, since when and why, by connector id."""
+        ...
+
+    async def sweep_silent(self, now: int, default_seconds: int) -> int:
+        """Mark silent every healthy connector quiet for longer than its account's threshold (else
+        `default_seconds`); how many. Each change is made once, whichever processes sweep at once."""
+        ...
+
+    async def health_counts(self) -> list[tuple[str, str, int]]:
+        """(account_id, health, connectors) for every account and health that has any."""
+        ...
+
+    async def set_silent_after(self, account_id: str, seconds: int | None) -> None:
+        """The account's own silence threshold (None: the server's default); NotFound without the account."""
+        ...
+
+    # -- webhooks (conntel/webhooks.py) --
+    async def create_webhook(self, record: WebhookRecord, secret: str, max_per_account: int) -> None:
+        """NotFound without the account; TooManyWebhooks when it has `max_per_account` already."""
+        ...
+
+    async def list_webhooks(self, account_id: str | None) -> list[WebhookRecord]: ...
+
+    async def webhook_secret(self, webhook_id: str) -> tuple[str, str]:
+        """(url, secret) of an endpoint; NotFound without it."""
+        ...
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        """The endpoint and its messages; NotFound without it."""
+        ...
+
+    async def due_webhook_messages(self, now: int, limit: int) -> list[DueMessage]: ...
+
+    async def record_webhook_attempt(
+        self,
+        message: DueMessage,
+        now: int,
+        status: int | None,
+        error: str | None,
+        retry_at: int | None,
+        disable_failing_since: int,
+    ) -> None:
+        """One attempt's outcome: delivered (a 2xx `status`), else retried at `retry_at` or given up (None).
+        An endpoint failing since `disable_failing_since` or earlier is disabled, its messages given up."""
+        ...
+
+    async def webhook_outbox_depth(self) -> int: ...
+
+    # -- leases: one process at a time, among every process sharing the store --
+    async def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take the lease `name` for `holder` for `seconds` (by the database's clock), or renew it when
+        `holder` has it. False while another holder's lease has not lapsed."""
+        ...
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up (when `holder` has it), so another process may take it at once."""
         ...
 
     async def ping(self) -> None:

@@ -35,7 +35,7 @@ import asyncpg
 from conntel.store.base import StoreError, StoreUnavailable
 from conntel.store.migrations import migrations
 from conntel.store.postgres import PostgresStore
-from conntel.store.sql import CONNECTOR_COLUMNS, INTERRUPT_COLUMNS
+from conntel.store.sql import CONNECTOR_COLUMNS, HEALTH_COLUMNS, INTERRUPT_COLUMNS
 from conntel.store.urls import has_password, redacted
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ TABLES = (
     Table(
         "accounts",
         ("account_id",),
-        ("account_id", "name", "created_on", "next_seq"),
+        ("account_id", "name", "created_on", "next_seq", "silent_after"),
         describe=lambda k: f"account {k['account_id']}",
     ),
     Table(
@@ -114,7 +114,8 @@ TABLES = (
     Table(
         "connectors",
         ("account_id", "connector_id"),
-        (*CONNECTOR_COLUMNS, "version_t", "version_n"),  # the record, plus where last_seen_version came from
+        # The record, plus where last_seen_version came from, and its fleet health (conntel/health.py).
+        (*CONNECTOR_COLUMNS, "version_t", "version_n", *HEALTH_COLUMNS),
         blobs=("settings", "license_key_hash"),
         # Rows made before migration 0002 got last_updated = created_on; the same here for any left NULL.
         source_exprs={"last_updated": "coalesce(last_updated, created_on)"},
@@ -464,9 +465,13 @@ def _merge(table: Table, source: dict[str, Any], target: dict[str, Any]) -> dict
         return {}
     if table.name == "accounts":
         # Events ingested on the source since an earlier copy took stream positions there: keep the higher.
-        if any(source[c] != target[c] for c in table.rest if c != "next_seq"):
+        # A silence threshold set on the source since: the source's.
+        if any(source[c] != target[c] for c in table.rest if c not in ("next_seq", "silent_after")):
             return None
-        return {"next_seq": source["next_seq"]} if source["next_seq"] > target["next_seq"] else {}
+        changes = {"next_seq": source["next_seq"]} if source["next_seq"] > target["next_seq"] else {}
+        if source["silent_after"] != target["silent_after"]:
+            changes["silent_after"] = source["silent_after"]
+        return changes
     if table.name == "interrupts":
         # Executed on the source since an earlier copy: its triggered_at comes over (the first one is kept).
         if any(source[c] != target[c] for c in table.rest if c != "triggered_at"):

@@ -8,6 +8,7 @@ here (the API's credential cache is bounded to one second).
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from conntel.events import AppendResult, ValidEvent
+from conntel.health import ConnectorHealth
 from conntel.store import snapshot_codec
 from conntel.store.base import (
     AlreadyExists,
@@ -37,6 +39,7 @@ from conntel.store.base import (
     StreamedEvent,
     TokenRecord,
     TooManyConnectors,
+    TooManyWebhooks,
     UnknownInterrupt,
     UserRecord,
     fitting,
@@ -48,6 +51,7 @@ from conntel.store.sql import (
     check_snapshot_retry,
     connector_record,
     connector_row,
+    health_item,
     interrupt_record,
     interrupt_row,
     numbered,
@@ -56,8 +60,10 @@ from conntel.store.sql import (
     token_record,
     unique_events,
     unique_snapshots,
+    webhook_record,
 )
 from conntel.store.urls import redacted
+from conntel.webhooks import DueMessage, WebhookRecord
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -66,6 +72,7 @@ if TYPE_CHECKING:
 
     Conn = PoolConnectionProxy[asyncpg.Record]  # a connection as the pool lends it
 
+_RECLAIM_SHARE = 0.05  # reclaim: VACUUM a table once this share of its rows was pruned
 _MIGRATION_LOCK = 0x636F6E6E74656C  # "conntel": one advisory lock id for schema changes
 
 # Errors that mean the database cannot be used just now (PostgresStore.is_unavailable).
@@ -78,7 +85,8 @@ _UNAVAILABLE = (
     asyncpg.exceptions.InsufficientResourcesError,  # class 53: too many connections, disk full
 )
 
-SQL = Statements(numbered)  # rewritten once into asyncpg's $N placeholders
+# Rewritten once into asyncpg's $N placeholders; leases go by the database server's clock.
+SQL = Statements(numbered, now="extract(epoch from clock_timestamp())::float8")
 
 # What only PostgreSQL says: row locks, and a batch as arrays (unnest).
 # KEY SHARE: a concurrent delete of the connector waits for the batch (and then removes it).
@@ -211,6 +219,7 @@ class PostgresStore:
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._reads: ReadLane | None = None
+        self._deleted: Counter[str] = Counter()  # rows pruned per table since this process last VACUUMed it
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -392,6 +401,105 @@ class PostgresStore:
         rows = await self.pool.fetch(SQL.latest_event_sizes, account_id, connector_id, limit)
         return [(row[0], row[1], row[2]) for row in rows]
 
+    # -- retention --
+    async def prune(self, table: str, before: int, limit: int) -> int:
+        statement = SQL.prune[table]
+        async with self.pool.acquire() as conn, conn.transaction():
+            deleted = 0
+            for (account_id,) in await conn.fetch(SQL.account_ids):
+                status = await conn.execute(statement, account_id, before, limit - deleted)
+                deleted += int(status.split()[-1])  # "DELETE n"
+                if deleted >= limit:
+                    break
+        self._deleted[table] += deleted
+        return deleted
+
+    async def count_older(self, table: str, before: int) -> int:
+        statement = SQL.count_older[table]
+        async with self.pool.acquire() as conn:
+            return sum([await conn.fetchval(statement, row[0], before) for row in await conn.fetch(SQL.account_ids)])
+
+    async def reclaim(self, tables: Sequence[str]) -> None:
+        """VACUUM (not FULL: it blocks no reads or writes) a table once this process has deleted 5% of its
+        rows since the last one, so their space is reused by new rows instead of growing the table, and
+        without scanning every index after every small pass (autovacuum's default waits for 20%)."""
+        async with self.pool.acquire() as conn:
+            for table in tables:
+                if table not in SQL.prune:  # a closed set: never an arbitrary name in SQL text
+                    continue
+                rows = await conn.fetchval("SELECT reltuples FROM pg_class WHERE oid = $1::regclass", table)
+                if self._deleted[table] >= _RECLAIM_SHARE * max(rows or 0, 0):
+                    await conn.execute(f"VACUUM {table}")
+                    self._deleted[table] = 0
+
+    # -- fleet health --
+    async def fleet_health(self, account_id: str) -> list[ConnectorHealth]:
+        return [health_item(tuple(row)) for row in await self.pool.fetch(SQL.fleet_health, account_id)]
+
+    async def sweep_silent(self, now: int, default_seconds: int) -> int:
+        status = await self.pool.execute(SQL.sweep_silent, now, default_seconds)
+        return int(status.rpartition(" ")[2])
+
+    async def health_counts(self) -> list[tuple[str, str, int]]:
+        return [(row[0], row[1], row[2]) for row in await self.pool.fetch(SQL.health_counts)]
+
+    async def set_silent_after(self, account_id: str, seconds: int | None) -> None:
+        if await self.pool.execute(SQL.set_silent_after, seconds, account_id) == "UPDATE 0":
+            raise NotFound(f"No account {account_id}")
+
+    # -- webhooks --
+    async def create_webhook(self, record: WebhookRecord, secret: str, max_per_account: int) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval(_LOCK_ACCOUNT, record.account_id) is None:  # concurrent creates count in turn
+                raise NotFound(f"No account {record.account_id}")
+            if await conn.fetchval(SQL.count_webhooks, record.account_id) >= max_per_account:
+                raise TooManyWebhooks(record.account_id, max_per_account)
+            await conn.execute(SQL.insert_webhook, record.webhook_id, record.account_id, record.url, secret,
+                               json.dumps(record.event_types), record.created_on)  # fmt: skip
+
+    async def list_webhooks(self, account_id: str | None) -> list[WebhookRecord]:
+        return [webhook_record(tuple(row)) for row in await self.pool.fetch(SQL.list_webhooks, account_id)]
+
+    async def webhook_secret(self, webhook_id: str) -> tuple[str, str]:
+        row = await self.pool.fetchrow(SQL.webhook_secret, webhook_id)
+        if row is None:
+            raise NotFound(f"No webhook {webhook_id}")
+        return row[0], row[1]
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.execute(SQL.delete_webhook, webhook_id) == "DELETE 0":
+                raise NotFound(f"No webhook {webhook_id}")
+            await conn.execute(SQL.delete_webhook_messages, webhook_id)
+
+    async def due_webhook_messages(self, now: int, limit: int) -> list[DueMessage]:
+        return [DueMessage(*row) for row in await self.pool.fetch(SQL.due_messages, now, limit)]
+
+    async def record_webhook_attempt(
+        self,
+        message: DueMessage,
+        now: int,
+        status: int | None,
+        error: str | None,
+        retry_at: int | None,
+        disable_failing_since: int,
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for sql, params in SQL.attempt(message, now, status, error, retry_at):
+                await conn.execute(sql, *params)
+            if await conn.execute(SQL.disable_webhook, message.webhook_id, now, disable_failing_since) != "UPDATE 0":
+                await conn.execute(SQL.give_up_messages, message.webhook_id, now)
+
+    async def webhook_outbox_depth(self) -> int:
+        return int(await self.pool.fetchval(SQL.outbox_depth))
+
+    # -- leases --
+    async def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        return await self.pool.fetchval(SQL.acquire_lease, name, holder, seconds) is not None
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self.pool.execute(SQL.release_lease, name, holder)
+
     # -- snapshots --
     async def append_snapshots(
         self, account_id: str, connector_id: str, snapshots: Sequence[ValidSnapshot], received_at: int
@@ -420,6 +528,8 @@ class PostgresStore:
                 batch = {s.t: s for s, _ in recorded}
                 for t, body in differing:
                     check_snapshot_retry(batch[t], body)
+            await conn.execute(SQL.note_checkin, account_id, connector_id, received_at)  # a push is a heartbeat
+            await conn.execute(SQL.note_reporting, account_id, connector_id, received_at)
         return AppendResult(len(inserted), len(snapshots) - len(inserted))
 
     async def get_snapshot(self, account_id: str, connector_id: str, t: int) -> StoredSnapshot | None:
@@ -517,6 +627,7 @@ class PostgresStore:
         async with self.pool.acquire() as conn, conn.transaction():
             # In key order, so two processes flushing at once take the row locks in the same order.
             await conn.executemany(SQL.note_checkin, sorted(beats))
+            await conn.executemany(SQL.note_reporting, sorted(beats))
 
     async def server_secret(self, name: str) -> bytes:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -15,12 +15,25 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from msgspec import UNSET
 
 from conntel.connectors import ConnectorRecord, ConnectorSettings
 from conntel.events import ValidEvent, same_content
+from conntel.health import (
+    FAILING,
+    FAILURE_SUFFIX,
+    HEALTHY,
+    NO_HEARTBEAT,
+    OUTCOME_KINDS,
+    REPORTING,
+    SILENT,
+    ConnectorHealth,
+    EventRef,
+)
 from conntel.interrupts import InterruptRecord
 from conntel.store import snapshot_codec
 from conntel.store.base import EventConflict, SnapshotConflict, TokenRecord
+from conntel.webhooks import DueMessage, WebhookRecord
 
 if TYPE_CHECKING:  # imported where used: building the snapshot types is no part of a light CLI start
     from conntel.snapshots import ValidSnapshot
@@ -42,6 +55,10 @@ CONNECTOR_COLUMNS = (
     "last_seen_version",
 )
 _COLUMNS = ", ".join(CONNECTOR_COLUMNS)
+# A connector's fleet health, kept by the statements below (conntel/health.py).
+HEALTH_COLUMNS = (
+    "outcome_t", "outcome_n", "outcome_k", "health", "health_since", "health_reason", "health_t", "health_n",
+)  # fmt: skip
 _KEY = "account_id = ?1 AND connector_id = ?2"
 # InterruptRecord as table columns, in its field order.
 INTERRUPT_COLUMNS = ("account_id", "connector_id", "interrupt_id", "action", "purge", "submitted_at", "triggered_at")
@@ -64,10 +81,19 @@ def _as_written(sql: str) -> str:
     return sql
 
 
-class Statements:
-    """Every statement the two adapters share, in one driver's placeholder style."""
+# The telemetry tables retention prunes, each with its key (a batch deletes these rows).
+TELEMETRY_KEYS: dict[str, str] = {"events": "account_id, connector_id, t, n"}
 
-    def __init__(self, placeholders: Callable[[str], str] = _as_written) -> None:
+
+class Statements:
+    """Every statement the two adapters share, in one driver's placeholder style.
+
+    `now` is the database's clock in seconds since the epoch, as an SQL expression: leases compare
+    against it, so processes on several hosts need not agree on the time."""
+
+    def __init__(
+        self, placeholders: Callable[[str], str] = _as_written, now: str = "(julianday('now') - 2440587.5) * 86400.0"
+    ) -> None:
         p = placeholders
         # -- telemetry events: (account_id, connector_id, ...) --
         self.get_event = p("SELECT a, v, e FROM events WHERE account_id = ? AND connector_id = ? AND t = ? AND n = ?")
@@ -112,6 +138,94 @@ class Statements:
         self.note_version = p(
             f"UPDATE connectors SET last_seen_version = ?3, version_t = ?4, version_n = ?5 WHERE {_KEY}"
             " AND (coalesce(version_t, -1), coalesce(version_n, -1)) < (?4, ?5)"
+        )
+        # -- fleet health (conntel/health.py) --
+        # (account_id, connector_id, t, n, k): the batch's newest outcome event, when newer than the one kept.
+        self.note_outcome = p(
+            f"UPDATE connectors SET outcome_t = ?3, outcome_n = ?4, outcome_k = ?5 WHERE {_KEY}"
+            " AND (coalesce(outcome_t, -1), coalesce(outcome_n, -1)) < (?3, ?4)"
+        )
+        # (account_id, connector_id, received_at, t, n of the batch's newest event): a connector that just
+        # pushed is failing (its newest outcome failed) or healthy; when that is a change, since now, and
+        # why: the outcome event, or its newest event when it reports again after a silence.
+        decided = f"CASE WHEN outcome_k LIKE '%{FAILURE_SUFFIX}' THEN '{FAILING}' ELSE '{HEALTHY}' END"
+        by_outcome = f"outcome_k LIKE '%{FAILURE_SUFFIX}' OR health = '{FAILING}'"
+        self.note_health = p(
+            f"UPDATE connectors SET health = {decided}, health_since = ?3,"
+            f" health_reason = CASE WHEN {by_outcome} THEN outcome_k ELSE '{REPORTING}' END,"
+            f" health_t = CASE WHEN {by_outcome} THEN outcome_t ELSE ?4 END,"
+            f" health_n = CASE WHEN {by_outcome} THEN outcome_n ELSE ?5 END"
+            f" WHERE {_KEY} AND health <> {decided}"
+        )
+        # (now, default threshold): healthy connectors quiet for longer than their account's threshold.
+        threshold = (
+            "coalesce((SELECT silent_after FROM accounts WHERE accounts.account_id = connectors.account_id), ?2)"
+        )
+        self.sweep_silent = p(
+            f"UPDATE connectors SET health = '{SILENT}', health_reason = '{NO_HEARTBEAT}',"
+            f" health_since = last_heartbeat + {threshold}, health_t = NULL, health_n = NULL"
+            f" WHERE health = '{HEALTHY}' AND last_heartbeat < ?1 - {threshold}"
+        )
+        self.fleet_health = p(
+            "SELECT connector_id, health, coalesce(health_since, created_on), health_reason, last_heartbeat,"
+            " health_t, health_n FROM connectors WHERE account_id = ? ORDER BY connector_id"
+        )
+        self.health_counts = p("SELECT account_id, health, count(*) FROM connectors GROUP BY account_id, health")
+        self.set_silent_after = p("UPDATE accounts SET silent_after = ? WHERE account_id = ?")
+        # -- webhooks (conntel/webhooks.py); messages are made by a trigger (the webhooks migration) --
+        self.insert_webhook = p(
+            "INSERT INTO webhooks (webhook_id, account_id, url, secret, event_types, created_on)"
+            " VALUES (?, ?, ?, ?, ?, ?)"
+        )
+        self.count_webhooks = p("SELECT count(*) FROM webhooks WHERE account_id = ?")
+        # (account_id or None): rows in WebhookRecord order, with how many messages wait for each
+        self.list_webhooks = p(
+            "SELECT webhook_id, account_id, url, event_types, created_on, failures, failing_since, delivered,"
+            " last_attempt, last_status, last_error, disabled_on, (SELECT count(*) FROM webhook_messages m"
+            " WHERE m.webhook_id = webhooks.webhook_id AND delivered_on IS NULL AND given_up_on IS NULL)"
+            " FROM webhooks WHERE (CAST(?1 AS TEXT) IS NULL OR account_id = ?1)"
+            " ORDER BY account_id, created_on, webhook_id"
+        )
+        self.webhook_secret = p("SELECT url, secret FROM webhooks WHERE webhook_id = ?")
+        self.delete_webhook = p("DELETE FROM webhooks WHERE webhook_id = ?")
+        self.delete_webhook_messages = p("DELETE FROM webhook_messages WHERE webhook_id = ?")
+        # (now, limit): messages whose attempt is due, to enabled endpoints, the longest waiting first
+        self.due_messages = p(
+            "SELECT m.message_id, m.webhook_id, w.url, w.secret, m.body, m.attempts"
+            " FROM webhook_messages m JOIN webhooks w ON w.webhook_id = m.webhook_id"
+            " WHERE m.delivered_on IS NULL AND m.given_up_on IS NULL AND m.next_attempt <= ?1"
+            " AND w.disabled_on IS NULL ORDER BY m.next_attempt LIMIT ?2"
+        )
+        # (message_id, now or the next attempt's time)
+        self.message_delivered = p(
+            "UPDATE webhook_messages SET attempts = attempts + 1, delivered_on = ?2 WHERE message_id = ?1"
+        )
+        self.message_retry = p(
+            "UPDATE webhook_messages SET attempts = attempts + 1, next_attempt = ?2 WHERE message_id = ?1"
+        )
+        self.message_given_up = p(
+            "UPDATE webhook_messages SET attempts = attempts + 1, given_up_on = ?2 WHERE message_id = ?1"
+        )
+        # (webhook_id, now, status or None, error or None)
+        self.webhook_succeeded = p(
+            "UPDATE webhooks SET failures = 0, failing_since = NULL, delivered = delivered + 1,"
+            " last_attempt = ?2, last_status = ?3, last_error = ?4 WHERE webhook_id = ?1"
+        )
+        self.webhook_failed = p(
+            "UPDATE webhooks SET failures = failures + 1, failing_since = coalesce(failing_since, ?2),"
+            " last_attempt = ?2, last_status = ?3, last_error = ?4 WHERE webhook_id = ?1"
+        )
+        # (webhook_id, now, failing since at most): an endpoint failing for too long is disabled...
+        self.disable_webhook = p(
+            "UPDATE webhooks SET disabled_on = ?2 WHERE webhook_id = ?1 AND disabled_on IS NULL AND failing_since <= ?3"
+        )
+        # ... (webhook_id, now) and its waiting messages given up
+        self.give_up_messages = p(
+            "UPDATE webhook_messages SET given_up_on = ?2"
+            " WHERE webhook_id = ?1 AND delivered_on IS NULL AND given_up_on IS NULL"
+        )
+        self.outbox_depth = p(
+            "SELECT count(*) FROM webhook_messages WHERE delivered_on IS NULL AND given_up_on IS NULL"
         )
         # -- snapshots: (account_id, connector_id, ...); `body` is a zstd frame (snapshot_codec) --
         self.get_snapshot = p("SELECT a, body FROM snapshots WHERE account_id = ? AND connector_id = ? AND t = ?")
@@ -194,21 +308,78 @@ class Statements:
             " last_updated = CASE WHEN last_updated < ?3 THEN ?3 ELSE last_updated END"
             f" WHERE {_KEY} AND coalesce(last_heartbeat, -1) < ?3"
         )
+        # (account_id, connector_id, seconds): after a check-in or a snapshot push, a silent connector reports
+        # again (one failing stays failing: only its events decide that).
+        self.note_reporting = p(
+            f"UPDATE connectors SET health = '{HEALTHY}', health_since = ?3, health_reason = '{REPORTING}',"
+            f" health_t = NULL, health_n = NULL WHERE {_KEY} AND health = '{SILENT}'"
+        )
         self.insert_secret = p("INSERT INTO server_secrets VALUES (?, ?) ON CONFLICT DO NOTHING")
         self.server_secret = p("SELECT secret FROM server_secrets WHERE name = ?")
+        # -- retention: by `a`, account by account (the index events_by_arrival starts with account_id) --
+        self.account_ids = p("SELECT account_id FROM accounts ORDER BY account_id")
+        # (account_id, before, limit): one small batch of rows collected before `before`
+        self.prune = {
+            table: p(
+                f"DELETE FROM {table} WHERE ({key}) IN"
+                f" (SELECT {key} FROM {table} WHERE account_id = ? AND a < ? LIMIT ?)"
+            )
+            for table, key in TELEMETRY_KEYS.items()
+        }
+        self.count_older = {
+            table: p(f"SELECT count(*) FROM {table} WHERE account_id = ? AND a < ?") for table in TELEMETRY_KEYS
+        }
+        # -- leases: (name, holder, seconds) taken or renewed when free, lapsed, or the holder's own --
+        self.acquire_lease = p(
+            f"INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, {now} + ?3)"
+            " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at"
+            f" WHERE leases.holder = excluded.holder OR leases.expires_at <= {now} RETURNING holder"
+        )
+        self.release_lease = p("DELETE FROM leases WHERE name = ? AND holder = ?")
+
+    def attempt(
+        self, message: DueMessage, now: int, status: int | None, error: str | None, retry_at: int | None
+    ) -> list[tuple[str, tuple[Any, ...]]]:
+        """The updates that record one delivery attempt, on the message and on its endpoint."""
+        if status is not None and 200 <= status < 300:
+            return [(self.message_delivered, (message.message_id, now)),
+                    (self.webhook_succeeded, (message.webhook_id, now, status, None))]  # fmt: skip
+        message_update = (self.message_retry, (message.message_id, retry_at)) if retry_at is not None else (
+            self.message_given_up, (message.message_id, now))  # fmt: skip
+        return [message_update, (self.webhook_failed, (message.webhook_id, now, status, error))]
 
     def activity(
         self, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int
     ) -> list[tuple[str, tuple[Any, ...]]]:
-        """The updates that keep a connector's heartbeat and last seen version true as its events arrive."""
+        """The updates that keep a connector's heartbeat, last seen version and health true as its events
+        arrive (run in the ingestion's transaction, in this order)."""
         updates: list[tuple[str, tuple[Any, ...]]] = [(self.note_heartbeat, (account_id, connector_id, received_at))]
         newest = newest_versioned(events)
         if newest is not None:
             updates.append((self.note_version, (account_id, connector_id, newest.v, newest.t, newest.n)))
+        outcome = max((ev for ev in events if ev.kind in OUTCOME_KINDS), key=lambda ev: (ev.t, ev.n), default=None)
+        if outcome is not None:
+            updates.append((self.note_outcome, (account_id, connector_id, outcome.t, outcome.n, outcome.kind)))
+        if events:
+            last = max(events, key=lambda ev: (ev.t, ev.n))
+            updates.append((self.note_health, (account_id, connector_id, received_at, last.t, last.n)))
         return updates
 
 
 # -- rows --
+def webhook_record(row: Sequence[Any]) -> WebhookRecord:
+    """A list_webhooks row (event types as their JSON array)."""
+    webhook_id, account_id, url, types, *rest = row
+    return WebhookRecord(webhook_id, account_id, url, tuple(json.loads(types)), *rest)
+
+
+def health_item(row: Sequence[Any]) -> ConnectorHealth:
+    """A fleet_health row (store/sql.py) as the API's item."""
+    connector_id, health, since, reason, last_heartbeat, t, n = row
+    event = EventRef(t, n) if t is not None else UNSET
+    return ConnectorHealth(connector_id, health, since, reason, last_heartbeat, event)
+
+
 def connector_row(record: ConnectorRecord) -> tuple[Any, ...]:
     """The record as column values, in CONNECTOR_COLUMNS order (settings as JSON)."""
     values = {column: getattr(record, column) for column in CONNECTOR_COLUMNS}

@@ -11,6 +11,7 @@ survives a crash of the process and of the machine.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import sqlite3
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from conntel.events import AppendResult, ValidEvent
+from conntel.health import ConnectorHealth
 from conntel.store import snapshot_codec
 from conntel.store.base import (
     AlreadyExists,
@@ -45,6 +47,7 @@ from conntel.store.base import (
     StreamedEvent,
     TokenRecord,
     TooManyConnectors,
+    TooManyWebhooks,
     UnknownInterrupt,
     UserRecord,
     fitting,
@@ -56,6 +59,7 @@ from conntel.store.sql import (
     check_snapshot_retry,
     connector_record,
     connector_row,
+    health_item,
     interrupt_record,
     interrupt_row,
     permissions_json,
@@ -63,7 +67,9 @@ from conntel.store.sql import (
     token_record,
     unique_events,
     unique_snapshots,
+    webhook_record,
 )
+from conntel.webhooks import DueMessage, WebhookRecord
 
 if TYPE_CHECKING:  # the snapshot types are built where snapshots are decoded (api), not on a CLI start
     from conntel.snapshots import ValidSnapshot
@@ -382,6 +388,110 @@ class SqliteStore:
         rows = self._read().execute(SQL.latest_event_sizes, (account_id, connector_id, limit))
         return [(t, n, size) for t, n, size in rows]
 
+    # -- retention --
+    async def prune(self, table: str, before: int, limit: int) -> int:
+        statement = SQL.prune[table]
+
+        def work(conn: sqlite3.Connection) -> int:
+            deleted = 0
+            for (account_id,) in conn.execute(SQL.account_ids).fetchall():
+                deleted += conn.execute(statement, (account_id, before, limit - deleted)).rowcount
+                if deleted >= limit:
+                    break
+            return deleted
+
+        return await self._write(work)
+
+    async def count_older(self, table: str, before: int) -> int:
+        conn = self._read()
+        statement = SQL.count_older[table]
+        return sum(
+            conn.execute(statement, (account_id, before)).fetchone()[0]
+            for (account_id,) in conn.execute(SQL.account_ids).fetchall()
+        )
+
+    async def reclaim(self, tables: Sequence[str]) -> None:
+        """Nothing to do: SQLite puts a deleted row's pages on its freelist and reuses them for new rows."""
+
+    # -- fleet health --
+    async def fleet_health(self, account_id: str) -> list[ConnectorHealth]:
+        return [health_item(row) for row in self._read().execute(SQL.fleet_health, (account_id,))]
+
+    async def sweep_silent(self, now: int, default_seconds: int) -> int:
+        return await self._write(lambda conn: conn.execute(SQL.sweep_silent, (now, default_seconds)).rowcount)
+
+    async def health_counts(self) -> list[tuple[str, str, int]]:
+        return [(account, health, count) for account, health, count in self._read().execute(SQL.health_counts)]
+
+    async def set_silent_after(self, account_id: str, seconds: int | None) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if conn.execute(SQL.set_silent_after, (seconds, account_id)).rowcount == 0:
+                raise NotFound(f"No account {account_id}")
+
+        await self._write(work)
+
+    # -- webhooks --
+    async def create_webhook(self, record: WebhookRecord, secret: str, max_per_account: int) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if conn.execute(SQL.account_exists, (record.account_id,)).fetchone() is None:
+                raise NotFound(f"No account {record.account_id}")
+            if conn.execute(SQL.count_webhooks, (record.account_id,)).fetchone()[0] >= max_per_account:
+                raise TooManyWebhooks(record.account_id, max_per_account)
+            conn.execute(SQL.insert_webhook, (record.webhook_id, record.account_id, record.url, secret,
+                                              json.dumps(record.event_types), record.created_on))  # fmt: skip
+
+        await self._write(work)
+
+    async def list_webhooks(self, account_id: str | None) -> list[WebhookRecord]:
+        return [webhook_record(row) for row in self._read().execute(SQL.list_webhooks, (account_id,))]
+
+    async def webhook_secret(self, webhook_id: str) -> tuple[str, str]:
+        row = self._read().execute(SQL.webhook_secret, (webhook_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"No webhook {webhook_id}")
+        return row[0], row[1]
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            if conn.execute(SQL.delete_webhook, (webhook_id,)).rowcount == 0:
+                raise NotFound(f"No webhook {webhook_id}")
+            conn.execute(SQL.delete_webhook_messages, (webhook_id,))
+
+        await self._write(work)
+
+    async def due_webhook_messages(self, now: int, limit: int) -> list[DueMessage]:
+        return [DueMessage(*row) for row in self._read().execute(SQL.due_messages, (now, limit))]
+
+    async def record_webhook_attempt(
+        self,
+        message: DueMessage,
+        now: int,
+        status: int | None,
+        error: str | None,
+        retry_at: int | None,
+        disable_failing_since: int,
+    ) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            for sql, params in SQL.attempt(message, now, status, error, retry_at):
+                conn.execute(sql, params)
+            if conn.execute(SQL.disable_webhook, (message.webhook_id, now, disable_failing_since)).rowcount:
+                conn.execute(SQL.give_up_messages, (message.webhook_id, now))
+
+        await self._write(work)
+
+    async def webhook_outbox_depth(self) -> int:
+        return int(self._read().execute(SQL.outbox_depth).fetchone()[0])
+
+    # -- leases --
+    async def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            return conn.execute(SQL.acquire_lease, (name, holder, seconds)).fetchone() is not None
+
+        return await self._write(work)
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        await self._write(lambda conn: conn.execute(SQL.release_lease, (name, holder)))
+
     # -- snapshots --
     async def append_snapshots(
         self, account_id: str, connector_id: str, snapshots: Sequence[ValidSnapshot], received_at: int
@@ -407,6 +517,8 @@ class SqliteStore:
                     (body,) = conn.execute(SQL.recorded_snapshot, (account_id, connector_id, snapshot.t)).fetchone()
                     if body != row[5]:
                         check_snapshot_retry(snapshot, body)
+            conn.execute(SQL.note_checkin, (account_id, connector_id, received_at))  # a push is a heartbeat
+            conn.execute(SQL.note_reporting, (account_id, connector_id, received_at))
             return AppendResult(inserted, len(snapshots) - inserted)
 
         return await self._write(work)
@@ -540,7 +652,11 @@ class SqliteStore:
         return await self._write(work)
 
     async def note_heartbeats(self, beats: Sequence[tuple[str, str, int]]) -> None:
-        await self._write(lambda conn: conn.executemany(SQL.note_checkin, beats))
+        def work(conn: sqlite3.Connection) -> None:
+            conn.executemany(SQL.note_checkin, beats)
+            conn.executemany(SQL.note_reporting, beats)
+
+        await self._write(work)
 
     async def server_secret(self, name: str) -> bytes:
         def work(conn: sqlite3.Connection) -> bytes:

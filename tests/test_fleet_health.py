@@ -1,0 +1,131 @@
+"""Fleet health on the server: failing, silent and healthy, since when and why, for a whole account at once."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import httpx
+from helpers import World, bearer, cli, post_events, wait_for
+from test_reading_cli import run as run_cli
+
+T0 = 1_700_400_000
+
+
+def health_url(world: World, account: str | None = None) -> str:
+    return f"{world.server.base_url}/accounts/{account or world.account}/magic/connectors/telemetry/health"
+
+
+def fleet(world: World, account: str | None = None, token: str | None = None) -> dict[str, dict]:
+    response = httpx.get(health_url(world, account), headers=bearer(token or world.read_token))
+    assert response.status_code == 200, response.text
+    result = response.json()["result"]
+    assert result["count"] == len(result["items"])
+    return {item["connector_id"]: item for item in result["items"]}
+
+
+def event(t: int, kind: str = "Reconcile", n: int = 0) -> dict:
+    payload: dict = {"k": kind}
+    if kind.startswith("Finish") and kind.endswith("Failure"):
+        payload["e"] = "it broke"
+    return {"t": t, "n": n, "e": payload, "v": "2025.1.0"}
+
+
+def test_a_new_connector_is_silent_until_it_reports_then_healthy(world: World):
+    before = int(time.time())
+    connector = world.new_connector()
+    item = fleet(world)[connector]
+    assert item["health"] == "silent" and item["reason"] == "never_reported"
+    assert item["since"] >= before - 1 and item["last_heartbeat"] is None and "event" not in item
+
+    post_events(world, [event(T0), event(T0 + 5, n=1)], connector=connector).raise_for_status()
+    item = fleet(world)[connector]
+    assert item["health"] == "healthy" and item["reason"] == "reporting"
+    assert item["event"] == {"t": T0 + 5, "n": 1}  # the newest event it reported again with
+    assert item["since"] == item["last_heartbeat"] >= before - 1
+
+
+def test_the_newest_outcome_decides_failing_and_a_newer_success_clears_it(world: World):
+    connector = world.new_connector()
+    post_events(world, [event(T0), event(T0 + 10, "FinishUpgradeFailure")], connector=connector).raise_for_status()
+    item = fleet(world)[connector]
+    assert (item["health"], item["reason"], item["event"]) == (
+        "failing",
+        "FinishUpgradeFailure",
+        {"t": T0 + 10, "n": 0},
+    )
+    # An older success (by t) changes nothing; other kinds neither.
+    post_events(world, [event(T0 + 5, "FinishAttestationSuccess"), event(T0 + 20)], connector=connector)
+    assert fleet(world)[connector]["health"] == "failing"
+    # A newer success of any of the four clears it, and says so.
+    post_events(world, [event(T0 + 30, "FinishRotatePkiSuccess")], connector=connector).raise_for_status()
+    item = fleet(world)[connector]
+    assert (item["health"], item["reason"], item["event"]) == (
+        "healthy",
+        "FinishRotatePkiSuccess",
+        {"t": T0 + 30, "n": 0},
+    )
+    # A failure again, in the same batch as later ordinary events: failing, by the failure.
+    post_events(
+        world, [event(T0 + 40, "FinishRotateCryptKeyFailure"), event(T0 + 41)], connector=connector
+    ).raise_for_status()
+    item = fleet(world)[connector]
+    assert (item["health"], item["event"]) == ("failing", {"t": T0 + 40, "n": 0})
+
+
+def test_a_quiet_connector_turns_silent_by_itself_and_healthy_when_it_reports(world: World):
+    account = cli("accounts", "create", db=world.db)["id"]
+    token = cli("tokens", "create", "--account", account, "--permission", "Magic WAN Write", db=world.db)["value"]
+    quiet, failing = (cli("connectors", "create", "--account", account, db=world.db)["id"] for _ in range(2))
+    assert cli("accounts", "silent-after", "--account", account, "1s", db=world.db)["silent_after_seconds"] == 1
+
+    def url(connector: str) -> str:
+        return f"{world.server.base_url}/accounts/{account}/magic/connectors/{connector}/telemetry/events"
+
+    httpx.post(url(quiet), json=[event(T0)], headers=bearer(token)).raise_for_status()
+    httpx.post(url(failing), json=[event(T0, "FinishUpgradeFailure")], headers=bearer(token)).raise_for_status()
+    assert fleet(world, account, token)[quiet]["health"] == "healthy"
+
+    # No request needed: the server notices (within its sweep interval of the threshold).
+    wait_for(lambda: fleet(world, account, token)[quiet]["health"] == "silent", timeout=15)
+    items = fleet(world, account, token)
+    assert items[quiet]["reason"] == "no_heartbeat" and "event" not in items[quiet]
+    assert items[quiet]["since"] == items[quiet]["last_heartbeat"] + 1
+    assert items[failing]["health"] == "failing"  # failing outranks silent
+
+    httpx.post(url(quiet), json=[event(T0 + 60)], headers=bearer(token)).raise_for_status()
+    item = fleet(world, account, token)[quiet]
+    assert (item["health"], item["reason"]) == ("healthy", "reporting")
+    assert cli("accounts", "silent-after", "--account", account, "default", db=world.db)["silent_after_seconds"] is None
+
+
+def test_fleet_health_takes_read_or_write_on_its_own_account_only(world: World):
+    assert httpx.get(health_url(world), headers=bearer(world.write_token)).status_code == 200
+    assert httpx.get(health_url(world)).status_code == 400  # no credentials
+    assert httpx.get(health_url(world, world.other_account), headers=bearer(world.read_token)).status_code == 403
+    refused = httpx.get(health_url(world) + "?health=failing", headers=bearer(world.read_token))
+    assert refused.status_code == 400 and refused.json()["errors"][0]["code"] == 20010
+
+
+def test_metrics_count_connectors_by_account_and_health(world: World):
+    items = fleet(world)
+    text = httpx.get(world.server.origin + "/metrics").text
+    for health in ("healthy", "failing", "silent"):
+        expected = sum(item["health"] == health for item in items.values())
+        found = re.search(
+            rf'^conntel_connectors\{{account_id="{world.account}",health="{health}"\}} (\S+)$', text, re.M
+        )
+        assert (float(found.group(1)) if found else 0) == expected
+
+
+def test_conntel_fleet_lists_failing_first(world: World):
+    connector = world.new_connector()
+    post_events(world, [event(T0 + 100, "FinishUpgradeFailure")], connector=connector).raise_for_status()
+    done = run_cli(world, "fleet", "--json")
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert rows[0]["health"] == "failing" and {row["connector_id"] for row in rows} == set(fleet(world))
+    order = {"failing": 0, "silent": 1, "healthy": 2}
+    assert [order[row["health"]] for row in rows] == sorted(order[row["health"]] for row in rows)
+    table = run_cli(world, "fleet").stdout
+    assert connector in table and "FinishUpgradeFailure" in table and "failing" in table

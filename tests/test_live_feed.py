@@ -1,0 +1,131 @@
+"""Live tails at scale: one store poll per account per process, and a slow reader never holds up the others."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import time
+
+import httpx
+from helpers import World, bearer, post_events, wait_for
+from test_stream import SseReader, stream_url
+
+T0 = 1_700_300_000
+
+
+def metric(world: World, name: str) -> float:
+    text = httpx.get(world.server.origin + "/metrics").text
+    found = re.search(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def events(start: int, count: int, pad: int = 0) -> list[dict]:
+    return [
+        {"t": T0 + start + i, "n": 0, "e": {"k": "Reconcile", "i": start + i, **({"pad": "p" * pad} if pad else {})}}
+        for i in range(count)
+    ]
+
+
+def test_many_streams_of_one_account_share_one_store_poll(world: World):
+    connectors = [world.new_connector() for _ in range(3)]
+    assert wait_for(lambda: metric(world, "conntel_live_streams") == 0)  # earlier tests' streams are gone
+    readers = [SseReader(stream_url(world), bearer(world.read_token)) for _ in range(12)]
+    readers += [SseReader(stream_url(world, connector), bearer(world.read_token)) for connector in connectors * 4]
+    try:
+        assert wait_for(lambda: metric(world, "conntel_live_streams") == len(readers))
+        assert metric(world, "conntel_live_feeds") == 1
+        polls = metric(world, "conntel_live_polls_total")
+        time.sleep(1.0)
+        # One feed polls about four times a second; a poll per stream would be 24 times as many.
+        assert metric(world, "conntel_live_polls_total") - polls < len(readers)
+
+        for connector in connectors:
+            post_events(world, events(0, 5), connector=connector).raise_for_status()
+        for reader in readers[:12]:  # the account's streams: every connector's events, in commit order
+            got = reader.take(15, within=5)
+            assert [m["data"]["connector_id"] for m in got] == [c for c in connectors for _ in range(5)]
+            assert [m["id"] for m in got] == sorted(m["id"] for m in got)
+        for reader, connector in zip(readers[12:], connectors * 4, strict=True):
+            got = reader.take(5, within=5)
+            assert {m["data"]["connector_id"] for m in got} == {connector}
+            assert [m["data"]["t"] for m in got] == [T0 + i for i in range(5)]
+    finally:
+        for reader in readers:
+            reader.close()
+    # The last stream gone, the feed stops polling.
+    assert wait_for(lambda: metric(world, "conntel_live_feeds") == 0 and metric(world, "conntel_live_streams") == 0)
+
+
+def test_a_stream_resumed_from_the_past_catches_up_then_follows_the_feed(world: World):
+    connector = world.new_connector()
+    live = SseReader(stream_url(world, connector), bearer(world.read_token))
+    try:
+        post_events(world, events(100, 30), connector=connector).raise_for_status()
+        first = live.take(30)
+        resume_from = first[9]["id"]
+        resumed = SseReader(
+            stream_url(world, connector), {**bearer(world.read_token), "Last-Event-ID": str(resume_from)}
+        )
+        try:
+            post_events(world, events(130, 10), connector=connector).raise_for_status()
+            got = resumed.take(30)
+            assert [m["data"]["t"] for m in got] == [T0 + 110 + i for i in range(30)]  # no gap, no repeat
+            assert resumed.nothing_more(0.5)
+        finally:
+            resumed.close()
+    finally:
+        live.close()
+
+
+def _raw_stream(world: World, url: str, last_event_id: int | None = None) -> socket.socket:
+    """A stream that is not read: a tiny receive window, so the server's writes back up at once."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", world.server.port))
+    path = url.split(str(world.server.port), 1)[1]
+    resume = f"Last-Event-ID: {last_event_id}\r\n" if last_event_id is not None else ""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {world.read_token}\r\n{resume}\r\n".encode())
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    sock.settimeout(10)
+    chunks = []
+    with contextlib.suppress(TimeoutError):
+        while chunk := sock.recv(1 << 20):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_slow_reader_is_ended_with_where_to_resume_and_holds_up_no_one(world: World):
+    connector = world.new_connector()
+    url = stream_url(world, connector)
+    slow = _raw_stream(world, url)
+    fast = SseReader(url, bearer(world.read_token))
+    try:
+        assert wait_for(lambda: metric(world, "conntel_live_streams") >= 2)
+        sent = events(1000, 40, pad=500_000)  # 20 MB: more than the slow stream's mailbox and socket buffers
+        for part in range(0, 40, 5):
+            post_events(world, sent[part : part + 5], connector=connector).raise_for_status()
+        got = fast.take(40, within=20)  # the fast reader gets everything, undelayed by the slow one
+        assert [m["data"]["t"] for m in got] == [e["t"] for e in sent]
+        # By now the slow stream is out of the feed (its mailbox gone): it ends as soon as it reads again.
+        text = _read_all(slow).decode("utf-8", "replace")
+        assert wait_for(lambda: metric(world, 'conntel_live_stream_endings_total{reason="fell_behind"}') >= 1)
+        ended = re.search(r'event: error\r?\ndata: (.*"reason":"fell_behind".*)', text)
+        assert ended, text[-500:]
+        assert '"code":20090' in ended.group(1)
+        resume_from = int(re.search(r"Last-Event-ID: (\d+)", ended.group(1)).group(1))
+        delivered = [int(i) for i in re.findall(r"^id: (\d+)\r?\nevent: event", text, re.MULTILINE)]
+        assert delivered == sorted(delivered) and (not delivered or delivered[-1] == resume_from)
+    finally:
+        slow.close()
+        fast.close()
+    # Resuming where it stopped brings the rest, nothing lost and nothing repeated.
+    rest = SseReader(url, {**bearer(world.read_token), "Last-Event-ID": str(resume_from)})
+    try:
+        expected = [m for m in got if m["id"] > resume_from]
+        assert [m["id"] for m in rest.take(len(expected), within=20)] == [m["id"] for m in expected]
+    finally:
+        rest.close()
