@@ -225,7 +225,7 @@ def measure_pace(backend: str, args: argparse.Namespace) -> dict:
                 wrk = run_wrk(origin, args.seconds, threads=2, connections=16,
                               script_args=[prepared["paths"], prepared["token"]])  # fmt: skip
                 bodies = [
-                    json.dumps(list(itertools.islice(events, 100))).encode() for _ in range(int(args.seconds * 60))
+                    json.dumps(list(itertools.islice(events, 100))).encode() for _ in range(int(args.seconds * 200))
                 ]
                 rate = ingest_for(origin + url_events, prepared["token"], bodies, args.seconds)
                 pruned = backlog_before - asyncio.run(_backlog(database))
