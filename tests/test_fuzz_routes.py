@@ -41,6 +41,9 @@ ROUTES = [
     CONNECTOR + "/telemetry/events",
     CONNECTOR + "/telemetry/events/stream",
     CONNECTORS + "/telemetry/events/stream",
+    CONNECTOR + "/telemetry/snapshots/{ref}",
+    CONNECTOR + "/telemetry/snapshots/latest",
+    CONNECTOR + "/telemetry/snapshots",
     CONNECTORS,
     CONNECTOR,
     "/client/v4/user/tokens/verify",
@@ -264,6 +267,7 @@ def test_arbitrary_json_bodies_with_valid_credentials_are_never_a_500(fuzz_world
     events = f"/client/v4/accounts/{world.account}/magic/connectors/{connector}/telemetry/events"
     targets = [
         (b"POST", events.encode()),
+        (b"POST", events.removesuffix("/events").encode() + b"/snapshots"),
         (b"POST", f"/client/v4/accounts/{world.account}/magic/connectors".encode()),
         (b"PUT", f"/client/v4/accounts/{world.account}/magic/connectors/{connector}".encode()),
         (b"PATCH", f"/client/v4/accounts/{world.account}/magic/connectors/{connector}".encode()),
@@ -283,11 +287,12 @@ def test_arbitrary_reads_with_valid_credentials_are_never_a_500(fuzz_world: Worl
     world = fuzz_world
     base = f"/client/v4/accounts/{world.account}/magic/connectors/{world.connector}/telemetry/events"
     streams = [base + "/stream", f"/client/v4/accounts/{world.account}/magic/connectors/telemetry/events/stream"]
+    snapshots = [base.removesuffix("/events") + "/snapshots", base.removesuffix("/events") + "/snapshots/latest"]
     auth = (b"Authorization", b"Bearer " + world.read_token.encode())
 
     @FUZZ
     @given(
-        path=st.sampled_from([base, base + "/latest", *streams]),
+        path=st.sampled_from([base, base + "/latest", *streams, *snapshots]),
         qs=query,
         last_event_id=st.one_of(
             st.none(), header_value, st.integers(min_value=-(2**70), max_value=2**70).map(lambda i: str(i).encode())
@@ -300,5 +305,7 @@ def test_arbitrary_reads_with_valid_credentials_are_never_a_500(fuzz_world: Worl
         check(exchange(world, b"GET", target, headers, b""), b"GET", target)
         ref_target = base.encode() + b"/" + ref.replace(b"{}", b"1700000000.0")
         check(exchange(world, b"GET", ref_target, [auth], b""), b"GET", ref_target)
+        snapshot_target = snapshots[0].encode() + b"/" + ref.replace(b"{}", b"1700000000.0")
+        check(exchange(world, b"GET", snapshot_target, [auth], b""), b"GET", snapshot_target)
 
     property()

@@ -8,7 +8,7 @@ import sys
 
 import httpx
 import pytest
-from helpers import ROOT, World, post_events
+from helpers import ROOT, World, bearer, post_events
 from openapi_spec_validator import validate
 
 from conntel.kinds import KIND_NAMES
@@ -18,6 +18,10 @@ OPERATIONS = {
     ("get", "/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/events/latest"),
     ("get", "/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/events"),
     ("post", "/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/events"),
+    ("get", "/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/snapshots/{snapshot_t}"),
+    ("get", "/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/snapshots/latest"),
+    ("get", "/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/snapshots"),
+    ("post", "/accounts/{account_id}/magic/connectors/{connector_id}/telemetry/snapshots"),
     ("get", "/accounts/{account_id}/magic/connectors"),
     ("post", "/accounts/{account_id}/magic/connectors"),
     ("get", "/accounts/{account_id}/magic/connectors/{connector_id}"),
@@ -54,6 +58,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(world: World
     connector = world.new_connector()
     events = [{"t": 1_700_000_000 + i, "n": 0, "e": {"k": KIND_NAMES[i % 29], "url": "u"}} for i in range(40)]
     post_events(world, events, connector=connector).raise_for_status()
+    required = {"count_reclaim_failures": 0, "count_reclaimed_paths": 0, "count_record_failed": 0, "v": "1"}
+    snapshots = [required | {"count_transmit_failures": 0, "t": i, "extra": [i]} for i in range(5)]  # t: 0..4
+    snapshots_url = world.events_url(connector).removesuffix("/events") + "/snapshots"
+    httpx.post(snapshots_url, json=snapshots, headers=bearer(world.write_token)).raise_for_status()
     env = {
         **os.environ,
         "SCHEMATHESIS_HOOKS": "schemathesis_hooks",
@@ -86,5 +94,5 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(world: World
         timeout=300,  # its caches stay out of the tree
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert "11 passed" in done.stdout  # every operation was exercised
+    assert "15 passed" in done.stdout  # every operation was exercised
     assert "Authentication failed" not in done.stdout  # ...past authentication, on real data

@@ -24,7 +24,7 @@ from helpers import (
 )
 
 T0 = 1_700_000_000
-TABLES = ["server_secrets", "accounts", "events", "connectors", "users", "memberships", "tokens"]
+TABLES = ["server_secrets", "accounts", "events", "snapshots", "connectors", "users", "memberships", "tokens"]
 
 
 @pytest.fixture
@@ -114,8 +114,25 @@ def ingest(world: World, connector: str, events: list[dict], other_account: bool
         assert response.status_code == 200, response.text
 
 
+def metrics_for(count: int) -> list[dict]:
+    """`count` snapshots a minute apart, with an unknown field (kept as sent)."""
+    required = {"count_reclaim_failures": 0, "count_reclaimed_paths": 0, "count_record_failed": 0}
+    return [
+        required | {"count_transmit_failures": i, "t": T0 + 60 * i, "v": "2025.9.1", "cpu_count": 4, "new": [i, "x"]}
+        for i in range(count)
+    ]
+
+
+def ingest_snapshots(world: World, connector: str, snapshots: list[dict]) -> None:
+    url = events_url(world.server, world.account, connector).removesuffix("/events") + "/snapshots"
+    for start in range(0, len(snapshots), 1000):
+        response = httpx.post(url, json=snapshots[start : start + 1000], headers=bearer(world.write_token))
+        assert response.status_code == 200, response.text
+
+
 def snapshot(server: Server, world: World, headers: dict, bodies: bool = True) -> dict:
-    """What the API shows of the main account: connectors, their event lists, and (bodies) every event as bytes."""
+    """What the API shows of the main account: connectors, their event and snapshot lists, and (bodies) every
+    event and every 50th snapshot as bytes."""
     seen: dict = {}
     with httpx.Client(headers=headers, timeout=30) as client:
         listed = result_of(client.get(connectors_url(server, world.account)))
@@ -137,6 +154,12 @@ def snapshot(server: Server, world: World, headers: dict, bodies: bool = True) -
                 response = client.get(events_url(server, world.account, cid) + f"/{item['t']}.{item['n']}")
                 assert response.status_code == 200
                 seen[cid, item["t"], item["n"]] = response.content
+            snapshots_url = events_url(server, world.account, cid).removesuffix("/events") + "/snapshots"
+            seen[cid, "latest snapshots"] = client.get(snapshots_url + "/latest").content
+            params = {"from": 0, "to": T0 + 10**6, "limit": 1000}
+            seen[cid, "snapshots"] = listed_snapshots = result_of(client.get(snapshots_url, params=params))["items"]
+            for item in listed_snapshots[::50] if bodies else ():
+                seen[cid, "snapshot", item["t"]] = client.get(snapshots_url + f"/{item['t']}").content
     return seen
 
 
@@ -172,6 +195,8 @@ def test_copy_moves_everything_and_the_api_answers_the_same(world: World, pg_url
         ingest(world, connector, events_for(index, count))
     ingest(world, world.other_connector, events_for(9, 50), other_account=True)
     total = sum(counts) + 50
+    ingest_snapshots(world, world.connector, metrics_for(1500))  # two chunks of 1000
+    ingest_snapshots(world, managed["id"], metrics_for(20))
 
     # A revoked token, and a List Events cursor issued by the source (its signing key is a server secret).
     revoked = world.new_token("Magic WAN Read")
@@ -195,6 +220,7 @@ def test_copy_moves_everything_and_the_api_answers_the_same(world: World, pg_url
     assert tables["users"]["copied"] == 2 and tables["memberships"]["copied"] == 2
     assert tables["tokens"]["copied"] == 4
     assert tables["server_secrets"]["copied"] == 1
+    assert tables["snapshots"]["copied"] == 1520
     assert all(t["source"] == t["destination"] == t["copied"] for t in tables.values())
     assert int(pg(pg_url, "SELECT count(*) FROM events")) == total
 

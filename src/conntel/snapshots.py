@@ -22,9 +22,10 @@ import sys
 from typing import Annotated, Any, NamedTuple
 
 import msgspec
-from msgspec import UNSET, Meta, Struct, UnsetType
+from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
-from conntel.events import NO_NUL
+from conntel import jsontext
+from conntel.events import NO_NUL, BatchTooLarge, InvalidBatch, check_unique_keys, decode_exact, decode_json
 from conntel.ids import MAX_SEQUENCE
 
 _LARGEST = sys.float_info.max  # a bound that refuses infinities (`1e999` decodes to inf)
@@ -489,3 +490,74 @@ NESTED: dict[str, tuple[F, ...]] = {
     "thermals": THERMAL,
     "tunnels": TUNNEL,
 }
+
+
+# --- Ingestion: a posted batch (a JSON array of snapshots), checked and kept as sent. ---
+MAX_BATCH_SNAPSHOTS = 1_000  # snapshots in one batch; the body is bounded too (Settings.max_body_bytes)
+MAX_SNAPSHOT_BYTES = 1 << 20  # the JSON of one snapshot (without whitespace outside strings)
+
+
+class ValidSnapshot(NamedTuple):
+    """A posted snapshot that passed validation, as the stores record it."""
+
+    t: int
+    json: bytes  # byte for byte as posted, minus whitespace outside strings
+
+
+class SnapshotListItem(Struct):
+    """A snapshot as List Snapshots indexes it: recorded at `t`, received by conntel at `a`."""
+
+    a: int
+    t: int
+
+
+class SnapshotList(Struct, omit_defaults=True):
+    """A page of List Snapshots; `cursor` only when more snapshots follow."""
+
+    count: int
+    items: list[SnapshotListItem]
+    cursor: str | UnsetType = UNSET
+
+
+# How a recorded snapshot is served (Get Snapshot, Latest Snapshots): its JSON as recorded, documented as the type.
+SNAPSHOT_DOC = Meta(extra_json_schema={"$ref": "#/components/schemas/Snapshot"})
+RecordedSnapshot = Annotated[Raw, SNAPSHOT_DOC]
+
+
+class LatestSnapshots(Struct):
+    count: int
+    items: list[RecordedSnapshot]
+
+
+_raw_batch = msgspec.json.Decoder(list[Raw])
+_typed_batch = msgspec.json.Decoder(list[Snapshot])  # type: ignore[valid-type]  # a type built at import time
+
+
+def decode_batch(body: bytes, max_snapshots: int = MAX_BATCH_SNAPSHOTS) -> list[ValidSnapshot]:
+    """Decode and validate a posted batch of snapshots, each kept as the exact text sent.
+
+    Raises MalformedJson (not JSON), BatchTooLarge, or InvalidBatch naming the path of the
+    first problem (`$[0].netdevs[3].recv_bytes`), a key repeated in an object, or a snapshot
+    over MAX_SNAPSHOT_BYTES.
+    """
+    raws, text = decode_exact(body, _raw_batch)  # each item's exact text
+    if len(raws) > max_snapshots:
+        raise BatchTooLarge(f"A batch holds at most {max_snapshots} snapshots; this one has {len(raws)}")
+    typed = decode_json(text, _typed_batch, unique_keys=False)  # every known field, at any depth
+    check_unique_keys(text)
+    snapshots = [ValidSnapshot(snapshot.t, bytes(raw)) for snapshot, raw in zip(typed, raws, strict=True)]
+    for i, snapshot in enumerate(snapshots):
+        if len(snapshot.json) > MAX_SNAPSHOT_BYTES:
+            raise InvalidBatch(
+                f"A snapshot takes {len(snapshot.json)} bytes, at most {MAX_SNAPSHOT_BYTES} - at `$[{i}]`"
+            )
+    return snapshots
+
+
+def same_snapshot(recorded: bytes, other: bytes) -> bool:
+    """Whether a recorded snapshot's JSON and another are the same: a retry, not a conflict.
+
+    The same text up to key order (every number and string written the same way), since
+    Get Snapshot returns the JSON as it was first recorded.
+    """
+    return recorded == other or jsontext.canonical(recorded) == jsontext.canonical(other)

@@ -24,6 +24,7 @@ from conntel.api.observability import AccessLog, Metrics, Observe, RequestRecord
 from conntel.api.operations import GET_EVENT, api_routes, operations_table
 from conntel.api.ratelimit import RateLimiter, parse_rate_limit
 from conntel.api.routing import ASGIApp, api_path
+from conntel.api.snapshots import SnapshotRoutes
 from conntel.api.stream import StreamRoutes
 from conntel.api.tokens import TokenRoutes
 from conntel.config import Settings
@@ -79,6 +80,7 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         ConnectorRoutes(store, auth, settings),
         TokenRoutes(auth),
         GetEventEndpoint(events),  # as Starlette's route (HEAD), inside Observe
+        SnapshotRoutes(store, auth, settings),
     )
 
     keep = policy(settings.retain_events, settings.retain_snapshots)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from conntel.connectors import NotLicensed
-from conntel.store.base import EventConflict, NotFound, TooManyConnectors
+from conntel.store.base import EventConflict, NotFound, SnapshotConflict, TooManyConnectors
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,9 @@ STORE_UNAVAILABLE = _spec(503, 20017)
 # 499, nginx's "client closed request": never seen by the client, which hung up; for logs and metrics.
 CLIENT_CLOSED_REQUEST = _spec(499, 20018)
 TOO_MANY_CONNECTORS = _spec(400, 20030)
+SNAPSHOT_NOT_FOUND = _spec(404, 20031)
+INVALID_SNAPSHOT = _spec(400, 20032)
+SNAPSHOT_CONFLICT = _spec(409, 20033)
 
 _CLOSE = {"Connection": "close"}  # the rest of the request is unread: the connection cannot carry another
 
@@ -188,6 +191,14 @@ def event_not_found(t: int, n: int, connector_id: str) -> ApiError:
     return ApiError(EVENT_NOT_FOUND, f"No event {t}.{n} on connector {connector_id}")
 
 
+def snapshot_not_found(t: str, connector_id: str) -> ApiError:
+    return ApiError(SNAPSHOT_NOT_FOUND, f"No snapshot {t} on connector {connector_id}")
+
+
+def snapshot_conflict(reason: str | Exception) -> ApiError:
+    return ApiError(SNAPSHOT_CONFLICT, f"{reason}; nothing in this batch was written")
+
+
 def connector_not_found(connector_id: str) -> ApiError:
     return ApiError(CONNECTOR_NOT_FOUND, f"No connector {connector_id}")
 
@@ -211,6 +222,10 @@ def malformed_json(reason: str | Exception) -> ApiError:
 
 def invalid_event(reason: str | Exception) -> ApiError:
     return ApiError(INVALID_EVENT, f"Invalid event: {reason}")
+
+
+def invalid_snapshot(reason: str | Exception) -> ApiError:
+    return ApiError(INVALID_SNAPSHOT, f"Invalid snapshot: {reason}")
 
 
 def batch_too_large(reason: str | Exception) -> ApiError:
@@ -269,7 +284,7 @@ def not_ready(reason: str) -> ApiError:
 
 
 # -- refusals of the store and the domain, translated in this one place --
-REFUSALS: tuple[type[Exception], ...] = (NotFound, EventConflict, NotLicensed, TooManyConnectors)
+REFUSALS: tuple[type[Exception], ...] = (NotFound, EventConflict, SnapshotConflict, NotLicensed, TooManyConnectors)
 
 
 def from_refusal(refusal: Exception, path_params: Mapping[str, str]) -> ApiError:
@@ -278,6 +293,8 @@ def from_refusal(refusal: Exception, path_params: Mapping[str, str]) -> ApiError
         return connector_not_found(path_params["connector_id"])
     if isinstance(refusal, EventConflict):
         return event_conflict(str(refusal))
+    if isinstance(refusal, SnapshotConflict):
+        return snapshot_conflict(str(refusal))
     if isinstance(refusal, NotLicensed):
         return invalid_body(str(refusal))
     if isinstance(refusal, TooManyConnectors):

@@ -25,6 +25,8 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
         if name in ("event_t", "event_n"):
             schema: dict[str, Any] = {"type": "number", "minimum": 0}
             description = "Time the event was recorded" if name == "event_t" else "Sequence number"
+        elif name == "snapshot_t":
+            schema, description = {"type": "number", "minimum": 0}, "Time the snapshot was recorded"
         else:
             schema, description = {"type": "string", "pattern": f"^{ID_PATTERN}$", "maxLength": 32}, "Identifier"
         parameters.append({"name": name, "in": "path", "required": True, "schema": schema, "description": description})

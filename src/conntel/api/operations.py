@@ -23,11 +23,14 @@ from conntel.api.events import LIST_QUERY, EventRoutes
 from conntel.api.openapi import build_openapi
 from conntel.api.params import Param
 from conntel.api.routing import CONNECTOR, CONNECTORS, PREFIX, ASGIApp, EventRefConvertor, route
+from conntel.api.snapshots import LIST_QUERY as SNAPSHOT_QUERY
+from conntel.api.snapshots import SnapshotRoutes
 from conntel.api.stream import StreamRoutes
 from conntel.api.tokens import TokenRoutes, TokenStatus
 from conntel.connectors import Connector, ConnectorCreate, ConnectorEdit, ConnectorUpdate
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.events import AppendResult, Event, EventList, LatestEvents, NewEvent
+from conntel.snapshots import LatestSnapshots, RecordedSnapshot, Snapshot, SnapshotList
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,17 @@ class Operation:
 # `event_ref` starts with a digit, so `.../events/latest` is not taken for an event.
 register_url_convertor("event_ref", EventRefConvertor())
 GET_EVENT = CONNECTOR + "/telemetry/events/{event_ref:event_ref}"
+# `snapshot_t` is a number, so it starts with a digit too: `.../snapshots/latest` is Latest Snapshots.
+register_url_convertor("snapshot_t", EventRefConvertor())
+GET_SNAPSHOT = CONNECTOR + "/telemetry/snapshots/{snapshot_t:snapshot_t}"
 
 
 def operations_table(
-    events: EventRoutes, connectors: ConnectorRoutes, tokens: TokenRoutes, get_event: ASGIApp
+    events: EventRoutes,
+    connectors: ConnectorRoutes,
+    tokens: TokenRoutes,
+    get_event: ASGIApp,
+    snapshots: SnapshotRoutes,
 ) -> list[Operation]:
     """Every JSON operation; `get_event` serves the HEADs of Get Event (its GETs take the hot path)."""
     return [
@@ -93,6 +103,45 @@ def operations_table(
             "Ingest a batch of events (conntel's own)",
             WRITE_ACCEPTS,
             body=list[NewEvent],
+            result=AppendResult,
+        ),
+        Operation(
+            "GET",
+            GET_SNAPSHOT,
+            snapshots.get_snapshot,
+            "getSnapshot",
+            "Get Snapshot",
+            READ_ACCEPTS,
+            result=RecordedSnapshot,
+            doc_path=CONNECTOR + "/telemetry/snapshots/{snapshot_t}",
+        ),
+        Operation(
+            "GET",
+            CONNECTOR + "/telemetry/snapshots/latest",
+            snapshots.latest_snapshots,
+            "listLatestSnapshots",
+            "Latest Snapshots, newest first",
+            READ_ACCEPTS,
+            result=LatestSnapshots,
+        ),
+        Operation(
+            "GET",
+            CONNECTOR + "/telemetry/snapshots",
+            snapshots.list_snapshots,
+            "listSnapshots",
+            "List Snapshots",
+            READ_ACCEPTS,
+            query=SNAPSHOT_QUERY,
+            result=SnapshotList,
+        ),
+        Operation(
+            "POST",
+            CONNECTOR + "/telemetry/snapshots",
+            snapshots.ingest,
+            "ingestSnapshots",
+            "Ingest a batch of snapshots (conntel's own)",
+            WRITE_ACCEPTS,
+            body=list[Snapshot],  # type: ignore[valid-type]  # a type built at import time
             result=AppendResult,
         ),
         Operation(

@@ -14,6 +14,7 @@ from typing import NamedTuple, Protocol
 
 from conntel.connectors import ConnectorRecord
 from conntel.events import AppendResult, ValidEvent
+from conntel.snapshots import ValidSnapshot
 
 __all__ = [  # ConnectorRecord lives with its resource (conntel.connectors); the port takes and returns it
     "AlreadyExists",
@@ -23,10 +24,14 @@ __all__ = [  # ConnectorRecord lives with its resource (conntel.connectors); the
     "EventQuery",
     "EventSummary",
     "NotFound",
+    "SnapshotConflict",
+    "SnapshotQuery",
+    "SnapshotSummary",
     "Store",
     "StoreError",
     "StoreUnavailable",
     "StoredEvent",
+    "StoredSnapshot",
     "StreamedEvent",
     "TokenRecord",
     "UserRecord",
@@ -80,6 +85,27 @@ class EventQuery:
     to_t: int
     kind: str | None
     after: tuple[int, int] | None
+    limit: int
+
+
+class StoredSnapshot(NamedTuple):
+    t: int
+    a: int
+    json: bytes  # the snapshot as recorded
+
+
+class SnapshotSummary(NamedTuple):
+    t: int
+    a: int
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotQuery:
+    """List Snapshots: `from_t`..`to_t` inclusive, after a `t` (a cursor's position)."""
+
+    from_t: int
+    to_t: int
+    after: int | None
     limit: int
 
 
@@ -140,6 +166,12 @@ class EventConflict(StoreError):
         self.t, self.n = t, n
 
 
+class SnapshotConflict(StoreError):
+    def __init__(self, t: int):
+        super().__init__(f"Snapshot {t} is already recorded with different content")
+        self.t = t
+
+
 class Store(Protocol):
     async def start(self) -> None:
         """Connect and apply missing migrations; safe when several processes start at once."""
@@ -169,6 +201,26 @@ class Store(Protocol):
         ...
 
     async def connector_exists(self, account_id: str, connector_id: str) -> bool: ...
+
+    # -- snapshots (stored compressed: store/snapshot_codec.py) --
+    async def append_snapshots(
+        self, account_id: str, connector_id: str, snapshots: Sequence[ValidSnapshot], received_at: int
+    ) -> AppendResult:
+        """All or nothing. Raises NotFound (no such connector) or SnapshotConflict."""
+        ...
+
+    async def get_snapshot(self, account_id: str, connector_id: str, t: int) -> StoredSnapshot | None: ...
+
+    async def list_snapshots(self, account_id: str, connector_id: str, query: SnapshotQuery) -> list[SnapshotSummary]:
+        """At most query.limit snapshots in `t` order."""
+        ...
+
+    async def latest_snapshots(
+        self, account_id: str, connector_id: str, limit: int, max_bytes: int
+    ) -> list[StoredSnapshot]:
+        """The newest snapshots, newest first: at most `limit`, and only as many as fit in `max_bytes`
+        of JSON (see `fitting`), but at least one."""
+        ...
 
     async def stream_position(self, account_id: str) -> int:
         """The account's latest event position (0 when none): where a new live stream starts."""
@@ -201,7 +253,7 @@ class Store(Protocol):
         ...
 
     async def delete_connector(self, account_id: str, connector_id: str) -> ConnectorRecord:
-        """Delete the connector and all its events; raises NotFound."""
+        """Delete the connector and all its events and snapshots; raises NotFound."""
         ...
 
     async def server_secret(self, name: str) -> bytes:

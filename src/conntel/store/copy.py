@@ -104,6 +104,13 @@ TABLES = (
         describe=lambda k: f"event {k['t']}.{k['n']} of connector {k['connector_id']} in account {k['account_id']}",
     ),
     Table(
+        "snapshots",
+        ("account_id", "connector_id", "t"),
+        ("account_id", "connector_id", "t", "a", "size", "body"),
+        blobs=("body",),  # zstd frames, carried as they are (their dictionaries ship with conntel)
+        describe=lambda k: f"snapshot {k['t']} of connector {k['connector_id']} in account {k['account_id']}",
+    ),
+    Table(
         "connectors",
         ("account_id", "connector_id"),
         (*CONNECTOR_COLUMNS, "version_t", "version_n"),  # the record, plus where last_seen_version came from

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from conntel.events import ValidEvent
+from conntel.events import AppendResult, ValidEvent
+from conntel.snapshots import ValidSnapshot
+from conntel.store import snapshot_codec
 from conntel.store.base import (
     AlreadyExists,
     Appended,
@@ -24,7 +26,10 @@ from conntel.store.base import (
     EventSummary,
     ForeignDatabase,
     NotFound,
+    SnapshotQuery,
+    SnapshotSummary,
     StoredEvent,
+    StoredSnapshot,
     StoreUnavailable,
     StreamedEvent,
     TokenRecord,
@@ -36,12 +41,15 @@ from conntel.store.migrations import migrations
 from conntel.store.sql import (
     Statements,
     check_retry,
+    check_snapshot_retry,
     connector_record,
     connector_row,
     numbered,
     permissions_json,
+    snapshot_rows,
     token_record,
     unique_events,
+    unique_snapshots,
 )
 from conntel.store.urls import redacted
 
@@ -86,6 +94,19 @@ _DIFFERING_EVENTS = (
     " FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::bytea[]) WITH ORDINALITY AS b(t, n, v, e, ordinality)"
     " JOIN events s ON s.account_id = $1 AND s.connector_id = $2 AND s.t = b.t AND s.n = b.n"
     " WHERE s.e IS DISTINCT FROM b.e OR s.v IS DISTINCT FROM b.v ORDER BY b.ordinality"
+)
+
+# (account_id, connector_id, received_at, t[], size[], body[]): the `t` it inserted.
+_INSERT_SNAPSHOTS = (
+    "INSERT INTO snapshots (account_id, connector_id, t, a, size, body)"
+    " SELECT $1, $2, t, $3, size, body FROM unnest($4::bigint[], $5::integer[], $6::bytea[]) AS b(t, size, body)"
+    " ON CONFLICT DO NOTHING RETURNING t"
+)
+# (account_id, connector_id, t[], body[]) of snapshots already recorded: those whose frame differs from the batch's.
+_DIFFERING_SNAPSHOTS = (
+    "SELECT b.t, s.body FROM unnest($3::bigint[], $4::bytea[]) WITH ORDINALITY AS b(t, body, ordinality)"
+    " JOIN snapshots s ON s.account_id = $1 AND s.connector_id = $2 AND s.t = b.t"
+    " WHERE s.body IS DISTINCT FROM b.body ORDER BY b.ordinality"
 )
 
 
@@ -402,6 +423,57 @@ class PostgresStore:
     async def release_lease(self, name: str, holder: str) -> None:
         await self.pool.execute(SQL.release_lease, name, holder)
 
+    # -- snapshots --
+    async def append_snapshots(
+        self, account_id: str, connector_id: str, snapshots: Sequence[ValidSnapshot], received_at: int
+    ) -> AppendResult:
+        unique = unique_snapshots(snapshots)
+        rows = snapshot_rows(account_id, connector_id, unique, received_at)
+        ts, bodies = [row[2] for row in rows], [row[5] for row in rows]
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.fetchrow(_LOCK_CONNECTOR, account_id, connector_id) is None:
+                raise NotFound(f"No connector {connector_id} in account {account_id}")
+            inserted = await conn.fetch(
+                _INSERT_SNAPSHOTS, account_id, connector_id, received_at, ts, [row[4] for row in rows], bodies
+            )
+            if len(inserted) < len(rows):
+                # Some were already recorded: each must be an identical retry (frames compared in one statement,
+                # then the differing ones by content).
+                fresh = {row[0] for row in inserted}
+                recorded = [(s, body) for s, body in zip(unique, bodies, strict=True) if s.t not in fresh]
+                differing = await conn.fetch(
+                    _DIFFERING_SNAPSHOTS,
+                    account_id,
+                    connector_id,
+                    [s.t for s, _ in recorded],
+                    [body for _, body in recorded],
+                )
+                batch = {s.t: s for s, _ in recorded}
+                for t, body in differing:
+                    check_snapshot_retry(batch[t], body)
+        return AppendResult(len(inserted), len(snapshots) - len(inserted))
+
+    async def get_snapshot(self, account_id: str, connector_id: str, t: int) -> StoredSnapshot | None:
+        assert self._reads is not None, "start() the store first"
+        row = await self._reads.fetchrow(SQL.get_snapshot, account_id, connector_id, t)
+        return None if row is None else StoredSnapshot(t, row[0], snapshot_codec.decompress(row[1]))
+
+    async def list_snapshots(self, account_id: str, connector_id: str, query: SnapshotQuery) -> list[SnapshotSummary]:
+        after = query.from_t - 1 if query.after is None else query.after
+        rows = await self.pool.fetch(SQL.list_snapshots, account_id, connector_id, after, query.to_t, query.limit)
+        return [SnapshotSummary(row[0], row[1]) for row in rows]
+
+    async def latest_snapshots(
+        self, account_id: str, connector_id: str, limit: int, max_bytes: int
+    ) -> list[StoredSnapshot]:
+        sizes = await self.pool.fetch(SQL.latest_snapshot_sizes, account_id, connector_id, limit)
+        if not sizes:
+            return []
+        count = fitting([row[1] for row in sizes], max_bytes)
+        # Through the newest `t` whose size was read: one ingested meanwhile is left for the next call.
+        rows = await self.pool.fetch(SQL.latest_snapshots, account_id, connector_id, sizes[0][0], count)
+        return [StoredSnapshot(row[0], row[1], snapshot_codec.decompress(row[2])) for row in rows]
+
     # -- connectors --
     async def create_connector(self, record: ConnectorRecord, max_per_account: int | None = None) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -439,6 +511,7 @@ class PostgresStore:
             if row is None:
                 raise NotFound(f"No connector {connector_id}")
             await conn.execute(SQL.delete_events, account_id, connector_id)
+            await conn.execute(SQL.delete_snapshots, account_id, connector_id)
             return connector_record(row)
 
     async def server_secret(self, name: str) -> bytes:

@@ -18,7 +18,9 @@ import msgspec
 
 from conntel.connectors import ConnectorRecord, ConnectorSettings
 from conntel.events import ValidEvent, same_content
-from conntel.store.base import EventConflict, TokenRecord
+from conntel.snapshots import ValidSnapshot, same_snapshot
+from conntel.store import snapshot_codec
+from conntel.store.base import EventConflict, SnapshotConflict, TokenRecord
 
 _PLACEHOLDER = re.compile(r"\?(\d*)")
 
@@ -57,7 +59,10 @@ def _as_written(sql: str) -> str:
 
 
 # The telemetry tables retention prunes, each with its key (a batch deletes these rows).
-TELEMETRY_KEYS: dict[str, str] = {"events": "account_id, connector_id, t, n"}
+TELEMETRY_KEYS: dict[str, str] = {
+    "events": "account_id, connector_id, t, n",
+    "snapshots": "account_id, connector_id, t",
+}
 
 
 class Statements:
@@ -114,6 +119,24 @@ class Statements:
             f"UPDATE connectors SET last_seen_version = ?3, version_t = ?4, version_n = ?5 WHERE {_KEY}"
             " AND (coalesce(version_t, -1), coalesce(version_n, -1)) < (?4, ?5)"
         )
+        # -- snapshots: (account_id, connector_id, ...); `body` is a zstd frame (snapshot_codec) --
+        self.get_snapshot = p("SELECT a, body FROM snapshots WHERE account_id = ? AND connector_id = ? AND t = ?")
+        # (account_id, connector_id, after_t, to_t, limit): keyset pages in `t` order
+        self.list_snapshots = p(
+            "SELECT t, a FROM snapshots WHERE account_id = ? AND connector_id = ?"
+            " AND t > ? AND t <= ? ORDER BY t LIMIT ?"
+        )
+        # `size` is the JSON's length: how many fit in a Latest Snapshots page is known before any body is read.
+        self.latest_snapshot_sizes = p(
+            "SELECT t, size FROM snapshots WHERE account_id = ? AND connector_id = ? ORDER BY t DESC LIMIT ?"
+        )
+        # (account_id, connector_id, through_t, limit): the page whose sizes were read (newer ones left out)
+        self.latest_snapshots = p(
+            "SELECT t, a, body FROM snapshots WHERE account_id = ? AND connector_id = ? AND t <= ?"
+            " ORDER BY t DESC LIMIT ?"
+        )
+        self.recorded_snapshot = p("SELECT body FROM snapshots WHERE account_id = ? AND connector_id = ? AND t = ?")
+        self.delete_snapshots = p(f"DELETE FROM snapshots WHERE {_KEY}")
         # -- connectors: rows in CONNECTOR_COLUMNS order --
         self.connector_exists = p(f"SELECT 1 FROM connectors WHERE {_KEY}")
         self.get_connector = p(f"SELECT {_COLUMNS} FROM connectors WHERE {_KEY}")
@@ -237,3 +260,28 @@ def check_retry(ev: ValidEvent, stored_e: bytes, stored_v: str | None) -> None:
 def newest_versioned(events: Sequence[ValidEvent]) -> ValidEvent | None:
     """The newest event, by (t, n), that carries a version: where last_seen_version comes from."""
     return max((ev for ev in events if ev.v is not None), key=lambda ev: (ev.t, ev.n), default=None)
+
+
+# -- snapshot batches --
+def unique_snapshots(snapshots: Sequence[ValidSnapshot]) -> list[ValidSnapshot]:
+    """Drop identical repeats of a `t` within one batch; a differing repeat is a conflict."""
+    seen: dict[int, ValidSnapshot] = {}
+    for snapshot in snapshots:
+        first = seen.setdefault(snapshot.t, snapshot)
+        if first is not snapshot and not same_snapshot(first.json, snapshot.json):
+            raise SnapshotConflict(snapshot.t)
+    return list(seen.values())
+
+
+def snapshot_rows(
+    account_id: str, connector_id: str, snapshots: Sequence[ValidSnapshot], received_at: int
+) -> list[tuple[str, str, int, int, int, bytes]]:
+    """Rows of the snapshots table: (account_id, connector_id, t, a, size, body), bodies compressed."""
+    compress = snapshot_codec.compress
+    return [(account_id, connector_id, s.t, received_at, len(s.json), compress(s.json)) for s in snapshots]
+
+
+def check_snapshot_retry(snapshot: ValidSnapshot, recorded_body: bytes) -> None:
+    """A snapshot already recorded at its `t` must be an identical re-send: else SnapshotConflict."""
+    if not same_snapshot(snapshot_codec.decompress(recorded_body), snapshot.json):
+        raise SnapshotConflict(snapshot.t)

@@ -23,7 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from conntel.events import ValidEvent
+from conntel.events import AppendResult, ValidEvent
+from conntel.snapshots import ValidSnapshot
+from conntel.store import snapshot_codec
 from conntel.store.base import (
     AlreadyExists,
     Appended,
@@ -32,7 +34,10 @@ from conntel.store.base import (
     EventSummary,
     ForeignDatabase,
     NotFound,
+    SnapshotQuery,
+    SnapshotSummary,
     StoredEvent,
+    StoredSnapshot,
     StoreUnavailable,
     StreamedEvent,
     TokenRecord,
@@ -44,11 +49,14 @@ from conntel.store.migrations import migrations
 from conntel.store.sql import (
     Statements,
     check_retry,
+    check_snapshot_retry,
     connector_record,
     connector_row,
     permissions_json,
+    snapshot_rows,
     token_record,
     unique_events,
+    unique_snapshots,
 )
 
 T = TypeVar("T")
@@ -390,6 +398,55 @@ class SqliteStore:
     async def release_lease(self, name: str, holder: str) -> None:
         await self._write(lambda conn: conn.execute(SQL.release_lease, (name, holder)))
 
+    # -- snapshots --
+    async def append_snapshots(
+        self, account_id: str, connector_id: str, snapshots: Sequence[ValidSnapshot], received_at: int
+    ) -> AppendResult:
+        unique = unique_snapshots(snapshots)
+
+        def work(conn: sqlite3.Connection) -> AppendResult:
+            if not _connector_exists(conn, account_id, connector_id):
+                raise NotFound(f"No connector {connector_id} in account {account_id}")
+            # Compressed here, on the writer thread: zstd releases the GIL, the event loop goes on meanwhile.
+            rows = snapshot_rows(account_id, connector_id, unique, received_at)
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO snapshots (account_id, connector_id, t, a, size, body) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                rows,
+            )
+            inserted = conn.total_changes - before
+            if inserted < len(rows):
+                # Some were already recorded: each must be an identical retry. Rows this batch wrote carry its `a`
+                # and its frame; an older row is compared by content.
+                for snapshot, row in zip(unique, rows, strict=True):
+                    (body,) = conn.execute(SQL.recorded_snapshot, (account_id, connector_id, snapshot.t)).fetchone()
+                    if body != row[5]:
+                        check_snapshot_retry(snapshot, body)
+            return AppendResult(inserted, len(snapshots) - inserted)
+
+        return await self._write(work)
+
+    async def get_snapshot(self, account_id: str, connector_id: str, t: int) -> StoredSnapshot | None:
+        row = self._read().execute(SQL.get_snapshot, (account_id, connector_id, t)).fetchone()
+        return None if row is None else StoredSnapshot(t, row[0], snapshot_codec.decompress(row[1]))
+
+    async def list_snapshots(self, account_id: str, connector_id: str, query: SnapshotQuery) -> list[SnapshotSummary]:
+        after = query.from_t - 1 if query.after is None else query.after
+        rows = self._read().execute(SQL.list_snapshots, (account_id, connector_id, after, query.to_t, query.limit))
+        return [SnapshotSummary(*row) for row in rows]
+
+    async def latest_snapshots(
+        self, account_id: str, connector_id: str, limit: int, max_bytes: int
+    ) -> list[StoredSnapshot]:
+        conn = self._read()  # one read transaction: the sizes and the bodies are of the same rows
+        sizes = conn.execute(SQL.latest_snapshot_sizes, (account_id, connector_id, limit)).fetchall()
+        if not sizes:
+            return []
+        count = fitting([size for _, size in sizes], max_bytes)
+        rows = conn.execute(SQL.latest_snapshots, (account_id, connector_id, sizes[0][0], count))
+        return [StoredSnapshot(t, a, snapshot_codec.decompress(body)) for t, a, body in rows]
+
     # -- credentials --
     async def find_token(self, secret_hash: bytes) -> TokenRecord | None:
         row = self._read().execute(SQL.find_token, (secret_hash,)).fetchone()
@@ -447,6 +504,7 @@ class SqliteStore:
             if row is None:
                 raise NotFound(f"No connector {connector_id}")
             conn.execute(SQL.delete_events, (account_id, connector_id))
+            conn.execute(SQL.delete_snapshots, (account_id, connector_id))
             return connector_record(row)
 
         return await self._write(work)

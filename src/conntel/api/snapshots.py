@@ -1,0 +1,125 @@
+"""Snapshot routes (CONTRACT §8): List, Get and Latest Snapshots, and ingestion.
+
+Same auth, permissions, envelope and codes as the event routes (api/events.py).
+A snapshot is served as the JSON text it was recorded with, never re-encoded.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from msgspec import UNSET, Raw
+from starlette.requests import Request
+from starlette.responses import Response
+
+from conntel import ids
+from conntel.api.auth import Authenticator
+from conntel.api.bodies import read_body
+from conntel.api.cursor import CursorError, CursorSigner
+from conntel.api.envelope import ok
+from conntel.api.errors import (
+    batch_too_large,
+    connector_not_found,
+    invalid_cursor,
+    invalid_query,
+    invalid_snapshot,
+    malformed_json,
+    no_route,
+    snapshot_not_found,
+)
+from conntel.api.params import Param, parse_query
+from conntel.api.routing import api_path, connector_scope
+from conntel.config import Settings
+from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
+from conntel.events import BatchTooLarge, InvalidBatch, MalformedJson
+from conntel.snapshots import LatestSnapshots, SnapshotList, SnapshotListItem, decode_batch
+from conntel.store.base import SnapshotQuery, Store
+
+LIST_QUERY = (
+    Param("from", "Earliest `t` listed (inclusive), seconds since the epoch", required=True, integer=True),
+    Param("to", "Latest `t` listed (inclusive), seconds since the epoch", required=True, integer=True),
+    Param("limit", "Most snapshots in one page", integer=True, low=1, high=1000, default=100),
+    Param("cursor", "Where the previous page ended: its `cursor`, as returned"),
+)
+# Latest Snapshots: at most this many, newest first, and at most this many bytes of snapshot JSON
+# (a page ends before the snapshot that would go beyond; it holds at least the newest one).
+LATEST_LIMIT = 100
+LATEST_MAX_BYTES = 8 << 20
+# A number as a client may write `snapshot_t` (`1700000000`, `1700000000.0`, `1.7e+09`).
+_NUMBER = re.compile(r"[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]{1,3})?")
+
+
+class SnapshotRoutes:
+    def __init__(self, store: Store, auth: Authenticator, settings: Settings):
+        self.store = store
+        self.auth = auth
+        self.settings = settings
+        self._signer: CursorSigner | None = None
+
+    async def get_snapshot(self, request: Request) -> Response:
+        account_id, connector_id = connector_scope(request.path_params, request.url.path)
+        text = request.path_params["snapshot_t"]
+        t = ids.integral(text)
+        if t is None and not (len(text) <= 80 and _NUMBER.fullmatch(text)):
+            raise no_route(api_path(request.url.path))
+        await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
+        stored = None if t is None else await self.store.get_snapshot(account_id, connector_id, t)
+        if stored is None:  # also a number that is no whole second: no snapshot is ever recorded there
+            await self._require_connector(account_id, connector_id)
+            raise snapshot_not_found(text, connector_id)
+        return ok(Raw(stored.json))
+
+    async def list_snapshots(self, request: Request) -> Response:
+        account_id, connector_id = connector_scope(request.path_params, request.url.path)
+        await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
+        query = parse_query(request.query_params.multi_items(), LIST_QUERY)
+        from_t, to_t, limit = query["from"], query["to"], query["limit"]
+        if from_t > to_t:
+            raise invalid_query(f"`from` ({from_t}) is after `to` ({to_t})")
+        await self._require_connector(account_id, connector_id)
+        signer = await self._cursor_signer()
+        # "snapshots" in the scope: a List Events cursor is not one for List Snapshots.
+        scope = "\0".join(("snapshots", account_id, connector_id, str(from_t), str(to_t)))
+        after = None
+        if (cursor := query["cursor"]) is not None:
+            try:
+                after, _ = signer.decode(scope, cursor)
+            except CursorError as exc:
+                raise invalid_cursor(exc) from None
+        rows = await self.store.list_snapshots(account_id, connector_id, SnapshotQuery(from_t, to_t, after, limit + 1))
+        page = [SnapshotListItem(row.a, row.t) for row in rows[:limit]]
+        next_cursor = signer.encode(scope, page[-1].t, 0) if len(rows) > limit else UNSET
+        return ok(SnapshotList(len(page), page, next_cursor))
+
+    async def latest_snapshots(self, request: Request) -> Response:
+        account_id, connector_id = connector_scope(request.path_params, request.url.path)
+        await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
+        parse_query(request.query_params.multi_items(), ())
+        await self._require_connector(account_id, connector_id)
+        rows = await self.store.latest_snapshots(account_id, connector_id, LATEST_LIMIT, LATEST_MAX_BYTES)
+        return ok(LatestSnapshots(len(rows), [Raw(row.json) for row in rows]))
+
+    async def ingest(self, request: Request) -> Response:
+        account_id, connector_id = connector_scope(request.path_params, request.url.path)
+        await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS)
+        body = await read_body(request, self.settings, self.auth.rechecker(request.headers, account_id, WRITE_ACCEPTS))
+        try:
+            snapshots = decode_batch(body)
+        except MalformedJson as exc:
+            raise malformed_json(exc) from None
+        except BatchTooLarge as exc:
+            raise batch_too_large(exc) from None
+        except InvalidBatch as exc:
+            raise invalid_snapshot(exc) from None
+        # An unknown connector or a conflicting snapshot: a refusal, answered by errors.from_refusal.
+        return ok(await self.store.append_snapshots(account_id, connector_id, snapshots, int(time.time())))
+
+    async def _cursor_signer(self) -> CursorSigner:
+        if self._signer is None:
+            self._signer = CursorSigner(await self.store.server_secret("cursor"))
+        return self._signer
+
+    async def _require_connector(self, account_id: str, connector_id: str) -> None:
+        if not await self.store.connector_exists(account_id, connector_id):
+            raise connector_not_found(connector_id)
