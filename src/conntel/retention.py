@@ -18,8 +18,8 @@ from conntel.store.base import Store
 # Rows per transaction: a few milliseconds of the SQLite writer (or a PostgreSQL connection).
 BATCH = 500
 # After each batch, rest this many times as long as the batch took (and at least REST seconds):
-# the pruner holds the writer about a fifth of the time at most while it catches up.
-PACE = 4.0
+# the pruner holds the writer a tenth of the time at most while it catches up.
+PACE = 9.0
 REST = 0.005
 LEASE = "retention"  # the lease name: one process prunes at a time
 
