@@ -15,8 +15,11 @@ to docs/dashboard.png and docs/dashboard-fleet.png.
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import os
+import random
 import shutil
 import subprocess
 import threading
@@ -27,6 +30,7 @@ import httpx
 import pytest
 from helpers import ROOT, World, bearer, build_world, cli, env_without_proxies, post_events
 
+from conntel.client import metrics
 from conntel.client.lifecycles import fleet
 from conntel.kinds import FAILURE_KINDS, KIND_NAMES
 
@@ -94,6 +98,18 @@ def make_fleet(world: World) -> tuple[dict[str, list[dict]], dict]:
     return events, upgrade
 
 
+def post_snapshots(world: World, connector: str, start: int, end: int) -> list[dict]:
+    """The failing connector's snapshots over [start, end), from the same seed as its simulated events."""
+    seed = random.Random(7).random()  # lifecycles.fleet's first connector
+    stream = metrics.fleet_snapshots([seed], start, 0.35)[0]
+    snaps = list(itertools.takewhile(lambda s: s["t"] < end, stream))
+    url = f"{world.server.base_url}/accounts/{world.account}/magic/connectors/{connector}/telemetry/snapshots"
+    for first in range(0, len(snaps), 500):
+        response = httpx.post(url, json=snaps[first : first + 500], headers=bearer(world.write_token), timeout=60)
+        assert response.status_code == 200, response.text
+    return snaps
+
+
 def live(world: World, events: list[dict]) -> dict:
     ingest(world, FAILING, events)
     return {"keys": [f"{ev['t']}.{ev['n']}" for ev in events]}
@@ -151,6 +167,8 @@ def test_dashboard_in_chromium(tmp_path: Path, driver_ready: str) -> None:
 
 def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
     events, upgrade = make_fleet(world)
+    now = int(time.time())
+    snaps = post_snapshots(world, FAILING, now - 86_400, now - 1_800)
     expected = {name: expected_health(evs) for name, evs in events.items()}
     assert expected[FAILING] == "failing" and expected[world.connector] == "silent"
     assert "healthy" in expected.values()
@@ -165,7 +183,11 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
         {"t": now - 30, "n": 0, "e": {"k": "FinishUpgradeSuccess"}, "v": "2026.3.2"},
     ]  # fmt: skip
     finish = upgrade["finish"]
-    shots = {"fleet": str(tmp_path / "dashboard-fleet.png"), "connector": str(tmp_path / "dashboard.png")}
+    shots = {
+        "fleet": str(tmp_path / "dashboard-fleet.png"),
+        "connector": str(tmp_path / "dashboard.png"),
+        "metrics": str(tmp_path / "dashboard-metrics.png"),
+    }
     config = {
         "chromium": CHROMIUM,
         "origin": world.server.origin,
@@ -245,6 +267,8 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
         ran = subprocess.run(["sh", "-c", curl], env=env, capture_output=True, text=True, timeout=30, check=False)
         assert ran.returncode == 0 and ran.stdout == served.text
 
+    check_metrics(world, report, snaps)
+
     # Zoom: the failed upgrade's two minutes become a visible bar.
     assert "(zoomed)" in report["zoomed"]["status"]
     assert report["zoomedSpanWidth"] > 20, report["zoomedSpanWidth"]
@@ -278,8 +302,56 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
     assert any(r["url"].endswith("/telemetry/events/stream") for r in report["requests"])
     assert world.read_token not in world.server.server_log()
 
-    for name, path in (("dashboard.png", shots["connector"]), ("dashboard-fleet.png", shots["fleet"])):
+    shown_shots = (
+        ("dashboard.png", "connector"),
+        ("dashboard-fleet.png", "fleet"),
+        ("dashboard-metrics.png", "metrics"),
+    )
+    for name, path in ((name, shots[key]) for name, key in shown_shots):
         assert Path(path).stat().st_size > 10_000
         if os.environ.get("CONNTEL_UPDATE_SCREENSHOTS") == "1" or not (DOCS / name).exists():
             DOCS.mkdir(exist_ok=True)
             shutil.copyfile(path, DOCS / name)
+
+
+def check_metrics(world: World, report: dict, snaps: list[dict]) -> None:
+    """The charts: CPU, memory, load, throughput per interface, tunnel health; hover values; Get Snapshot on click."""
+    charts = {chart["name"]: chart for chart in report["charts"]["charts"]}
+    assert list(charts) == ["cpu", "memory", "load", "throughput", "tunnels"]
+    listed = int(report["charts"]["status"].split(" snapshots")[0])  # the window ends now: the oldest may be out
+    assert len(snaps) - 60 <= listed <= len(snaps), report["charts"]["status"]
+    for name in ("cpu", "memory", "load", "throughput"):
+        assert charts[name]["series"] and all(s["points"] > 100 for s in charts[name]["series"]), charts[name]
+    assert [s["name"] for s in charts["load"]["series"]] == ["1m", "5m", "15m"]
+    netdevs = [d["name"] for d in snaps[-1]["netdevs"] if d["name"] != "lo"]
+    assert [s["name"] for s in charts["throughput"]["series"]] == netdevs
+    health = set(charts["tunnels"]["health"])
+    assert "health-healthy" in health and health <= {f"health-{h}" for h in ("healthy", "degraded", "down", "unknown")}
+    # On the timeline's time axis: the same left edge and width.
+    assert report["chartAlignment"]["timeline"] == report["chartAlignment"]["cpu"]
+
+    # A click opens exactly what Get Snapshot returns, and a curl that returns it too.
+    detail = report["snapshotDetail"]
+    t = int(detail["title"].split(" · ")[1])
+    snapshot = next(s for s in snaps if s["t"] == t)
+    url = f"{world.server.base_url}/accounts/{world.account}/magic/connectors/{FAILING}/telemetry/snapshots/{t}"
+    served = httpx.get(url, headers=bearer(world.read_token))
+    assert served.status_code == 200 and served.json()["result"] == snapshot
+    assert detail["raw"] == served.text and detail["operation"] == "Get Snapshot"
+    assert detail["request"] == f"GET {url}" and detail["selectedLines"] == 5
+    assert detail["curl"] == f"curl -sS -H \"Authorization: Bearer $CLOUDFLARE_API_TOKEN\" '{url}'"
+
+    # Hovering shows that snapshot's values in every chart.
+    hover = report["hover"]
+    clock = dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S")  # the browser and the test share a zone
+    assert all(clock in text for text in hover.values()), (clock, hover)
+    used = 100 * (snapshot["memory_total_bytes"] - snapshot["memory_available_bytes"]) / snapshot["memory_total_bytes"]
+    assert hover["memory"].startswith(f"memory {used:.0f}%")
+    loads = " / ".join(f"{snapshot[f'load_average_{m}']:.2f}" for m in ("1m", "5m", "15m"))
+    assert hover["load"].startswith(f"load {loads} ({snapshot['cpu_count']} cores)")
+    states = " · ".join(f"{x['interface_name']} {x['health_state']}" for x in snapshot["tunnels"])
+    assert hover["tunnels"].startswith(states)
+    assert hover["cpu"].startswith("CPU ") and "%" in hover["cpu"]
+
+    # Throughput is a rate from the byte counters, also across a counter reset (a reboot).
+    assert report["rates"] == {"steady": 100, "reset": 20, "first": 10}

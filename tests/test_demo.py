@@ -95,6 +95,17 @@ def test_demo_prints_a_working_curl_and_keeps_the_terminal_readable(tmp_path: Pa
         ):
             assert kinds.get(kind, 0) > 0, kind
         assert kinds["StartUpgrade"] > kinds["FinishUpgradeSuccess"]  # a failed upgrade was retried
+        # And the same day of snapshots, one a minute (none while rebooting).
+        snapshots = url.split("/telemetry/")[0] + "/telemetry/snapshots"
+        now = int(time.time())
+        listed = httpx.get(
+            snapshots,
+            params={"from": now - 86_400, "to": now, "limit": 1000},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()["result"]
+        assert listed["count"] == 1000 and "cursor" in listed
+        latest = httpx.get(f"{snapshots}/latest", headers={"Authorization": f"Bearer {token}"}).json()["result"]
+        assert latest["count"] > 0 and latest["items"][0]["t"] > now - 120
 
         # And a simulated fleet posts live beside the seeded connectors.
         base = url.split("/accounts/")[0]

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 import subprocess
 
 import httpx
+import msgspec
 from helpers import CONNTEL, World, bearer
+
+from conntel.client import metrics
+from conntel.snapshots import Snapshot
 
 START = 1_750_000_000
 
 
-def simulate(world: World, *extra: str) -> dict:
+def simulate(world: World, *extra: str, speed: str = "20000", snapshots: bool = False) -> dict:
+    """Run the simulator for 1.5 s; snapshots are left out unless asked for (they are what one test is about)."""
     done = subprocess.run(
         [
             *CONNTEL,
@@ -25,12 +32,13 @@ def simulate(world: World, *extra: str) -> dict:
             "--connectors",
             "3",
             "--speed",
-            "20000",
+            speed,
             "--duration",
             "1.5",
             "--start",
             str(START),
             "--json",
+            "--snapshots" if snapshots else "--no-snapshots",
             *extra,
         ],
         capture_output=True,
@@ -139,3 +147,56 @@ def test_url_may_be_the_server_root_and_anything_else_is_one_clear_line(world: W
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
         assert f"Not a conntel API URL: {url!r}" in done.stderr
         assert "Pass the server's root (http://HOST:PORT) or its API base (http://HOST:PORT/client/v4)" in done.stderr
+
+
+def snapshot_times(world: World, connector: str) -> list[int]:
+    url = f"{world.server.base_url}/accounts/{world.account}/magic/connectors/{connector}/telemetry/snapshots"
+    items, cursor = [], None
+    while True:
+        params = {"from": START, "to": START + 10**7, "limit": 1000, **({"cursor": cursor} if cursor else {})}
+        result = httpx.get(url, params=params, headers=bearer(world.read_token)).json()["result"]
+        items += result["items"]
+        cursor = result.get("cursor")
+        if not cursor:
+            return [item["t"] for item in items]
+
+
+def get_snapshot(world: World, connector: str, t: int) -> dict:
+    url = f"{world.server.base_url}/accounts/{world.account}/magic/connectors/{connector}/telemetry/snapshots/{t}"
+    response = httpx.get(url, headers=bearer(world.read_token))
+    assert response.status_code == 200, response.text
+    return response.json()["result"]
+
+
+def test_every_virtual_connector_reports_a_snapshot_every_simulated_minute(world: World):
+    stats = simulate(world, "--seed", "15", speed="3000", snapshots=True)
+    connectors = fleet_connectors(world, 15)
+    assert len(connectors) == 3 and stats["snapshots"] > 3 * 40 and stats["retries"] == 0
+    # The same seeds as the simulator: the fleet's snapshots are the metrics model's, byte for byte.
+    rng = random.Random(15)
+    seeds = [rng.random() for _ in connectors]
+    for (serial, connector), seed in zip(sorted(connectors.items()), seeds, strict=True):
+        times = snapshot_times(world, connector)
+        assert len(times) > 40, serial
+        assert all(b - a in (60, 120, 180) for a, b in itertools.pairwise(times))  # gaps only while rebooting
+        stream = metrics.fleet_snapshots([seed], START, 0.05)[0]
+        expected_by_t = {s["t"]: s for s in itertools.takewhile(lambda s, last=times[-1]: s["t"] <= last, stream)}
+        assert sorted(expected_by_t) == times
+        events = events_of(world, connector)
+        for t in (times[0], times[len(times) // 2], times[-1]):
+            snapshot = get_snapshot(world, connector, t)
+            assert snapshot == expected_by_t[t]
+            msgspec.convert(snapshot, Snapshot)
+            # the snapshot tells the same story as the connector's events: its version and HA state
+            before = [e for e in events if e["t"] <= t]
+            assert snapshot["v"] == get_event_version(world, connector, before[-1])
+            ha = [e["k"] for e in before if e["k"].startswith("Ha")][-1]
+            assert snapshot["ha_state"] in HA_STATES[ha]
+
+
+HA_STATES = {"HaInit": {"standby"}, "HaTransition": {"active", "standby"}, "HaError": {"fault"}, "HaLeave": {"stopped"}}
+
+
+def get_event_version(world: World, connector: str, item: dict) -> str:
+    response = httpx.get(f"{world.events_url(connector)}/{item['t']}.{item['n']}", headers=bearer(world.read_token))
+    return response.json()["result"]["v"]

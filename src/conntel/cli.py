@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from conntel.client.reading import connectors_list, events
+from conntel.client.reading import connectors_list, events, snapshots
 from conntel.config import DEFAULT_DB, Settings
 from conntel.credentials import PERMISSIONS
 
@@ -649,6 +649,12 @@ async def _prune_holding_lease(store: Store, keep: dict[str, int], now: float) -
 @click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same connectors and events.")
 @click.option("--duration", type=FiniteRange(min=0), help="Real seconds to run (default: until Ctrl-C).")
 @click.option("--start", type=int, help="Simulated clock start, seconds since the epoch (default: now).")
+@click.option(
+    "--snapshots/--no-snapshots",
+    default=True,
+    show_default=True,
+    help="Also report each connector's metrics: a full snapshot every simulated minute.",
+)
 @json_option
 def simulate(as_json: bool, **options: Any) -> None:
     """Drive a fleet of virtual connectors through realistic lifecycles, posting through the API."""
@@ -659,7 +665,8 @@ def simulate(as_json: bool, **options: Any) -> None:
     def show(stats: FleetStats) -> None:
         if not as_json:
             click.echo(
-                f"\r{stats.posted:,} events posted ({stats.duplicates:,} duplicates, {stats.retries} retries)",
+                f"\r{stats.posted:,} events and {stats.snapshots:,} snapshots posted"
+                f" ({stats.duplicates + stats.snapshot_duplicates:,} duplicates, {stats.retries} retries)",
                 nl=False,
                 err=True,
             )
@@ -679,6 +686,8 @@ def simulate(as_json: bool, **options: Any) -> None:
                     "retries": stats.retries,
                     "requests": stats.requests,
                     "connectors": stats.by_connector,
+                    "snapshots": stats.snapshots,
+                    "snapshot_duplicates": stats.snapshot_duplicates,
                 }
             )
         )
@@ -688,4 +697,5 @@ def simulate(as_json: bool, **options: Any) -> None:
 
 # The reading CLI (over the HTTP API): conntel events ..., conntel connectors list.
 main.add_command(events)
+main.add_command(snapshots)
 connectors.add_command(connectors_list)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import os
+import random
 import shutil
 import sys
 import time
@@ -23,12 +25,14 @@ import click
 import msgspec
 
 from conntel import admin
+from conntel.client import metrics
 from conntel.client.fleet import FleetError, FleetOptions, FleetStats, run_fleet
 from conntel.client.lifecycles import fleet
 from conntel.config import Settings
 from conntel.credentials import MAGIC_WAN_READ, MAGIC_WAN_WRITE
 from conntel.events import decode_batch
 from conntel.server.run import run
+from conntel.snapshots import decode_batch as decode_snapshots
 from conntel.store import open_store
 from conntel.store.sqlite import check_replaceable
 
@@ -50,10 +54,20 @@ async def seed(database: str, seed_value: int) -> tuple[str, dict[str, Any], int
         end = int(time.time())
         shown = None
         seeded = 0
-        for connector_id, events in fleet(DEMO_CONNECTORS, seed_value, end - DEMO_HOURS * 3600, end, DEMO_FAILURE_RATE):
+        start = end - DEMO_HOURS * 3600
+        # The connectors' snapshots come from the same seeds as their events (lifecycles.fleet draws them so).
+        draw = random.Random(seed_value)
+        snapshots = metrics.fleet_snapshots([draw.random() for _ in DEMO_CONNECTORS], start, DEMO_FAILURE_RATE)
+        for (connector_id, events), stream in zip(
+            fleet(DEMO_CONNECTORS, seed_value, start, end, DEMO_FAILURE_RATE), snapshots, strict=True
+        ):
             await admin.create_connector(store, DEMO_ACCOUNT, connector_id)
             batch = decode_batch(msgspec.json.encode(events), max_events=len(events))
             await store.append_events(DEMO_ACCOUNT, connector_id, batch, end)
+            recorded = list(itertools.takewhile(lambda s: s["t"] < end, stream))
+            for first in range(0, len(recorded), 500):
+                chunk = decode_snapshots(msgspec.json.encode(recorded[first : first + 500]))
+                await store.append_snapshots(DEMO_ACCOUNT, connector_id, chunk, end)
             seeded += len(events)
             upgrade = next((ev for ev in events if ev["e"]["k"] == "StartUpgrade"), None)
             shown = shown or (upgrade and {"connector": connector_id, **upgrade})
@@ -125,7 +139,7 @@ def run_demo(db: str, seed_value: int, settings: Settings) -> None:
     path = f"/accounts/{DEMO_ACCOUNT}/magic/connectors/{event['connector']}/telemetry/events/{event['t']}.{event['n']}"
     click.echo(
         f"""
-conntel demo: account {DEMO_ACCOUNT}, {len(DEMO_CONNECTORS)} connectors, last {DEMO_HOURS} hours of events in {db}
+conntel demo: account {DEMO_ACCOUNT}, {len(DEMO_CONNECTORS)} connectors, their last {DEMO_HOURS} hours in {db}
 
   export CLOUDFLARE_API_TOKEN={token}
   export CLOUDFLARE_BASE_URL={base}
@@ -135,7 +149,8 @@ Get one event (a StartUpgrade):
 
 Dashboard: http://{settings.host}:{settings.port}/#token={token}&account={DEMO_ACCOUNT}
 Live tail: conntel events tail --account {DEMO_ACCOUNT}
-A simulated fleet of {FLEET_SIZE} more connectors is posting events live ({FLEET_SPEED:g}x real time).
+Its metrics: conntel snapshots latest --account {DEMO_ACCOUNT} --connector {event["connector"]}
+A simulated fleet of {FLEET_SIZE} more connectors is posting events and snapshots live ({FLEET_SPEED:g}x real time).
 The server's log (one JSON line per request) is in {log}.
 
 Press Ctrl-C to stop.

@@ -109,6 +109,20 @@ async function timelineFacts(page) {
   }));
 }
 
+async function chartFacts(page) {
+  return page.evaluate(() => ({
+    status: document.querySelector("#charts-status").textContent,
+    charts: [...document.querySelectorAll("#charts svg.chart")].map((c) => ({
+      name: c.dataset.chart,
+      series: [...c.querySelectorAll("path.line")].map((path) => ({
+        name: path.dataset.series,
+        points: (path.getAttribute("d").match(/[ML]/g) || []).length,
+      })),
+      health: [...c.querySelectorAll("rect.health")].map((r) => r.getAttribute("class").split(" ")[1]),
+    })),
+  }));
+}
+
 async function run(browser) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
@@ -194,6 +208,58 @@ async function run(browser) {
   step("detail");
   await p.keyboard.press("Escape");
   report.detailHiddenAfterEscape = await p.isHidden("#detail");
+
+  // 4b. Metrics: the charts under the timeline, values on hover, a click opens Get Snapshot.
+  await p.waitForFunction(
+    () => document.querySelectorAll("#charts svg.chart").length === 5 && /charted/.test(document.querySelector("#charts-status").textContent),
+    null,
+    { timeout: 30000 },
+  );
+  report.charts = await chartFacts(p);
+  const cpu = p.locator('#charts svg[data-chart="cpu"]');
+  await cpu.scrollIntoViewIfNeeded();
+  const cpuBox = await cpu.boundingBox();
+  const timeline = await timelineBox(p);
+  report.chartAlignment = { timeline: [timeline.x, timeline.width], cpu: [cpuBox.x, cpuBox.width] };
+  const hoverX = cpuBox.x + 130 + (cpuBox.width - 144) * 0.8;
+  await p.mouse.move(hoverX, cpuBox.y + 50);
+  await p.waitForFunction(() => !/latest/.test(document.querySelector('#charts svg[data-chart="cpu"]').dataset.readout));
+  // The screenshot: the window picker, the timeline and the charts, hovered.
+  await p.evaluate(() => scrollTo(0, document.querySelector("#connector .toolbar").getBoundingClientRect().top + scrollY - 48));
+  const hoverBox = await cpu.boundingBox();
+  await p.mouse.move(hoverBox.x + 130 + (hoverBox.width - 144) * 0.8, hoverBox.y + 50);
+  await p.waitForFunction(() => !/latest/.test(document.querySelector('#charts svg[data-chart="cpu"]').dataset.readout));
+  await p.screenshot({ path: config.screenshots.metrics });
+  report.hover = await p.evaluate(() =>
+    Object.fromEntries([...document.querySelectorAll("#charts svg.chart")].map((c) => [c.dataset.chart, c.dataset.readout])),
+  );
+  await p.mouse.click(hoverBox.x + 130 + (hoverBox.width - 144) * 0.8, hoverBox.y + 50);
+  await p.waitForFunction(() => /^HTTP /.test(document.querySelector("#detail-status").textContent), null, {
+    timeout: 10000,
+  });
+  await p.uncheck("#detail-pretty");
+  report.snapshotDetail = {
+    title: await p.textContent("#detail-title"),
+    operation: await p.textContent("#detail-operation"),
+    request: await p.textContent("#detail-request"),
+    raw: await p.textContent("#detail-json"),
+    curl: await p.textContent("#detail-curl"),
+    selectedLines: await p.evaluate(() => document.querySelectorAll("#charts .selected-t").length),
+  };
+  await p.check("#detail-pretty");
+  report.rates = await p.evaluate(async () => {
+    const { counterRate } = await import("/assets/charts.js");
+    const at = (t, btime, bytes) => ({ t, kernel_btime: btime, uptime_total_ms: (t - btime) * 1000, bytes });
+    const get = (s) => s.bytes;
+    return {
+      steady: counterRate(at(1000, 0, 5000), at(1060, 0, 11000), get),
+      reset: counterRate(at(1000, 0, 5000), at(1060, 1040, 400), get),
+      first: counterRate(undefined, at(1060, 1000, 600), get),
+    };
+  });
+  await p.keyboard.press("Escape");
+  await p.evaluate(() => scrollTo(0, 0));
+  step("metrics");
 
   // 5. Zoom: drag across the last 3% of the plot (the last 45 minutes of the day).
   const box = await timelineBox(p);

@@ -5,8 +5,10 @@ clock that starts at `start` and runs `speed` times faster than real time.
 Every `interval` seconds each connector posts the events it has recorded
 since, through the ingestion API: batched, retried on failure (a retry of
 an acknowledged batch is harmless: identical events count as duplicates),
-(t, n) increasing, `v` following upgrades. The same seed gives the same
-connectors and the same events relative to `start`.
+(t, n) increasing, `v` following upgrades; and, unless turned off, a full
+snapshot of its own metrics for every simulated minute
+(conntel.client.snapshot_feed). The same seed gives the same connectors, the
+same events and the same snapshots relative to `start`.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from typing import Any
 
 import httpx
 
-from conntel.client import lifecycles
+from conntel.client import lifecycles, metrics
 from conntel.client.http import errors_text
+from conntel.client.snapshot_feed import PushError, SnapshotFeed, post_snapshots, snapshots_path
 from conntel.client.urls import api_base
 
 SERIAL_PREFIX = "SIM"  # simulated connectors are recognised by their device serial number
@@ -40,6 +43,7 @@ class FleetOptions:
     start: int | None = None  # simulated clock start (epoch seconds); None: now
     interval: float = 1.0  # real seconds between posts
     max_retries: int = 8
+    snapshots: bool = True  # report a snapshot every simulated minute too
 
 
 @dataclass
@@ -49,6 +53,8 @@ class FleetStats:
     retries: int = 0
     requests: int = 0
     by_connector: dict[str, int] = field(default_factory=dict)
+    snapshots: int = 0  # snapshots acknowledged by the server
+    snapshot_duplicates: int = 0
 
 
 @dataclass
@@ -103,15 +109,20 @@ async def run_fleet(opts: FleetOptions, progress: Callable[[FleetStats], None] |
         ids = await ensure_connectors(client, opts)
         start = opts.start if opts.start is not None else int(time.time())
         rng = random.Random(opts.seed)
+        seeds = [rng.random() for _ in ids]
         fleet = [
-            _Virtual(cid, lifecycles.connector_events(random.Random(rng.random()), start, opts.failure_rate))
-            for cid in ids
+            _Virtual(cid, lifecycles.connector_events(random.Random(seed), start, opts.failure_rate))
+            for cid, seed in zip(ids, seeds, strict=True)
         ]
+        feeds = snapshot_feeds(ids, seeds, start, opts) if opts.snapshots else []
         began = time.monotonic()
         while True:
             elapsed = time.monotonic() - began
             until = start + int(elapsed * opts.speed)
-            await asyncio.gather(*(_push(client, opts, v, v.due(until), stats) for v in fleet))
+            await asyncio.gather(
+                *(_push(client, opts, v, v.due(until), stats) for v in fleet),
+                *(_push_snapshots(client, opts, feed, feed.due(until), stats) for feed in feeds),
+            )
             if progress is not None:
                 progress(stats)
             if opts.duration is not None and elapsed >= opts.duration:
@@ -142,6 +153,28 @@ async def _push(
         stats.retries += 1
         await asyncio.sleep(min(0.25 * 2**attempt, 10))
     raise FleetError(f"Gave up on a batch of {virtual.connector_id} after {opts.max_retries} retries")
+
+
+def snapshot_feeds(ids: list[str], seeds: list[float], start: int, opts: FleetOptions) -> list[SnapshotFeed]:
+    """Each connector's snapshots, from the same seeds (so the same events) as its event stream."""
+    streams = metrics.fleet_snapshots(seeds, start, opts.failure_rate)
+    return [SnapshotFeed(cid, stream) for cid, stream in zip(ids, streams, strict=True)]
+
+
+async def _push_snapshots(
+    client: httpx.AsyncClient, opts: FleetOptions, feed: SnapshotFeed, batch: list[dict[str, Any]], stats: FleetStats
+) -> None:
+    if not batch:
+        return
+    try:
+        accepted, duplicates, retries = await post_snapshots(
+            client, snapshots_path(opts.account, feed.connector_id), batch, opts.max_retries
+        )
+    except PushError as exc:
+        raise FleetError(str(exc)) from None
+    stats.snapshots += accepted
+    stats.snapshot_duplicates += duplicates
+    stats.retries += retries
 
 
 async def _call(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> Any:

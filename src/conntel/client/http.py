@@ -66,6 +66,29 @@ class Client:
             if cursor is None:
                 return
 
+    def _snapshots(self, connector: str) -> str:
+        return f"{self._connectors()}/{connector}/telemetry/snapshots"
+
+    def get_snapshot(self, connector: str, t: str) -> dict[str, Any]:
+        """Get Snapshot: `t` as the user wrote it (`1700000000`, `1700000000.0`)."""
+        snapshot: dict[str, Any] = self._result(f"{self._snapshots(connector)}/{t}")
+        return snapshot
+
+    def latest_snapshots(self, connector: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._result(f"{self._snapshots(connector)}/latest")["items"]
+        return items
+
+    def snapshot_pages(self, connector: str, start: int, end: int, limit: int) -> Iterator[list[dict[str, Any]]]:
+        """List Snapshots page by page, following the cursor: `{a, t}` items."""
+        cursor = None
+        while True:
+            page = self._result(self._snapshots(connector), **{"from": start, "to": end, "limit": limit,
+                                                               "cursor": cursor})  # fmt: skip
+            yield page["items"]
+            cursor = page.get("cursor")
+            if cursor is None:
+                return
+
     def tail(self, connector: str | None, last_id: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
         """Follow the live stream for ever, reconnecting with Last-Event-ID: (id, event) pairs."""
         path = f"{self._events(connector)}/stream" if connector else f"{self._connectors()}/telemetry/events/stream"

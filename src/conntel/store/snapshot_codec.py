@@ -20,7 +20,7 @@ import zstandard
 
 LEVEL = 3  # zstd's default: a higher level gains little on snapshots for several times the time
 # The dictionary new snapshots are compressed with (a file `<id>.zdict` in store/dictionaries/); 0: none.
-CURRENT_DICTIONARY = 0
+CURRENT_DICTIONARY = 32768
 
 _local = threading.local()  # zstandard's (de)compressor objects are not to be shared between threads
 

@@ -113,6 +113,36 @@ export class Api {
     const response = await this.fetch(url);
     return { url, status: response.status, text: await response.text() };
   }
+
+  /** List Snapshots over [from, to]: their `{a, t}` index, following cursors up to `maxPages`. */
+  async listSnapshots(id, from, to, { maxPages = 20 } = {}) {
+    const items = [];
+    let cursor = null;
+    for (let page = 0; page < maxPages; page++) {
+      const query = { from, to, limit: 1000 };
+      if (cursor) query.cursor = cursor;
+      const result = await this.get(`/${encodeURIComponent(id)}/telemetry/snapshots`, query);
+      items.push(...result.items);
+      cursor = result.cursor;
+      if (!cursor) return { items, truncated: false };
+    }
+    return { items, truncated: true };
+  }
+
+  snapshotUrl(id, t) {
+    return this.url(`/${encodeURIComponent(id)}/telemetry/snapshots/${t}`);
+  }
+
+  getSnapshot(id, t) {
+    return this.get(`/${encodeURIComponent(id)}/telemetry/snapshots/${t}`);
+  }
+
+  /** Get Snapshot, as served: the status and the body's exact text. */
+  async getSnapshotText(id, t) {
+    const url = this.snapshotUrl(id, t);
+    const response = await this.fetch(url);
+    return { url, status: response.status, text: await response.text() };
+  }
 }
 
 /** Run `worker` over `items`, at most `limit` at a time. */

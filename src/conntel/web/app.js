@@ -16,6 +16,7 @@ import {
   isFailure,
   isSilent,
 } from "./kinds.js";
+import { SnapshotPanel } from "./snapshots.js";
 import { renderTimeline } from "./timeline.js";
 import { el, formatAgo, formatDuration, formatTime, prettyJson, shellQuote } from "./util.js";
 
@@ -369,6 +370,8 @@ class ConnectorView {
     this.range = Number($("#timeline-range").value);
     this.shownRows = PAGE_ROWS;
     this.selected = null;
+    this.selectedSnapshot = null; // t of the snapshot shown in the detail panel
+    this.metrics = new SnapshotPanel(app.api, id, { onChange: markDirty });
   }
 
   /** The fleet's state for this connector (a detached one for an id the list does not have). */
@@ -424,8 +427,9 @@ class ConnectorView {
     // The timeline and the table only when something they show changed: the
     // account's stream wakes this up for every connector's events.
     const width = $("#timeline").clientWidth;
+    if (!this.loading) this.metrics.sync(this.window().from, this.window().to);
     const signature = JSON.stringify([this.revision, this.selected, this.zoom, this.loading, this.error,
-      this.shownRows, width, Math.floor(now / 15)]); // fmt: skip
+      this.shownRows, width, Math.floor(now / 15), this.metrics.revision, this.selectedSnapshot]); // fmt: skip
     if (signature === this.signature) return;
     this.signature = signature;
     if (this.stale) {
@@ -454,6 +458,13 @@ class ConnectorView {
       onZoom: (zoomFrom, zoomTo) => this.zoomTo(zoomFrom, zoomTo),
     });
     $("#timeline-reset").hidden = !this.zoom;
+    $("#charts-status").textContent = this.metrics.status;
+    this.metrics.render($("#charts"), {
+      from,
+      to,
+      selected: this.selectedSnapshot,
+      onSelect: (t) => this.selectSnapshot(t),
+    });
     this.renderTable(inWindow, spans);
   }
 
@@ -504,8 +515,16 @@ class ConnectorView {
 
   select(event) {
     this.selected = eventKey(event);
+    this.selectedSnapshot = null;
     markDirty();
     openDetail(this.id, event);
+  }
+
+  selectSnapshot(t) {
+    this.selectedSnapshot = t;
+    this.selected = null;
+    markDirty();
+    openSnapshotDetail(this.id, t);
   }
 }
 
@@ -513,11 +532,26 @@ class ConnectorView {
 
 async function openDetail(connectorId, event) {
   const url = app.api.eventUrl(connectorId, event.t, event.n);
+  await showResponse(url, `${event.k} · ${eventKey(event)}`, "Get Event", () =>
+    app.api.getEventText(connectorId, event.t, event.n),
+  );
+}
+
+async function openSnapshotDetail(connectorId, t) {
+  const url = app.api.snapshotUrl(connectorId, t);
+  await showResponse(url, `Snapshot · ${t} · ${formatTime(t)}`, "Get Snapshot", () =>
+    app.api.getSnapshotText(connectorId, t),
+  );
+}
+
+/** The detail panel: what `operation` (Get Event, Get Snapshot) answers at `url`, byte for byte, and its curl. */
+async function showResponse(url, title, operation, request) {
   const ticket = (app.detail = { text: null });
   app.detailReturn ??= document.activeElement;
   $("#detail").hidden = false;
   document.body.classList.add("with-detail");
-  $("#detail-title").textContent = `${event.k} · ${eventKey(event)}`;
+  $("#detail-title").textContent = title;
+  $("#detail-operation").textContent = operation;
   $("#detail-request").textContent = `GET ${url}`;
   $("#detail-status").textContent = "";
   $("#detail-json").textContent = "Loading…";
@@ -525,7 +559,7 @@ async function openDetail(connectorId, event) {
   $("#detail-curl").textContent = `curl -sS -H "Authorization: Bearer $CLOUDFLARE_API_TOKEN" ${shellQuote(url)}`;
   $("#detail-close").focus();
   try {
-    const response = await app.api.getEventText(connectorId, event.t, event.n);
+    const response = await request();
     if (app.detail !== ticket) return; // another event was opened meanwhile
     ticket.text = response.text;
     $("#detail-status").textContent = `HTTP ${response.status}`;
@@ -548,6 +582,7 @@ function closeDetail() {
   app.detail = null;
   if (app.view) {
     app.view.selected = null;
+    app.view.selectedSnapshot = null;
     markDirty();
   }
   app.detailReturn?.focus?.();

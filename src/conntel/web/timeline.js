@@ -5,10 +5,10 @@
 import { FAILURE_COLOR, FAMILIES, OTHER, eventKey, familyOf, isFailure } from "./kinds.js";
 import { formatClock, formatDuration, formatTime, svg } from "./util.js";
 
-const LABEL_WIDTH = 130;
+export const LABEL_WIDTH = 130;
 const LANE_HEIGHT = 26;
 const AXIS_HEIGHT = 22;
-const RIGHT_PAD = 14;
+export const RIGHT_PAD = 14;
 const STEPS = [60, 300, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800];
 
 /**
