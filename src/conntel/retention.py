@@ -18,8 +18,9 @@ from conntel.store.base import Store
 # Rows per transaction: a few milliseconds of the SQLite writer (or a PostgreSQL connection).
 BATCH = 500
 # After each batch, rest this many times as long as the batch took (and at least REST seconds):
-# the pruner holds the writer a tenth of the time at most while it catches up.
-PACE = 9.0
+# the pruner holds the writer a twentieth of the time at most while it catches up (a backlog of
+# millions of rows takes minutes to hours; in steady state it deletes what arrived a retention ago).
+PACE = 19.0
 REST = 0.005
 LEASE = "retention"  # the lease name: one process prunes at a time
 
