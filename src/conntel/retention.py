@@ -17,11 +17,13 @@ from conntel.store.base import Store
 
 # Rows per transaction: a few milliseconds of the SQLite writer (or a PostgreSQL connection).
 BATCH = 500
-# After each batch, rest this many times as long as the batch took (and at least REST seconds):
-# the pruner holds the writer a twentieth of the time at most while it catches up (a backlog of
-# millions of rows takes minutes to hours; in steady state it deletes what arrived a retention ago).
+# After each batch, rest this many times as long as the batch took, and at least REST seconds: the
+# pruner holds the writer a twentieth of the time at most, and deletes at most BATCH / REST rows a
+# second (1,000: deletions write as many pages as insertions, and share the disk with them). In
+# steady state it deletes what arrived a retention ago, far less; a backlog of millions of rows
+# (retention turned on for a year of data) takes hours, and holds nothing up meanwhile.
 PACE = 19.0
-REST = 0.005
+REST = 0.5
 LEASE = "retention"  # the lease name: one process prunes at a time
 
 _DURATION = re.compile(r"([0-9]{1,9})([smhd])")
