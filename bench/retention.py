@@ -157,7 +157,7 @@ async def simulate_size(backend: str, args: argparse.Namespace) -> dict:
                             for connector, _ in connectors
                         )
                     )
-                deleted += sum((await prune_pass(store, keep, now)).values())
+                deleted += sum((await prune_pass(store, keep, now, batch=500, paced=False)).values())
             size = await size_bytes(database)
             kept = await count_pass(store, dict.fromkeys(keep, 0), START + (day + 1) * DAY)  # every row
             days.append({"day": day + 1, "bytes": size, "deleted": deleted} | kept)
