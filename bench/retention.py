@@ -40,6 +40,7 @@ from conntel import admin
 from conntel.client import lifecycles
 from conntel.events import decode_batch
 from conntel.retention import count_pass, prune_pass
+from conntel.snapshots import decode_batch as decode_snapshots
 from conntel.store import open_store
 from conntel.store.base import Store
 
@@ -99,6 +100,25 @@ async def post(store: Store, account: str, connector: str, events: list[dict], a
 
 
 # ------------------------------------------------------------------ size
+_NETDEV_COUNTERS = ("recv_compressed", "recv_drop", "recv_errs", "recv_fifo", "recv_frame", "recv_multicast",
+                    "sent_carrier", "sent_colls", "sent_compressed", "sent_drop", "sent_errs", "sent_fifo")  # fmt: skip
+
+
+def snapshots_of(rng: random.Random, counters: dict[str, int], start: int, every: int, count: int) -> bytes:
+    """`count` snapshots of one connector, `every` seconds apart from `start`: counters that grow."""
+    batch = []
+    for i in range(count):
+        netdevs = []
+        for name in ("eth0", "eth1", "wg0"):
+            for field in ("recv_bytes", "sent_bytes", "recv_packets", "sent_packets"):
+                counters[f"{name}.{field}"] = counters.get(f"{name}.{field}", 0) + rng.randrange(10**6, 10**9)
+            netdev = {"name": name} | {f: counters[f"{name}.{f}"] for f in
+                                       ("recv_bytes", "sent_bytes", "recv_packets", "sent_packets")}  # fmt: skip
+            netdevs.append(netdev | {f: rng.randrange(3) for f in _NETDEV_COUNTERS})
+        batch.append({"t": start + i * every, "v": "2026.3.1", "count_reclaim_failures": 0,
+                      "count_reclaimed_paths": rng.randrange(50), "count_record_failed": 0,
+                      "count_transmit_failures": rng.randrange(2), "netdevs": netdevs})  # fmt: skip
+    return json.dumps(batch).encode()
 
 
 async def simulate_size(backend: str, args: argparse.Namespace) -> dict:
@@ -108,6 +128,8 @@ async def simulate_size(backend: str, args: argparse.Namespace) -> dict:
     started = time.monotonic()
     try:
         account, connectors = await fleet(store, args.connectors)
+        keep = {"events": KEEP, "snapshots": KEEP} if args.snapshots_per_post else {"events": KEEP}
+        rng, counters = random.Random(3), {connector: {} for connector, _ in connectors}
         days: list[dict] = []
         every = DAY // args.posts_per_day
         for day in range(args.days):
@@ -120,12 +142,27 @@ async def simulate_size(backend: str, args: argparse.Namespace) -> dict:
                         for connector, events in connectors
                     )
                 )
-                deleted += sum((await prune_pass(store, {"events": KEEP}, now)).values())
+                if args.snapshots_per_post:
+                    step = every // args.snapshots_per_post
+                    await asyncio.gather(
+                        *(
+                            store.append_snapshots(
+                                account,
+                                connector,
+                                decode_snapshots(
+                                    snapshots_of(rng, counters[connector], now - every, step, args.snapshots_per_post)
+                                ),
+                                now,
+                            )
+                            for connector, _ in connectors
+                        )
+                    )
+                deleted += sum((await prune_pass(store, keep, now, batch=500, paced=False)).values())
             size = await size_bytes(database)
-            kept = await count_pass(store, {"events": 0}, START + (day + 1) * DAY)  # every row: all were before
-            days.append({"day": day + 1, "bytes": size, "events": kept["events"], "deleted": deleted})
+            kept = await count_pass(store, dict.fromkeys(keep, 0), START + (day + 1) * DAY)  # every row
+            days.append({"day": day + 1, "bytes": size, "deleted": deleted} | kept)
             if (day + 1) % 10 == 0:
-                log(f"{backend} day {day + 1}: {size / 2**20:.1f} MiB, {kept['events']:,} events kept")
+                log(f"{backend} day {day + 1}: {size / 2**20:.1f} MiB, kept {kept}")
     finally:
         await store.close()
     last = days[-30:]
@@ -225,7 +262,7 @@ def measure_pace(backend: str, args: argparse.Namespace) -> dict:
                 wrk = run_wrk(origin, args.seconds, threads=2, connections=16,
                               script_args=[prepared["paths"], prepared["token"]])  # fmt: skip
                 bodies = [
-                    json.dumps(list(itertools.islice(events, 100))).encode() for _ in range(int(args.seconds * 60))
+                    json.dumps(list(itertools.islice(events, 100))).encode() for _ in range(int(args.seconds * 200))
                 ]
                 rate = ingest_for(origin + url_events, prepared["token"], bodies, args.seconds)
                 pruned = backlog_before - asyncio.run(_backlog(database))
@@ -258,9 +295,10 @@ def section(sizes: list[dict], paces: list[dict], args: argparse.Namespace) -> s
     if sizes:
         lines += [
             f"Store size with 7-day retention: {args.connectors} connectors, {args.posts_per_day} posts a day of"
-            f" {args.events_per_post} events each, {args.days} simulated days (a = the simulated clock).",
+            f" {args.events_per_post} events and {args.snapshots_per_post} snapshots each, {args.days} simulated"
+            " days (a = the simulated clock).",
             "",
-            "| backend | day 7 | day 14 | day 30 | day 45 | day 60 | last 30 days' max / day 30 | events kept | wall |",
+            "| backend | day 7 | day 14 | day 30 | day 45 | day 60 | last 30 days' max / day 30 | rows kept | wall |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for s in sizes:
@@ -268,7 +306,8 @@ def section(sizes: list[dict], paces: list[dict], args: argparse.Namespace) -> s
             cells = [f"{by_day[d]['bytes'] / 2**20:.1f} MiB" if d in by_day else "-" for d in (7, 14, 30, 45, 60)]
             lines.append(
                 f"| {s['backend']} | {' | '.join(cells)} | {1 + s['last30_growth']:.3f}"
-                f" | {s['days'][-1]['events']:,} | {s['seconds']} s |"
+                f" | {s['days'][-1]['events']:,} events, {s['days'][-1].get('snapshots', 0):,} snapshots"
+                f" | {s['seconds']} s |"
             )
         lines.append("")
     if paces:
@@ -303,6 +342,7 @@ def main() -> None:
     parser.add_argument("--connectors", type=int, default=200)
     parser.add_argument("--posts-per-day", type=int, default=4)
     parser.add_argument("--events-per-post", type=int, default=12)
+    parser.add_argument("--snapshots-per-post", type=int, default=6, help="0: events only")
     parser.add_argument("--backlog", type=int, default=400_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0)

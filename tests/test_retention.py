@@ -47,6 +47,21 @@ def _post(world: Fleet, server: Server, t: int, count: int = 3) -> None:
     assert response.status_code == 200, response.text
 
 
+def _post_snapshot(world: Fleet, server: Server, t: int) -> None:
+    snapshot = {"count_reclaim_failures": 0, "count_reclaimed_paths": 0, "count_record_failed": 0,
+                "count_transmit_failures": 0, "t": t, "v": "2025.9.1"}  # fmt: skip
+    url = world.url(server).removesuffix("/events") + "/snapshots"
+    response = httpx.post(url, json=[snapshot], headers=bearer(world.token))
+    assert response.status_code == 200, response.text
+
+
+def _snapshot_stored(world: Fleet, server: Server, t: int) -> bool:
+    url = world.url(server).removesuffix("/events") + f"/snapshots/{t}"
+    status = httpx.get(url, headers=bearer(world.token)).status_code
+    assert status in (200, 404)
+    return status == 200
+
+
 def _stored(world: Fleet, server: Server, t: int, n: int = 0) -> bool:
     status = httpx.get(world.url(server) + f"/{t}.{n}", headers=bearer(world.token)).status_code
     assert status in (200, 404)
@@ -54,15 +69,20 @@ def _stored(world: Fleet, server: Server, t: int, n: int = 0) -> bool:
 
 
 def test_serve_deletes_events_collected_longer_ago_than_retention_whatever_their_t(world, tmp_path: Path):
-    server = Server(world.db, log_dir=tmp_path, extra_args=("--retain-events", "3s")).start()
+    retention = ("--retain-events", "2s", "--retain-snapshots", "8s")
+    server = Server(world.db, log_dir=tmp_path, extra_args=retention).start()
     try:
+        posted = time.time()  # before conntel collected them
         _post(world, server, T_PAST)
         _post(world, server, T_FUTURE)
-        collected = time.time()
+        _post_snapshot(world, server, T_FUTURE)
         assert _stored(world, server, T_PAST) and _stored(world, server, T_FUTURE)
         wait_for(lambda: not _stored(world, server, T_FUTURE) and not _stored(world, server, T_PAST), timeout=20)
-        assert time.time() - collected >= 2  # not before retention (a is kept in whole seconds)
-        _post(world, server, T_PAST + 1)  # collected now: kept for the next 3 s
+        assert time.time() - posted > 2  # never before retention (`a` is whole seconds: a < int(now - 2))
+        assert _snapshot_stored(world, server, T_FUTURE)  # kept longer: each table its own retention
+        wait_for(lambda: not _snapshot_stored(world, server, T_FUTURE), timeout=20)
+        assert time.time() - posted > 8
+        _post(world, server, T_PAST + 1)  # collected now: kept for the next 2 s
         assert _stored(world, server, T_PAST + 1)
         assert "retention: took lease" in server.server_log()
     finally:
@@ -91,18 +111,21 @@ def test_store_prune_deletes_only_what_is_older_and_dry_run_deletes_nothing(worl
     server = Server(world.db, log_dir=tmp_path).start()
     try:
         _post(world, server, T_FUTURE, count=5)
+        _post_snapshot(world, server, T_FUTURE)
         first = time.time()
-        wait_for(lambda: time.time() >= first + 4, timeout=10)
-        _post(world, server, T_PAST, count=2)  # collected 4 s after the first batch
-        dry = cli("store", "prune", "--events-older-than", "3s", "--dry-run", db=world.db)
+        wait_for(lambda: time.time() >= first + 6, timeout=10)
+        _post(world, server, T_PAST, count=2)  # collected 6 s after the first batch: 4 s of margin either way
+        _post_snapshot(world, server, T_PAST)
+        both = ("--events-older-than", "4s", "--snapshots-older-than", "4s")
+        dry = cli("store", "prune", *both, "--dry-run", db=world.db)
         assert dry["dry_run"] is True and dry["tables"]["events"]["rows"] == 5
-        assert _stored(world, server, T_FUTURE)
-        done = cli("store", "prune", "--events-older-than", "3s", db=world.db)
-        assert done["tables"]["events"]["rows"] == 5
+        assert dry["tables"]["snapshots"]["rows"] == 1
+        assert _stored(world, server, T_FUTURE) and _snapshot_stored(world, server, T_FUTURE)
+        done = cli("store", "prune", *both, db=world.db)
+        assert done["tables"]["events"]["rows"] == 5 and done["tables"]["snapshots"]["rows"] == 1
         assert not any(_stored(world, server, T_FUTURE, n) for n in range(5))
-        assert all(_stored(world, server, T_PAST, n) for n in range(2))
-        again = cli("store", "prune", "--events-older-than", "3s", db=world.db)
-        assert again["tables"]["events"]["rows"] == 0
+        assert not _snapshot_stored(world, server, T_FUTURE)
+        assert all(_stored(world, server, T_PAST, n) for n in range(2)) and _snapshot_stored(world, server, T_PAST)
     finally:
         server.stop()
 

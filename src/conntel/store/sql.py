@@ -82,7 +82,10 @@ def _as_written(sql: str) -> str:
 
 
 # The telemetry tables retention prunes, each with its key (a batch deletes these rows).
-TELEMETRY_KEYS: dict[str, str] = {"events": "account_id, connector_id, t, n"}
+TELEMETRY_KEYS: dict[str, str] = {
+    "events": "account_id, connector_id, t, n",
+    "snapshots": "account_id, connector_id, t",
+}
 
 
 class Statements:

@@ -11,6 +11,7 @@ survives a crash of the process and of the machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -252,10 +253,14 @@ class SqliteStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(conn)
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # SQLite may have rolled back by itself (a full disk, an I/O error): a ROLLBACK then fails
+                # and would hide the error that matters; a failed COMMIT may leave the transaction open.
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
             return result
 
         return await asyncio.get_running_loop().run_in_executor(self._writer, run)

@@ -8,5 +8,6 @@ CREATE TABLE leases (
     expires_at REAL NOT NULL
 ) WITHOUT ROWID;
 
--- Retention deletes by `a` (when conntel collected an event), account by account.
+-- Retention deletes by `a` (when conntel collected a row), account by account.
 CREATE INDEX events_by_arrival ON events (account_id, a);
+CREATE INDEX snapshots_by_arrival ON snapshots (account_id, a);
