@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conntel.health import DEFAULT_SILENT_AFTER
-
 DEFAULT_DB = "./conntel.db"
 
 # Webhook endpoints an account may have (`conntel webhooks create` refuses one more).
@@ -40,4 +38,4 @@ class Settings:
     retain_snapshots: int | None = None
     # Fleet health: a connector that pushed nothing for this many seconds is silent, unless its account
     # has its own threshold (`conntel accounts silent-after`). See conntel.health.
-    silent_after: int = DEFAULT_SILENT_AFTER
+    silent_after: int = 15 * 60

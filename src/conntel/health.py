@@ -5,7 +5,7 @@ The rules are the dashboard's, now kept by the server:
 - failing: its newest (by `t`, `n`) event among the eight outcome kinds (upgrade, attestation,
   crypt key rotation, PKI rotation; Success or Failure) is a Failure. A newer Success clears it.
 - silent: not failing, and no events pushed for longer than the account's threshold (default
-  `--silent-after`, 15 minutes), or never pushed anything.
+  `--silent-after`, 15 minutes: config.Settings), or never pushed anything.
 - healthy: otherwise.
 
 The store keeps each connector's health, since when and why, as events arrive (in the ingestion's
@@ -30,7 +30,6 @@ FAILURE_SUFFIX = "Failure"
 NEVER_REPORTED = "never_reported"  # silent: created, and nothing pushed since
 NO_HEARTBEAT = "no_heartbeat"  # silent: nothing pushed for longer than the threshold
 REPORTING = "reporting"  # healthy: pushing again after a silence
-DEFAULT_SILENT_AFTER = 15 * 60
 # How often a server looks for connectors that have gone quiet: a connector is marked silent within this
 # many seconds of crossing its threshold.
 SWEEP_SECONDS = 2.0

@@ -14,6 +14,7 @@ import logging
 import math
 import re
 import time
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem, parse
@@ -22,10 +23,13 @@ from limits.aio.strategies import FixedWindowRateLimiter as SharedWindows
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
-from prometheus_client import Counter
 
 from conntel.api.errors import rate_limited
 from conntel.store.urls import redacted
+
+if TYPE_CHECKING:  # not at run time: `conntel serve` checks its options before the workers fork, and
+    # prometheus_client must be first imported in the workers (server/run.py)
+    from prometheus_client import Counter
 
 log = logging.getLogger("conntel")
 
