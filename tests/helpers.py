@@ -244,7 +244,8 @@ def wait_for(check: Callable[[], bool], timeout: float = 10, interval: float = 0
 
 
 def post_events(world: World, events: list[dict], token: str | None = None, connector: str | None = None):
-    return httpx.post(world.events_url(connector), json=events, headers=bearer(token or world.write_token))
+    # A batch of thousands on a server shared with other tests' load: more than httpx's default 5 s.
+    return httpx.post(world.events_url(connector), json=events, headers=bearer(token or world.write_token), timeout=30)
 
 
 def env_without_proxies() -> dict[str, str]:
