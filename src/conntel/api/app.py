@@ -20,7 +20,7 @@ from conntel.api.errors import REFUSALS, ApiError, from_refusal, internal_error,
 from conntel.api.events import EventRoutes
 from conntel.api.failures import AnswerFailures
 from conntel.api.health import HealthRoutes, sweeper
-from conntel.api.hotpath import GetEventEndpoint, GetSnapshotEndpoint, Shortcut
+from conntel.api.hotpath import HotEndpoint, Shortcut
 from conntel.api.infra import infra_routes
 from conntel.api.interrupts import InterruptRoutes
 from conntel.api.observability import AccessLog, Metrics, Observe, RequestRecorder
@@ -91,11 +91,11 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         events,
         ConnectorRoutes(store, auth, settings),
         TokenRoutes(auth),
-        GetEventEndpoint(events),  # as Starlette's route (HEAD), inside Observe
+        HotEndpoint(events.get_event, store, "GET"),  # as Starlette's route (HEAD), inside Observe
         InterruptRoutes(store, auth, settings),
         checkins,
         snapshots,
-        GetSnapshotEndpoint(snapshots),  # as Starlette's route (HEAD), inside Observe
+        HotEndpoint(snapshots.get_snapshot, store, "GET"),  # as Starlette's route (HEAD), inside Observe
         HealthRoutes(store, auth),
     )
 
@@ -136,5 +136,12 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
     app.router.redirect_slashes = False  # a trailing slash is another (unknown) route, not a redirect
     # GETs of one event or one snapshot, and bare check-ins, skip Observe and Starlette: those endpoints
     # record themselves.
-    observed = Shortcut(Observe(app, recorder), GET_SNAPSHOT, GetSnapshotEndpoint(snapshots, recorder))
-    return BareCheckIn(Shortcut(observed, GET_EVENT, GetEventEndpoint(events, recorder)), CHECKIN, checkins, recorder)
+    observed = Shortcut(
+        Observe(app, recorder), GET_SNAPSHOT, HotEndpoint(snapshots.get_snapshot, store, "GET", recorder)
+    )
+    return BareCheckIn(
+        Shortcut(observed, GET_EVENT, HotEndpoint(events.get_event, store, "GET", recorder)),
+        CHECKIN,
+        checkins,
+        recorder,
+    )

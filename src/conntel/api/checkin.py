@@ -27,12 +27,10 @@ from starlette.routing import compile_path
 
 from conntel.api.auth import Authenticator, Principal, RawHeaders
 from conntel.api.bodies import decode_bytes, read_body
-from conntel.api.envelope import JsonResponse, error_body, ok_body
-from conntel.api.errors import REFUSALS, ApiError, connector_not_found, from_refusal, invalid_checkin
-from conntel.api.failures import unexpected
-from conntel.api.hotpath import send_json
+from conntel.api.envelope import JsonResponse, ok_body
+from conntel.api.errors import connector_not_found, invalid_checkin
+from conntel.api.hotpath import HotEndpoint
 from conntel.api.observability import RequestRecorder
-from conntel.api.params import refuse_undeclared
 from conntel.api.routing import ASGIApp, Receive, Scope, Send, connector_scope
 from conntel.config import Settings
 from conntel.credentials import WRITE_ACCEPTS
@@ -153,8 +151,7 @@ class BareCheckIn:
         self.app = app
         self.path = path
         self.pattern: re.Pattern[str] = compile_path(path)[0]
-        self.routes = routes
-        self.recorder = recorder
+        self.endpoint = HotEndpoint(routes.check_in, routes.store, "POST", recorder)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and _bare(scope["headers"]):
@@ -162,27 +159,5 @@ class BareCheckIn:
             if match is not None:
                 scope["path_params"] = match.groupdict()
                 scope["route_path"] = self.path  # for metrics and logs, as Starlette's scope["route"]
-                return await self._serve(scope, send)
+                return await self.endpoint(scope, receive, send)
         await self.app(scope, receive, send)
-
-    async def _serve(self, scope: Scope, send: Send) -> None:
-        started = time.perf_counter()
-        path = scope["path"]
-        extra_headers = None
-        try:
-            if scope["query_string"]:  # a check-in takes no query parameters
-                refuse_undeclared(scope["query_string"], ())
-            status, body = 200, await self.routes.check_in(scope["path_params"], scope["headers"], path)
-        except ApiError as error:
-            status, body, extra_headers = error.status, error_body(error), error.headers
-        except REFUSALS as refusal:
-            answer = from_refusal(refusal, scope["path_params"])
-            status, body, extra_headers = answer.status, error_body(answer), answer.headers
-        except Exception as error:
-            failure = unexpected(error, "POST", path, self.routes.store.is_unavailable(error))
-            status, body, extra_headers = failure.status, error_body(failure), failure.headers
-        try:
-            await send_json(send, status, body, extra_headers)
-        finally:
-            if self.recorder is not None:
-                self.recorder.record(scope, status, time.perf_counter() - started)

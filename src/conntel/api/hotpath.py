@@ -1,4 +1,4 @@
-"""The hot path: Get Event served as a plain ASGI app, ahead of the framework.
+"""The hot path: Get Event (and Get Snapshot, bare check-ins) served as plain ASGI apps, ahead of the framework.
 
 Get Event is most of the traffic. Starlette's routing, middleware and
 Request/Response objects cost more than the work itself, so GETs on the Get
@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.routing import compile_path
 
+from conntel.api.auth import RawHeaders
 from conntel.api.envelope import error_body
-from conntel.api.errors import ApiError
-from conntel.api.events import EventRoutes
+from conntel.api.errors import REFUSALS, ApiError, from_refusal
 from conntel.api.failures import unexpected
 from conntel.api.observability import RequestRecorder
 from conntel.api.params import refuse_undeclared
 from conntel.api.routing import ASGIApp, Receive, Scope, Send
-from conntel.api.snapshots import SnapshotRoutes
+from conntel.store.base import Store
 
 _JSON = (b"content-type", b"application/json")
 
@@ -37,9 +38,17 @@ async def send_json(send: Send, status: int, body: bytes, extra_headers: dict[st
     await send({"type": "http.response.body", "body": body})
 
 
-class GetEventEndpoint:
-    def __init__(self, events: EventRoutes, recorder: RequestRecorder | None = None):
-        self.events = events
+Handler = Callable[[Mapping[str, str], RawHeaders, str], Awaitable[bytes]]  # (path params, headers, path) -> body
+
+
+class HotEndpoint:
+    """One route served ahead of the framework (Get Event, Get Snapshot, a bare check-in): its handler's
+    answer or refusal as the v4 envelope, counted, timed and logged as Observe does for the rest."""
+
+    def __init__(self, handler: Handler, store: Store, method: str, recorder: RequestRecorder | None = None):
+        self.handler = handler
+        self.store = store
+        self.method = method
         self.recorder = recorder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -47,41 +56,17 @@ class GetEventEndpoint:
         path = scope["path"]
         extra_headers = None
         try:
-            if scope["query_string"]:  # Get Event takes no query parameters
+            if scope["query_string"]:  # none of these routes takes query parameters
                 refuse_undeclared(scope["query_string"], ())
             # The headers as sent: the authenticator reads the credential headers, refusing one sent twice.
-            status, body = 200, await self.events.get_event(scope["path_params"], scope["headers"], path)
+            status, body = 200, await self.handler(scope["path_params"], scope["headers"], path)
         except ApiError as error:
             status, body, extra_headers = error.status, error_body(error), error.headers
+        except REFUSALS as refusal:
+            answer = from_refusal(refusal, scope["path_params"])
+            status, body, extra_headers = answer.status, error_body(answer), answer.headers
         except Exception as error:
-            failure = unexpected(error, "GET", path, self.events.store.is_unavailable(error))
-            status, body, extra_headers = failure.status, error_body(failure), failure.headers
-        try:
-            await send_json(send, status, body, extra_headers)
-        finally:
-            if self.recorder is not None:
-                self.recorder.record(scope, status, time.perf_counter() - started)
-
-
-class GetSnapshotEndpoint:
-    """Get Snapshot, served as Get Event is (GetEventEndpoint): ahead of the framework, recording itself."""
-
-    def __init__(self, snapshots: SnapshotRoutes, recorder: RequestRecorder | None = None):
-        self.snapshots = snapshots
-        self.recorder = recorder
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        path = scope["path"]
-        extra_headers = None
-        try:
-            if scope["query_string"]:  # Get Snapshot takes no query parameters
-                refuse_undeclared(scope["query_string"], ())
-            status, body = 200, await self.snapshots.get_snapshot(scope["path_params"], scope["headers"], path)
-        except ApiError as error:
-            status, body, extra_headers = error.status, error_body(error), error.headers
-        except Exception as error:
-            failure = unexpected(error, "GET", path, self.snapshots.store.is_unavailable(error))
+            failure = unexpected(error, self.method, path, self.store.is_unavailable(error))
             status, body, extra_headers = failure.status, error_body(failure), failure.headers
         try:
             await send_json(send, status, body, extra_headers)
