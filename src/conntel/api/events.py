@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 
 import msgspec
 from msgspec import UNSET
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from conntel import ids
 from conntel.api.auth import Authenticator, RawHeaders
@@ -28,6 +28,7 @@ from conntel.api.errors import (
 from conntel.api.observability import Metrics
 from conntel.api.params import Param, parse_query
 from conntel.api.routing import api_path, connector_scope
+from conntel.api.streaming import streamed
 from conntel.config import Settings
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.events import (
@@ -55,8 +56,9 @@ LATEST_LIMIT = 100
 # Latest Events carries at most this many bytes of payloads (`e`): a page ends before the event
 # that would go beyond (its `count` says how many it holds), with at least the newest event.
 LATEST_MAX_BYTES = 8 << 20
-# A page with more payload bytes than this is read from the store and sent in parts of about
-# this size, so that a slow reader holds one part in the server, not the whole page.
+# A page with more payload bytes than this is read from the store in parts of about this size (or
+# one event), each read once the server has taken the last: a slow reader holds one part in the
+# server, not the whole page (and api/streaming.py keeps what granian holds small).
 PART_BYTES = 256 << 10
 _encode = msgspec.json.Encoder().encode
 
@@ -129,7 +131,7 @@ class EventRoutes:
         if len(parts) <= 1:
             rows = await self._latest_part(account_id, connector_id, page) if page else []
             return ok(LatestEvents(len(rows), [Event.from_stored(row) for row in rows]))
-        return StreamingResponse(self._latest_parts(account_id, connector_id, parts), media_type="application/json")
+        return streamed(self._latest_parts(account_id, connector_id, parts), "application/json")
 
     async def _latest_part(
         self, account_id: str, connector_id: str, part: Sequence[tuple[int, int, int]]
@@ -139,14 +141,16 @@ class EventRoutes:
 
     async def _latest_parts(
         self, account_id: str, connector_id: str, parts: list[list[tuple[int, int, int]]]
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """A Latest Events body, its events read and sent one part at a time (the same bytes as `ok`)."""
         yield b'{"result":{"count":%d,"items":[' % sum(len(part) for part in parts)
         for i, part in enumerate(parts):
             rows = await self._latest_part(account_id, connector_id, part)
             if [(row.t, row.n) for row in rows] != [(t, n) for t, n, _ in part]:
                 raise PageChanged(f"events of connector {connector_id} were deleted while a page of them was sent")
-            yield (b"," if i else b"") + b",".join(_encode(Event.from_stored(row)) for row in rows)
+            encoded = (b"," if i else b"") + b",".join(_encode(Event.from_stored(row)) for row in rows)
+            del rows  # while the part waits for a slow reader, only its encoded bytes stay
+            yield encoded
         yield b']},"success":true,"errors":[],"messages":[]}'
 
     async def _cursor_signer(self) -> CursorSigner:

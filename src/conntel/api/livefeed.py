@@ -90,19 +90,24 @@ class Watcher:
     def ended(self) -> bool:
         return self._ended is not None
 
-    async def take(self, quiet_seconds: float) -> tuple[int, bytes] | None:
-        """Everything waiting (the last position and the messages), None after `quiet_seconds`; raises
-        Ended once the mailbox is empty and the stream is over."""
+    async def take(self, quiet_seconds: float, most_bytes: int) -> tuple[int, bytes] | None:
+        """The oldest messages waiting, at most `most_bytes` of them (or the oldest delivery), and the last
+        one's position; None after `quiet_seconds`; raises Ended once the mailbox is empty and the stream is
+        over. What is not taken still counts against MAILBOX_BYTES."""
         if not self._mail and self._ended is None:
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), quiet_seconds)
         if self._mail:
-            last = self._mail[-1][0]
-            parts = b"".join(message for _, message in self._mail)
-            self._mail.clear()
-            self._bytes = 0
-            return last, parts
+            last, message = self._mail.popleft()
+            taken = [message]
+            size = len(message)
+            while self._mail and size + len(self._mail[0][1]) <= most_bytes:
+                last, message = self._mail.popleft()
+                taken.append(message)
+                size += len(message)
+            self._bytes -= size
+            return last, b"".join(taken)
         if self._ended is not None:
             raise self._ended
         return None

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Annotated
 
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from conntel import ids
 from conntel.api.auth import CREDENTIAL_HEADERS, Authenticator
@@ -39,6 +39,7 @@ from conntel.api.livefeed import BATCH, BATCH_BYTES, Ended, LiveHub, Watcher
 from conntel.api.observability import Metrics
 from conntel.api.params import parse_query
 from conntel.api.routing import account_scope, connector_scope
+from conntel.api.streaming import SEND_BYTES, streamed
 from conntel.credentials import READ_ACCEPTS
 from conntel.events import PAYLOAD_DOC
 from conntel.store.base import Store, StreamedEvent
@@ -117,9 +118,9 @@ class StreamRoutes:
         credentials = {name: request.headers[name] for name in _CREDENTIAL_NAMES if name in request.headers}
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         messages = self._messages(account_id, Watcher(connector_id, credentials, position))
-        return StreamingResponse(messages, media_type="text/event-stream", headers=headers)
+        return streamed(messages, "text/event-stream", headers)
 
-    async def _messages(self, account_id: str, watcher: Watcher) -> AsyncIterator[bytes]:
+    async def _messages(self, account_id: str, watcher: Watcher) -> AsyncGenerator[bytes, None]:
         sent = watcher.position
         self.metrics.live_streams.inc()
         # At once: the client knows it is connected, and where it is (to resume from, even before any event).
@@ -132,7 +133,8 @@ class StreamRoutes:
                     yield message
             while True:
                 try:
-                    mail = await watcher.take(KEEP_ALIVE_SECONDS)
+                    # About a send's worth at a time: the rest stays in the mailbox, which bounds it.
+                    mail = await watcher.take(KEEP_ALIVE_SECONDS, SEND_BYTES)
                 except Ended as ended:
                     refusal = ended.refusal or (stream_fell_behind(sent), "fell_behind")
                     self.metrics.live_endings.labels(refusal[1]).inc()
