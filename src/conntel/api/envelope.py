@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import msgspec
@@ -50,3 +52,17 @@ def ok(result: Any, messages: list[Any] | None = None, status: int = 200) -> Res
 
 def error_response(error: ApiError) -> Response:
     return JsonResponse(error_body(error), status_code=error.status, headers=error.headers)
+
+
+async def ok_items(count: int, parts: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+    """The body `ok` gives a result of `count` and `items`, the items' JSON arriving in parts (each a
+    comma-joined run of items): a page sent as it is read."""
+    yield b'{"result":{"count":%d,"items":[' % count
+    async with contextlib.aclosing(parts):
+        first = True
+        async for part in parts:
+            if not first:
+                yield b","  # on its own: no copy of the part
+            yield part
+            first = False
+    yield b']},"success":true,"errors":[],"messages":[]}'

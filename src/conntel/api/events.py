@@ -14,7 +14,7 @@ from conntel import ids
 from conntel.api.auth import Authenticator, RawHeaders
 from conntel.api.bodies import read_body
 from conntel.api.cursor import CursorError, CursorSigner
-from conntel.api.envelope import ok, ok_body
+from conntel.api.envelope import ok, ok_body, ok_items
 from conntel.api.errors import (
     batch_too_large,
     connector_not_found,
@@ -28,7 +28,7 @@ from conntel.api.errors import (
 from conntel.api.observability import Metrics
 from conntel.api.params import Param, parse_query
 from conntel.api.routing import api_path, connector_scope
-from conntel.api.streaming import streamed
+from conntel.api.streaming import PageChanged, in_parts, streamed
 from conntel.config import Settings
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.events import (
@@ -56,15 +56,7 @@ LATEST_LIMIT = 100
 # Latest Events carries at most this many bytes of payloads (`e`): a page ends before the event
 # that would go beyond (its `count` says how many it holds), with at least the newest event.
 LATEST_MAX_BYTES = 8 << 20
-# A page with more payload bytes than this is read from the store in parts of about this size (or
-# one event), each read once the server has taken the last: a slow reader holds one part in the
-# server, not the whole page (and api/streaming.py keeps what granian holds small).
-PART_BYTES = 256 << 10
 _encode = msgspec.json.Encoder().encode
-
-
-class PageChanged(RuntimeError):
-    """Events of a Latest Events page being sent were deleted meanwhile: the response is cut off."""
 
 
 class EventRoutes:
@@ -127,11 +119,11 @@ class EventRoutes:
         # Sizes first (the payloads are not read), then the payloads of what fits, part by part.
         sizes = await self.store.latest_event_sizes(account_id, connector_id, LATEST_LIMIT)
         page = sizes[: fitting([size for _, _, size in sizes], LATEST_MAX_BYTES)]
-        parts = _split(page, PART_BYTES)
+        parts = in_parts(page, lambda item: item[2])
         if len(parts) <= 1:
             rows = await self._latest_part(account_id, connector_id, page) if page else []
             return ok(LatestEvents(len(rows), [Event.from_stored(row) for row in rows]))
-        return streamed(self._latest_parts(account_id, connector_id, parts), "application/json")
+        return streamed(ok_items(len(page), self._latest_parts(account_id, connector_id, parts)), "application/json")
 
     async def _latest_part(
         self, account_id: str, connector_id: str, part: Sequence[tuple[int, int, int]]
@@ -140,18 +132,16 @@ class EventRoutes:
         return await self.store.latest_events(account_id, connector_id, len(part), through=(t, n))
 
     async def _latest_parts(
-        self, account_id: str, connector_id: str, parts: list[list[tuple[int, int, int]]]
+        self, account_id: str, connector_id: str, parts: list[Sequence[tuple[int, int, int]]]
     ) -> AsyncGenerator[bytes, None]:
-        """A Latest Events body, its events read and sent one part at a time (the same bytes as `ok`)."""
-        yield b'{"result":{"count":%d,"items":[' % sum(len(part) for part in parts)
-        for i, part in enumerate(parts):
+        """A Latest Events page's items, read and encoded one part at a time."""
+        for part in parts:
             rows = await self._latest_part(account_id, connector_id, part)
             if [(row.t, row.n) for row in rows] != [(t, n) for t, n, _ in part]:
                 raise PageChanged(f"events of connector {connector_id} were deleted while a page of them was sent")
-            encoded = (b"," if i else b"") + b",".join(_encode(Event.from_stored(row)) for row in rows)
+            encoded = b",".join(_encode(Event.from_stored(row)) for row in rows)
             del rows  # while the part waits for a slow reader, only its encoded bytes stay
             yield encoded
-        yield b']},"success":true,"errors":[],"messages":[]}'
 
     async def _cursor_signer(self) -> CursorSigner:
         if self._signer is None:
@@ -189,13 +179,3 @@ class EventRoutes:
     async def _require_connector(self, account_id: str, connector_id: str) -> None:
         if not await self.store.connector_exists(account_id, connector_id):
             raise connector_not_found(connector_id)
-
-
-def _split(page: list[tuple[int, int, int]], part_bytes: int) -> list[list[tuple[int, int, int]]]:
-    """`page` (t, n, size) in consecutive parts of at most `part_bytes` each (or one event)."""
-    parts: list[list[tuple[int, int, int]]] = []
-    while page:
-        count = fitting([size for _, _, size in page], part_bytes)
-        parts.append(page[:count])
-        page = page[count:]
-    return parts

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 
 from msgspec import UNSET, Raw
 from starlette.requests import Request
@@ -18,7 +18,7 @@ from conntel import ids
 from conntel.api.auth import Authenticator, RawHeaders
 from conntel.api.bodies import read_body
 from conntel.api.cursor import CursorError, CursorSigner
-from conntel.api.envelope import ok, ok_body
+from conntel.api.envelope import ok, ok_body, ok_items
 from conntel.api.errors import (
     batch_too_large,
     connector_not_found,
@@ -31,12 +31,13 @@ from conntel.api.errors import (
 )
 from conntel.api.params import Param, parse_query
 from conntel.api.routing import api_path, connector_scope
+from conntel.api.streaming import PageChanged, in_parts, streamed
 from conntel.config import Settings
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.events import BatchTooLarge, InvalidBatch, MalformedJson
 from conntel.interrupts import to_operation
 from conntel.snapshots import LatestSnapshots, SnapshotList, SnapshotListItem, decode_batch
-from conntel.store.base import SnapshotQuery, Store
+from conntel.store.base import SnapshotQuery, Store, fitting
 
 LIST_QUERY = (
     Param("from", "Earliest `t` listed (inclusive), seconds since the epoch", required=True, integer=True),
@@ -45,7 +46,8 @@ LIST_QUERY = (
     Param("cursor", "Where the previous page ended: its `cursor`, as returned"),
 )
 # Latest Snapshots: at most this many, newest first, and at most this many bytes of snapshot JSON
-# (a page ends before the snapshot that would go beyond; it holds at least the newest one).
+# (a page ends before the snapshot that would go beyond; it holds at least the newest one). A larger
+# page is read and sent in parts, as Latest Events is (api/streaming.py).
 LATEST_LIMIT = 100
 LATEST_MAX_BYTES = 8 << 20
 # A number as a client may write `snapshot_t` (`1700000000`, `1700000000.0`, `1.7e+09`).
@@ -100,8 +102,26 @@ class SnapshotRoutes:
         await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
         parse_query(request.query_params.multi_items(), ())
         await self._require_connector(account_id, connector_id)
-        rows = await self.store.latest_snapshots(account_id, connector_id, LATEST_LIMIT, LATEST_MAX_BYTES)
-        return ok(LatestSnapshots(len(rows), [Raw(row.json) for row in rows]))
+        # Sizes first (no snapshot is read), then the snapshots that fit, part by part (api/streaming.py).
+        sizes = await self.store.latest_snapshot_sizes(account_id, connector_id, LATEST_LIMIT)
+        page = sizes[: fitting([size for _, size in sizes], LATEST_MAX_BYTES)]
+        parts = in_parts(page, lambda item: item[1])
+        if len(parts) <= 1:
+            rows = await self.store.latest_snapshots(account_id, connector_id, page[0][0], len(page)) if page else []
+            return ok(LatestSnapshots(len(rows), [Raw(row.json) for row in rows]))
+        return streamed(ok_items(len(page), self._latest_parts(account_id, connector_id, parts)), "application/json")
+
+    async def _latest_parts(
+        self, account_id: str, connector_id: str, parts: list[Sequence[tuple[int, int]]]
+    ) -> AsyncGenerator[bytes, None]:
+        """A Latest Snapshots page's items, read one part at a time (as recorded, never re-encoded)."""
+        for part in parts:
+            rows = await self.store.latest_snapshots(account_id, connector_id, part[0][0], len(part))
+            if [row.t for row in rows] != [t for t, _ in part]:
+                raise PageChanged(f"snapshots of connector {connector_id} were deleted while a page of them was sent")
+            encoded = b",".join(row.json for row in rows)
+            del rows  # while the part waits for a slow reader, only its bytes stay
+            yield encoded
 
     async def ingest(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)

@@ -1,4 +1,4 @@
-"""Streamed answers (live tails, large Latest Events pages), handed to the HTTP server in small sends.
+"""Streamed answers (live tails, large Latest pages), handed to the HTTP server in small sends.
 
 granian applies backpressure by count, not by bytes: a response's body goes through a channel of a few
 sends (4 in granian 2.8), and `send()` waits once that channel and the socket's buffers are full. So what
@@ -11,11 +11,35 @@ that a few hundred KiB per response, and leave the rest of a slow reader's backl
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from typing import TypeVar
 
 from starlette.responses import StreamingResponse
 
+from conntel.store.base import fitting
+
 SEND_BYTES = 64 << 10
+# A Latest page with more bytes than this is read from the store in parts of about this size (or one
+# item), each read once the server has taken the last: a slow reader holds one part, not the page.
+PART_BYTES = 256 << 10
+
+T = TypeVar("T")
+
+
+class PageChanged(RuntimeError):
+    """Items of a Latest page being sent were deleted meanwhile (retention, say): the response is cut off."""
+
+
+def in_parts(page: Sequence[T], size: Callable[[T], int]) -> list[Sequence[T]]:
+    """`page` in consecutive parts of at most PART_BYTES each (or one item)."""
+    sizes = [size(item) for item in page]
+    parts: list[Sequence[T]] = []
+    at = 0
+    while at < len(page):
+        count = fitting(sizes[at:], PART_BYTES)
+        parts.append(page[at : at + count])
+        at += count
+    return parts
 
 
 def streamed(

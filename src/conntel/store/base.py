@@ -262,10 +262,13 @@ class Store(Protocol):
         ...
 
     async def latest_snapshots(
-        self, account_id: str, connector_id: str, limit: int, max_bytes: int
+        self, account_id: str, connector_id: str, through: int, limit: int
     ) -> list[StoredSnapshot]:
-        """The newest snapshots, newest first: at most `limit`, and only as many as fit in `max_bytes`
-        of JSON (see `fitting`), but at least one."""
+        """The newest snapshots at or before `t` = `through`, newest first, at most `limit`."""
+        ...
+
+    async def latest_snapshot_sizes(self, account_id: str, connector_id: str, limit: int) -> list[tuple[int, int]]:
+        """(t, bytes of JSON) of the newest snapshots, newest first, without reading them."""
         ...
 
     async def stream_position(self, account_id: str) -> int:
@@ -463,7 +466,7 @@ class Store(Protocol):
 def fitting(sizes: Sequence[int], max_bytes: int) -> int:
     """How many of `sizes`, taken in order, fit in `max_bytes` (at least one, when there is one).
 
-    The one rule every byte-bounded read follows (Latest Events pages, live tail batches)."""
+    The one rule every byte-bounded read follows (Latest Events and Latest Snapshots pages, live tail batches)."""
     total = 0
     for count, size in enumerate(sizes):
         total += size

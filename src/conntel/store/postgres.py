@@ -543,15 +543,14 @@ class PostgresStore:
         return [SnapshotSummary(row[0], row[1]) for row in rows]
 
     async def latest_snapshots(
-        self, account_id: str, connector_id: str, limit: int, max_bytes: int
+        self, account_id: str, connector_id: str, through: int, limit: int
     ) -> list[StoredSnapshot]:
-        sizes = await self.pool.fetch(SQL.latest_snapshot_sizes, account_id, connector_id, limit)
-        if not sizes:
-            return []
-        count = fitting([row[1] for row in sizes], max_bytes)
-        # Through the newest `t` whose size was read: one ingested meanwhile is left for the next call.
-        rows = await self.pool.fetch(SQL.latest_snapshots, account_id, connector_id, sizes[0][0], count)
+        rows = await self.pool.fetch(SQL.latest_snapshots, account_id, connector_id, through, limit)
         return [StoredSnapshot(row[0], row[1], snapshot_codec.decompress(row[2])) for row in rows]
+
+    async def latest_snapshot_sizes(self, account_id: str, connector_id: str, limit: int) -> list[tuple[int, int]]:
+        rows = await self.pool.fetch(SQL.latest_snapshot_sizes, account_id, connector_id, limit)
+        return [(row[0], row[1]) for row in rows]
 
     # -- connectors --
     async def create_connector(self, record: ConnectorRecord, max_per_account: int | None = None) -> None:

@@ -241,7 +241,8 @@ class Statements:
         self.latest_snapshot_sizes = p(
             "SELECT t, size FROM snapshots WHERE account_id = ? AND connector_id = ? ORDER BY t DESC LIMIT ?"
         )
-        # (account_id, connector_id, through_t, limit): the page whose sizes were read (newer ones left out)
+        # (account_id, connector_id, through_t, limit): a page (or a part of one) whose sizes were read, newer
+        # ones left out
         self.latest_snapshots = p(
             "SELECT t, a, body FROM snapshots WHERE account_id = ? AND connector_id = ? AND t <= ?"
             " ORDER BY t DESC LIMIT ?"

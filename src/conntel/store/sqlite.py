@@ -538,15 +538,14 @@ class SqliteStore:
         return [SnapshotSummary(*row) for row in rows]
 
     async def latest_snapshots(
-        self, account_id: str, connector_id: str, limit: int, max_bytes: int
+        self, account_id: str, connector_id: str, through: int, limit: int
     ) -> list[StoredSnapshot]:
-        conn = self._read()  # one read transaction: the sizes and the bodies are of the same rows
-        sizes = conn.execute(SQL.latest_snapshot_sizes, (account_id, connector_id, limit)).fetchall()
-        if not sizes:
-            return []
-        count = fitting([size for _, size in sizes], max_bytes)
-        rows = conn.execute(SQL.latest_snapshots, (account_id, connector_id, sizes[0][0], count))
+        rows = self._read().execute(SQL.latest_snapshots, (account_id, connector_id, through, limit))
         return [StoredSnapshot(t, a, snapshot_codec.decompress(body)) for t, a, body in rows]
+
+    async def latest_snapshot_sizes(self, account_id: str, connector_id: str, limit: int) -> list[tuple[int, int]]:
+        rows = self._read().execute(SQL.latest_snapshot_sizes, (account_id, connector_id, limit))
+        return [(t, size) for t, size in rows]
 
     # -- credentials --
     async def find_token(self, secret_hash: bytes) -> TokenRecord | None:
