@@ -5,7 +5,7 @@ sends (4 in granian 2.8), and `send()` waits once that channel and the socket's 
 the server process holds for a client that stops reading is about six of conntel's sends, whatever their
 size: six 1 MiB parts of a page, or six 8 MiB mailboxes of a live tail. Sends of at most `SEND_BYTES` make
 that a few hundred KiB per response, and leave the rest of a slow reader's backlog where conntel bounds it
-(one part of a page being read; a live tail's mailbox). README, "Slow readers".
+(one part of a page being read; a live tail's mailbox). README: "Operating it", slow readers.
 """
 
 from __future__ import annotations
