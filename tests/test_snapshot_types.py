@@ -122,3 +122,47 @@ def test_infinities_and_negative_temperatures() -> None:
     with pytest.raises(msgspec.ValidationError, match=r"memory_free_bytes"):
         decoder.decode(body)
     decoder.decode(msgspec.json.encode([required_only() | {"thermals": [{"label": "cpu", "current_celcius": -12.5}]}]))
+
+
+def _with_member_twice(text: bytes, key: bytes, nth: int, escape: bool) -> bytes:
+    """`text` with the `nth` member named `key` written twice (the copy's name `\\u`-escaped if `escape`)."""
+    at = -1
+    for _ in range(nth + 1):
+        at = text.index(b'"' + key + b'":', at + 1)
+    end = at + len(key) + 3
+    depth, cut = 0, end
+    while depth or text[cut : cut + 1] not in (b",", b"}"):  # the end of the member's value
+        depth += text[cut : cut + 1] in (b"{", b"[")
+        depth -= text[cut : cut + 1] in (b"}", b"]")
+        cut += 1
+    name = b"".join(b"\\u%04x" % c for c in key) if escape else key
+    return text[:cut] + b',"' + name + b'"' + text[at + len(key) + 2 : cut] + text[cut:]
+
+
+@pytest.mark.parametrize("escape", [False, True])
+@pytest.mark.parametrize(
+    ("key", "nth", "where"),
+    [
+        (b"t", 0, "$[1]"),  # a required top-level field
+        (b"memory_total_bytes", 0, "$[1]"),  # an optional one
+        (b"recv_bytes", 3, "$[1].netdevs[3]"),  # at depth
+        (b"ip_address", 2, "$[1].interfaces[1].ip_addresses[0]"),  # two levels down (the 1st: a DHCP lease)
+        (b"added_in_2027", 0, "$[1]"),  # an unknown field
+        (b"any", 0, "$[1].added_in_2027"),  # inside an unknown field's value
+    ],
+)
+def test_a_key_twice_in_any_object_of_a_snapshot_is_refused_naming_it(
+    key: bytes, nth: int, where: str, escape: bool
+) -> None:
+    """The typed parse keeps one of two equal keys; decode_batch must still see them (a stored snapshot is
+    its text as sent, and two readers of it could disagree on the value)."""
+    full = filled(sdk.SnapshotGetResponse) | {"t": 1_700_000_000, "added_in_2027": {"any": ["shape"], "x": 1}}
+    full["netdevs"] = [filled(sdk.Netdev) | {"name": f"eth{i}"} for i in range(4)]
+    full["interfaces"] = [filled(sdk.Interface) | {"name": f"if{i}"} for i in range(2)]
+    first = msgspec.json.encode(required_only() | {"t": 1_699_999_999})
+    text = msgspec.json.encode(full)
+    assert snapshots.decode_batch(b"[" + first + b"," + text + b"]")[1].t == 1_700_000_000  # valid as it is
+    twice = _with_member_twice(text, key, nth, escape)
+    with pytest.raises(snapshots.InvalidBatch, match="duplicate field") as refused:
+        snapshots.decode_batch(b"[" + first + b"," + twice + b"]")
+    assert str(refused.value).endswith(f"at `{where}`"), str(refused.value)

@@ -56,27 +56,43 @@ def _ignore_float(_text: str) -> int:
     return 0
 
 
+_plain_decoder = msgspec.json.Decoder()
 # A parse that only needs to count members: floats (even 1e400, which a float cannot hold) become 0.
+# Slower than the plain one (a Python call per float), so only for the texts the plain one refuses.
 _counting_decoder = msgspec.json.Decoder(float_hook=_ignore_float)
 _encode = msgspec.json.Encoder().encode
+_UNCOUNTABLE = object()
+
+
+def _count_only(text: bytes) -> Any:
+    try:
+        return _counting_decoder.decode(text)
+    except msgspec.ValidationError:  # an integer beyond 64 bits (valid JSON, kept as sent): walk instead
+        return _UNCOUNTABLE
+
+
+def members_kept(text: bytes, reencoded: bytes) -> bool:
+    """Whether `reencoded` (what a parser kept of the valid JSON `text`, encoded again) holds as many
+    object members as `text`. Then no object of `text` repeats a key: a parser keeps one member per
+    distinct key, so a duplicate shows as fewer members (each one `:`), and a parser that drops
+    members (a typed one skipping unknown fields) only ever removes `:` too.
+    """
+    escaped = b"\\" in text
+    return _colons(reencoded, escaped) == _colons(text, escaped)
 
 
 def check_unique_keys(text: bytes) -> None:
     """Raise DuplicateKey if any object in the (valid) JSON `text`, at any depth, repeats a key.
 
-    Fast test: a parser keeps one member per distinct key, so a duplicate shows as fewer
-    members (each one `:`) once parsed and re-encoded than the text has; a dropped member
-    only ever removes `:`. Only then is the text walked (in Python) to name the key and
-    its place.
+    Fast test: members_kept of a generic parse. Only when it fails is the text walked (in
+    Python) to name the key and its place.
     """
-    escaped = b"\\" in text
     try:
-        parsed = _counting_decoder.decode(text)
-    except msgspec.ValidationError:  # an integer beyond 64 bits (valid JSON, kept as sent): walk instead
-        pass
-    else:
-        if _colons(_encode(parsed), escaped) == _colons(text, escaped):
-            return
+        parsed = _plain_decoder.decode(text)
+    except msgspec.ValidationError:  # a float beyond a double (1e400): parse once more, counting only
+        parsed = _count_only(text)
+    if parsed is not _UNCOUNTABLE and members_kept(text, _encode(parsed)):
+        return
     found = find_duplicate_key(text)
     if found is not None:
         path, key = found

@@ -11,18 +11,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from conntel import ids
+from conntel.api import pushes
 from conntel.api.auth import Authenticator, RawHeaders
-from conntel.api.bodies import read_body
 from conntel.api.cursor import CursorError, CursorSigner
 from conntel.api.envelope import ok, ok_body, ok_items
 from conntel.api.errors import (
-    batch_too_large,
     connector_not_found,
     event_not_found,
     invalid_cursor,
     invalid_event,
     invalid_query,
-    malformed_json,
     no_route,
 )
 from conntel.api.observability import Metrics
@@ -30,18 +28,14 @@ from conntel.api.params import Param, parse_query
 from conntel.api.routing import api_path, connector_scope
 from conntel.api.streaming import PageChanged, in_parts, streamed
 from conntel.config import Settings
-from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
+from conntel.credentials import READ_ACCEPTS
 from conntel.events import (
-    BatchTooLarge,
     Event,
     EventList,
     EventListItem,
-    InvalidBatch,
     LatestEvents,
-    MalformedJson,
     decode_batch,
 )
-from conntel.interrupts import to_operation
 from conntel.kinds import KIND_NAMES
 from conntel.store.base import EventQuery, Store, StoredEvent, fitting
 
@@ -149,32 +143,18 @@ class EventRoutes:
         return self._signer
 
     async def ingest(self, request: Request) -> Response:
-        account_id, connector_id = connector_scope(request.path_params, request.url.path)
-        # The connector's own credential may push its telemetry, as may a token with Write.
-        await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS, connector_id)
-        recheck = self.auth.rechecker(request.headers, account_id, WRITE_ACCEPTS, connector_id)
-        body = await read_body(request, self.settings, recheck)
-        try:
-            events = decode_batch(body, self.settings.max_batch_events)
-        except MalformedJson as exc:
-            raise malformed_json(exc) from None
-        except BatchTooLarge as exc:
-            raise batch_too_large(exc) from None
-        except InvalidBatch as exc:
-            raise invalid_event(exc) from None
+        push = await pushes.receive(request, self.auth, self.settings)
+        events = pushes.decode(
+            push.body, lambda body: decode_batch(body, self.settings.max_batch_events), invalid_event
+        )
         # An unknown connector or a conflicting event: a refusal, answered by errors.from_refusal.
-        appended = await self.store.append_events(account_id, connector_id, events, int(time.time()))
+        appended = await self.store.append_events(push.account_id, push.connector_id, events, int(time.time()))
         if self.metrics is not None:
             for kind, count in appended.new_kinds.items():
                 self.metrics.events_ingested.labels(kind).inc(count)
         if self.on_ingested is not None and appended.new_kinds:
-            self.on_ingested(account_id)
-        # A push is a check-in too: it answers the pending operation, if any (README, "The device side").
-        pending = await self.store.pending_interrupt(account_id, connector_id)
-        result = appended.result()
-        if pending is not None:
-            result.operation = to_operation(pending)
-        return ok(result)
+            self.on_ingested(push.account_id)
+        return await pushes.answer(self.store, push, appended.result())
 
     async def _require_connector(self, account_id: str, connector_id: str) -> None:
         if not await self.store.connector_exists(account_id, connector_id):

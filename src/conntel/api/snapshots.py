@@ -15,17 +15,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from conntel import ids
+from conntel.api import pushes
 from conntel.api.auth import Authenticator, RawHeaders
-from conntel.api.bodies import read_body
 from conntel.api.cursor import CursorError, CursorSigner
 from conntel.api.envelope import ok, ok_body, ok_items
 from conntel.api.errors import (
-    batch_too_large,
     connector_not_found,
     invalid_cursor,
     invalid_query,
     invalid_snapshot,
-    malformed_json,
     no_route,
     snapshot_not_found,
 )
@@ -33,9 +31,7 @@ from conntel.api.params import Param, parse_query
 from conntel.api.routing import api_path, connector_scope
 from conntel.api.streaming import PageChanged, in_parts, streamed
 from conntel.config import Settings
-from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
-from conntel.events import BatchTooLarge, InvalidBatch, MalformedJson
-from conntel.interrupts import to_operation
+from conntel.credentials import READ_ACCEPTS
 from conntel.snapshots import LatestSnapshots, SnapshotList, SnapshotListItem, decode_batch
 from conntel.store.base import SnapshotQuery, Store, fitting
 
@@ -124,26 +120,11 @@ class SnapshotRoutes:
             yield encoded
 
     async def ingest(self, request: Request) -> Response:
-        account_id, connector_id = connector_scope(request.path_params, request.url.path)
-        # The connector's own credential may push its snapshots, as may a token with Write.
-        await self.auth.authorize(request.headers, account_id, WRITE_ACCEPTS, connector_id)
-        recheck = self.auth.rechecker(request.headers, account_id, WRITE_ACCEPTS, connector_id)
-        body = await read_body(request, self.settings, recheck)
-        try:
-            snapshots = decode_batch(body)
-        except MalformedJson as exc:
-            raise malformed_json(exc) from None
-        except BatchTooLarge as exc:
-            raise batch_too_large(exc) from None
-        except InvalidBatch as exc:
-            raise invalid_snapshot(exc) from None
+        push = await pushes.receive(request, self.auth, self.settings)
+        snapshots = pushes.decode(push.body, decode_batch, invalid_snapshot)
         # An unknown connector or a conflicting snapshot: a refusal, answered by errors.from_refusal.
-        result = await self.store.append_snapshots(account_id, connector_id, snapshots, int(time.time()))
-        # A push is a check-in too: it answers the pending operation, if any (README, "The device side").
-        pending = await self.store.pending_interrupt(account_id, connector_id)
-        if pending is not None:
-            result.operation = to_operation(pending)
-        return ok(result)
+        result = await self.store.append_snapshots(push.account_id, push.connector_id, snapshots, int(time.time()))
+        return await pushes.answer(self.store, push, result)
 
     async def _cursor_signer(self) -> CursorSigner:
         if self._signer is None:
