@@ -100,24 +100,28 @@ class Feeder:
     rate: int
     posted: int = 0
     failed: int = 0
-    elapsed: float = 0.0
+    started: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def start(self) -> Feeder:
+        assert self._thread is None, "the feeder is already running"
+        self.started = time.monotonic()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> dict[str, float]:
         self._stop.set()
+        seconds = time.monotonic() - self.started
         if self._thread is not None:
             self._thread.join(timeout=30)
-        return {"posted": self.posted, "failed": self.failed, "rate": round(self.posted / max(self.elapsed, 1e-9))}
+        return {"posted": self.posted, "failed": self.failed, "seconds": round(seconds, 1),
+                "rate": round(self.posted / max(seconds, 1e-9))}  # fmt: skip
 
     def _run(self) -> None:
         per_post = max(1, round(self.rate * FEED_TICK / CONNECTORS_PER_TICK))
-        started = time.monotonic()
+        started = self.started
         tick = 0
         n = 0
         with httpx.Client(headers=bearer(self.world.write_token), timeout=30) as client:
@@ -140,7 +144,6 @@ class Feeder:
                         self.failed += per_post
                 n += per_post  # (t, n) stays unique per connector within a second
                 tick += 1
-                self.elapsed = time.monotonic() - started
                 time.sleep(max(0.0, started + tick * FEED_TICK - time.monotonic()))
 
 

@@ -13,6 +13,7 @@ const PAGE_ROWS = 300; // event rows shown at first, and per "Show more"
 const STREAM_REDRAW_MS = 250; // the stream's changes are drawn together, at most this often
 const HEALTH_REFRESH_MS = 60_000; // the fleet's health read again (a safety net under the stream's messages)
 const OVERSCAN = 10; // fleet rows drawn above and below the visible ones
+const EARLY_EVENTS = 50; // events kept per connector whose health is not known yet
 const HEALTHS = ["failing", "silent", "healthy"];
 const HEALTH_ORDER = { failing: 0, silent: 1, healthy: 2 };
 const collator = new Intl.Collator(undefined, { numeric: true });
@@ -36,6 +37,7 @@ const app = {
   view: null, // the open ConnectorView
   frame: false, // a redraw is requested for the next animation frame
   streamTimer: null, // a redraw of the stream's changes is due
+  refreshTimer: null, // a read of the fleet's health is due
   detail: null, // {text} of the shown Get Event response
 };
 
@@ -49,7 +51,8 @@ function newState(id) {
     heartbeat: null, // seconds: last_heartbeat, then `a` of live events
     version: null,
     last: null, // newest event seen since the page opened {t, n, k}
-    touched: 0, // app.revision when the stream last changed it: an older health answer leaves it be
+    touched: 0, // app.revision when the stream last changed its health: an older health answer leaves it be
+    early: null, // events that came before its health was known, to anticipate from once it is
     search: id.toLowerCase(), // what the text filter looks in
   };
 }
@@ -117,11 +120,21 @@ async function loadHealth() {
     const state = stateFor(item.connector_id);
     noteHeartbeat(state, item.last_heartbeat);
     if (state.touched <= asked) state.health = healthOfItem(item);
+    for (const event of state.early ?? []) state.health = anticipate(state.health, event, app.api.now()) ?? state.health;
+    state.early = null;
   }
   for (const [id, state] of app.connectors) {
     if (!present.has(id) && state.touched <= asked) app.connectors.delete(id);
   }
   app.revision++;
+}
+
+/** refreshHealth within a second, once for however many callers. */
+function refreshHealthSoon() {
+  app.refreshTimer ??= setTimeout(() => {
+    app.refreshTimer = null;
+    refreshHealth();
+  }, 1000);
 }
 
 async function refreshHealth() {
@@ -139,14 +152,25 @@ function onLive(message) {
   const state = stateFor(message.connector_id);
   const event = fromItem(message);
   applyEvent(state, event);
-  state.health = anticipate(state.health, event, app.api.now()) ?? state.health;
-  state.touched = ++app.revision;
+  app.revision++;
+  if (!state.health) {
+    // Not known yet (the fleet is loading, or the connector is new): the server's answer decides.
+    (state.early ??= []).push(event);
+    if (state.early.length > EARLY_EVENTS) state.early.shift();
+  } else {
+    const anticipated = anticipate(state.health, event, app.api.now());
+    if (anticipated) {
+      state.health = anticipated;
+      state.touched = app.revision;
+    }
+  }
   if (!known && app.listed) {
-    // A connector made after the fleet loaded.
+    // A connector made after the fleet loaded: its record, and the fleet's health again (it is in it now).
     app.api.connector(state.id).then(applyRecord, () => {}).then(() => {
       app.revision++;
       markDirty();
     });
+    refreshHealthSoon();
   }
   if (app.view && app.view.id === message.connector_id) app.view.add(event);
   markStreamed();
@@ -232,7 +256,7 @@ async function open(account, token) {
   app.revision++;
   app.listed = true;
   // A connector made between the two answers has no health yet: read it again at once.
-  if ([...app.connectors.values()].some((state) => !state.health)) refreshHealth();
+  if ([...app.connectors.values()].some((state) => !state.health)) refreshHealthSoon();
   setInterval(refreshHealth, HEALTH_REFRESH_MS);
   route();
   loadKindNames();
