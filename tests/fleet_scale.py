@@ -91,6 +91,38 @@ def build_fleet(world: World, size: int) -> Fleet:
     return Fleet([world.connector, *ids], health)
 
 
+def push_tunnel_down(world: World, connector: str) -> None:
+    """A snapshot whose one tunnel (`t1`) is down."""
+    snapshot = {
+        "count_reclaim_failures": 0, "count_reclaimed_paths": 0, "count_record_failed": 0,
+        "count_transmit_failures": 0, "t": int(time.time()), "v": "2026.3.2",
+        "tunnels": [{"tunnel_id": "t1", "health_state": "down", "health_value": 3, "interface_name": "xfrm0"}],
+    }  # fmt: skip
+    url = world.events_url(connector).removesuffix("/events") + "/snapshots"
+    response = httpx.post(url, json=[snapshot], headers=bearer(world.write_token), timeout=30)
+    assert response.status_code == 200, response.text
+
+
+def server_health(world: World) -> dict[str, dict]:
+    url = f"{world.server.base_url}/accounts/{world.account}/magic/connectors/telemetry/health"
+    items = httpx.get(url, headers=bearer(world.read_token), timeout=30).json()["result"]["items"]
+    return {item["connector_id"]: item for item in items}
+
+
+def tunnels_count(world: World, connector: str) -> bool:
+    """Whether this server's health counts a tunnel down in a snapshot (and so announces health changes
+    that no event explains on the stream): push one for `connector` and look. Fleet health from snapshots
+    and health messages on the stream came together; a server without them leaves the connector healthy.
+    """
+    push_tunnel_down(world, connector)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if server_health(world)[connector]["reason"] == "tunnel_down":
+            return True
+        time.sleep(0.2)
+    return False
+
+
 @dataclass
 class Feeder:
     """Posts `rate` events a second over `connectors` through the ingestion API, from a thread."""

@@ -3,10 +3,12 @@
 //
 // Input: the JSON config in $DASHBOARD_CONFIG: chromium, origin, account, token, count (connectors in
 // the account), lastId (the greatest id), failId (a healthy connector the test will make fail),
-// wakeId (a silent one it will wake), opensUnderFeed (times the page is opened while the feeder posts:
+// wakeId (a silent one it will wake), tunnelId (a healthy one whose tunnel will go down, or null when
+// the server does not count tunnels), opensUnderFeed (times the page is opened while the feeder posts:
 // at least 1, the last one is measured), rounds (of sort/filter measures).
 // Protocol (as drive.mjs): at a pause the driver prints {"pause": NAME} and waits for one JSON line.
 //   "feed": the feeder is to start; "fail": post a failure for failId; "wake": an event for wakeId;
+//   "tunnel": a snapshot with a tunnel down for tunnelId;
 //   "stop": the feeder is to stop (its answer: its figures).
 
 import { createInterface } from "node:readline";
@@ -166,6 +168,15 @@ async function run(browser) {
     timeout: 15000,
   });
   report.wakeRow = (await table(page)).rows;
+  if (config.tunnelId) {
+    // Only the server's `health` message on the stream can say this one: no event explains it.
+    await timed(page, "filter text", { filter: config.tunnelId });
+    await pause("tunnel");
+    await page.waitForFunction((id) => document.querySelector(`#fleet-table tbody tr[data-id="${id}"]`)?.dataset.health === "failing", config.tunnelId, {
+      timeout: 15000,
+    });
+    report.tunnelRow = (await table(page)).rows;
+  }
   await timed(page, "filter text cleared", { filter: "" });
   report.countsAfter = await counts(page);
   report.steps.push("live");

@@ -97,13 +97,11 @@ function applyEvent(state, event) {
 
 const fromItem = (item) => ({ t: item.t, n: item.n, k: item.k ?? item.e.k, a: item.a, v: item.v });
 
-const healthOfItem = (item) => ({
-  health: item.health,
-  since: item.since,
-  reason: item.reason,
-  event: item.event,
-  snapshot: item.snapshot,
-});
+/** A health, from a Fleet health item or a stream message: {health, since, reason, event?, snapshot?, ...}. */
+function healthOfItem(item) {
+  const { connector_id: _id, last_heartbeat: _heartbeat, previous: _previous, ...health } = item;
+  return health;
+}
 
 // --- Loading and following ---------------------------------------------------
 
@@ -298,15 +296,16 @@ function kindChip(kind, tag = "span", attrs = {}) {
 }
 
 const REASONS = {
-  never_reported: "never pushed anything",
-  no_heartbeat: "nothing pushed lately",
-  reporting: "pushing again",
-  tunnel_down: "a tunnel is down",
-  operation_pending: "an operation is pending",
+  never_reported: () => "never pushed anything",
+  no_heartbeat: () => "nothing pushed lately",
+  reporting: () => "pushing again",
+  tunnel_down: (health) => (health.tunnel_id ? `tunnel ${health.tunnel_id} down` : "a tunnel down"),
+  tunnels_up: () => "tunnels up again",
+  operation_pending: () => "an operation is pending",
 };
 
 /** Why a connector's health is what it is, in a few words: the reason, or the outcome kind itself. */
-const reasonText = (health) => REASONS[health.reason] ?? health.reason;
+const reasonText = (health) => REASONS[health.reason]?.(health) ?? health.reason;
 
 function healthBadge(state) {
   const health = state.health;
