@@ -2,10 +2,12 @@
 
 tests/fleet_scale.py builds the fleet (a tenth failing, a fifth silent) and feeds it; tests/dashboard/
 scale.mjs opens the page, sorts and filters while the feeder posts, and watches a failure and a silent
-connector's first event reach their rows. Asserted here: every connector is there with the server's
-health (the counts by health, the last connector reachable by scrolling), the page asked nothing per
-connector, sorting and filtering gave the right rows, and the live changes arrived. The timings are
-bench/dashboard.py's business (5,000 connectors, in `make bench`); this test prints them only.
+connector's first event reach their rows, and, when the server counts tunnels in snapshots, a tunnel
+going down, which only the stream's `health` message can tell the page. Asserted here: every
+connector is there with the server's health (the counts by health, the last connector reachable by
+scrolling), the page asked nothing per connector, sorting and filtering gave the right rows, and the
+live changes arrived. The timings are bench/dashboard.py's business (5,000 connectors, in
+`make bench`); this test prints them only.
 """
 
 from __future__ import annotations
