@@ -238,14 +238,18 @@ def run_dashboard(world: World, tmp_path: Path, node: str) -> None:
 
     # Sign-in: a refused token says so; the token never stays in the address bar.
     assert "HTTP 401" in report["signinError"]
-    assert report["afterReload"] == {"silentMinutes": "30", "signinHidden": True}
+    assert report["afterReload"] == {"signinHidden": True}
     assert report["hashAfterLoad"] == "#/"
     assert report["session"] == {"token": True, "account": world.account}
     assert report["live"] == "live"
 
-    # The fleet: every connector of the account, with the rule's health.
+    # The fleet: every connector of the account, with the rule's health, from the server's fleet health
+    # in one request (and the list of connectors in another): nothing asked per connector.
     shown = {row["id"]: row["health"] for row in report["fleet"]}
     assert shown == expected
+    api = f"/client/v4/accounts/{world.account}/magic/connectors"
+    loaded = [r for r in report["fleetLoadRequests"] if "/client/v4/accounts/" in r]
+    assert sorted(loaded) == [f"GET {api}", f"GET {api}/telemetry/events/stream", f"GET {api}/telemetry/health"]
     versions = {row["id"]: row["version"] for row in report["fleet"]}
     assert versions[FAILING] == "2026.3.1" and versions[world.connector] == "—"
 

@@ -53,7 +53,7 @@ function watch(page) {
 }
 
 const fleetRows = (page) =>
-  page.$$eval("#fleet-table tbody tr", (rows) =>
+  page.$$eval("#fleet-table tbody tr[data-id]", (rows) =>
     rows.map((row) => ({
       id: row.dataset.id,
       health: row.dataset.health,
@@ -65,8 +65,8 @@ const fleetRows = (page) =>
 async function waitFleetSettled(page, count) {
   await page.waitForFunction(
     (count) =>
-      document.querySelectorAll("#fleet-table tbody tr").length === count &&
-      !document.querySelector("#fleet-table tbody tr[data-health=checking]") &&
+      document.querySelectorAll("#fleet-table tbody tr[data-id]").length === count &&
+      !document.querySelector("#fleet-table tbody tr[data-health=unknown]") &&
       document.querySelector("#fleet-progress").textContent === "",
     count,
     { polling: 100, timeout: 20000 },
@@ -143,15 +143,10 @@ async function run(browser) {
   await page.click("#signin button[type=submit]");
   await waitFleetSettled(page, config.connectorCount);
   step("signin form");
-  // The silent threshold is remembered, and so is the session (this tab): a reload opens the fleet again.
-  await page.fill("#silent-minutes", "30");
-  await page.press("#silent-minutes", "Tab");
+  // The session is remembered (this tab): a reload opens the fleet again.
   await page.reload();
   await waitFleetSettled(page, config.connectorCount);
-  report.afterReload = {
-    silentMinutes: await page.inputValue("#silent-minutes"),
-    signinHidden: await page.isHidden("#signin"),
-  };
+  report.afterReload = { signinHidden: await page.isHidden("#signin") };
   step("reload");
   await context.close();
 
@@ -160,9 +155,11 @@ async function run(browser) {
   const p = await tab.newPage();
   watch(p);
   const t0 = Date.now();
+  const loadFrom = report.requests.length;
   await p.goto(`${config.origin}/#token=${config.token}&account=${config.account}`);
   await waitFleetSettled(p, config.connectorCount);
   report.fleetMs = Date.now() - t0;
+  report.fleetLoadRequests = report.requests.slice(loadFrom).map((r) => `${r.method} ${new URL(r.url).pathname}`);
   report.fleet = await fleetRows(p);
   report.hashAfterLoad = await p.evaluate(() => location.hash);
   report.live = await p.textContent("#live");
@@ -328,7 +325,10 @@ async function run(browser) {
   await w.waitForSelector("#operation-confirm:not([hidden])");
   report.operations.question = await w.textContent("#operation-question");
   await w.click("#operation-no");
-  report.operations.cancelHides = await w.isHidden("#operation-confirm");
+  // Drawn at the next animation frame: wait for it.
+  report.operations.cancelHides = await w
+    .waitForSelector("#operation-confirm", { state: "hidden", timeout: 5000 })
+    .then(() => true, () => false);
   report.operations.afterCancel = await pause("cancelled");
   await w.check("#operation-purge");
   await w.click('#operation-controls button[data-action="reboot"]');

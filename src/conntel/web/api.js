@@ -79,6 +79,11 @@ export class Api {
     return this.get("");
   }
 
+  /** Fleet health: every connector's health, since when and why, in one request. */
+  health() {
+    return this.get("/telemetry/health");
+  }
+
   connector(id) {
     return this.get(`/${encodeURIComponent(id)}`);
   }
@@ -189,14 +194,17 @@ export async function pool(items, limit, worker) {
 /**
  * A Server-Sent Events stream read with fetch(): reconnects with backoff and
  * resumes from the last id it saw (Last-Event-ID), so no event is missed or
- * repeated. `onEvent(data)` gets each message's parsed data; `onStatus(s)`
- * gets "connecting", "live", "reconnecting" or "denied" (with the error).
+ * repeated. `onEvent(data)` gets each event message's parsed data,
+ * `onHealth(data)` each health change's (these carry no id: a client that
+ * reconnects reads the health again); `onStatus(s)` gets "connecting",
+ * "live", "reconnecting" or "denied" (with the error).
  */
 export class LiveStream {
-  constructor(api, url, { onEvent, onStatus }) {
+  constructor(api, url, { onEvent, onHealth = () => {}, onStatus }) {
     this.api = api;
     this.url = url;
     this.onEvent = onEvent;
+    this.onHealth = onHealth;
     this.onStatus = onStatus;
     this.lastId = null;
     this.stopped = false;
@@ -273,7 +281,8 @@ export class LiveStream {
         if (line === "") {
           // End of a message: its id counts once the whole message is in.
           this.lastId = pendingId;
-          if (data.length && (type || "message") === "event") this.onEvent(JSON.parse(data.join("\n")));
+          if (data.length && type === "event") this.onEvent(JSON.parse(data.join("\n")));
+          else if (data.length && type === "health") this.onHealth(JSON.parse(data.join("\n")));
           data = [];
           type = "";
           continue;

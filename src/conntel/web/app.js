@@ -1,45 +1,44 @@
 // The dashboard: sign-in, the fleet table, a connector's timeline, an event's
 // Get Event response. State lives in `app`; the account's live stream keeps it
-// current; rendering happens at most once per animation frame.
+// current. Input (sorting, filtering, scrolling) redraws at the next animation
+// frame; the stream's changes at most every STREAM_REDRAW_MS.
 
-import { Api, ApiError, LiveStream, MAX_T, pool } from "./api.js";
-import {
-  FAILURE_COLOR,
-  FAMILIES,
-  HEALTH_KINDS,
-  buildSpans,
-  compareTN,
-  eventKey,
-  familyOf,
-  healthOf,
-  healthOutcome,
-  isFailure,
-  isSilent,
-} from "./kinds.js";
+import { Api, ApiError, LiveStream, MAX_T } from "./api.js";
+import { FAILURE_COLOR, FAMILIES, anticipate, buildSpans, compareTN, eventKey, familyOf, isFailure } from "./kinds.js";
 import { SnapshotPanel } from "./snapshots.js";
 import { renderTimeline } from "./timeline.js";
 import { el, formatAgo, formatDuration, formatTime, prettyJson, shellQuote } from "./util.js";
 
-const CONCURRENCY = 8; // requests in flight while loading the fleet
-const LOOKBACK = 90 * 86400; // how far back to look for a connector's last attempt when Latest has none
-const LATEST_SIZE = 100; // Latest Events answers at most this many
 const PAGE_ROWS = 300; // event rows shown at first, and per "Show more"
-const HEALTH_ORDER = { failing: 0, silent: 1, error: 2, checking: 3, healthy: 4 };
+const STREAM_REDRAW_MS = 250; // the stream's changes are drawn together, at most this often
+const HEALTH_REFRESH_MS = 60_000; // the fleet's health read again (a safety net under the stream's messages)
+const OVERSCAN = 10; // fleet rows drawn above and below the visible ones
+const EARLY_EVENTS = 50; // events kept per connector whose health is not known yet
+const HEALTHS = ["failing", "silent", "healthy"];
+const HEALTH_ORDER = { failing: 0, silent: 1, healthy: 2 };
+const collator = new Intl.Collator(undefined, { numeric: true });
 const $ = (selector) => document.querySelector(selector);
 
 const app = {
   api: null,
   stream: null,
   connectors: new Map(), // id -> connector state (see newState)
-  listed: false, // the connector list has loaded
+  revision: 0, // counts changes to the fleet's data
+  listed: false, // the fleet (connectors and their health) has loaded
+  wasLive: false, // the stream has been open before: after a reconnect, health is read again
   progress: "",
-  silentSeconds: 60 * (Number(localStorage.getItem("conntel.silentMinutes")) || 15),
   sort: { key: "health", dir: 1 },
   healthFilter: "all",
   text: "",
-  rows: new Map(), // id -> <tr>
+  shown: [], // the fleet's states as filtered and sorted, for `shownFor`
+  shownFor: "",
+  rankedSize: 0, // connectors when their ranks by id were last worked out
+  rows: new Map(), // id -> <tr>, for the rows drawn
+  rowHeight: 50, // px, measured from a drawn row
   view: null, // the open ConnectorView
-  dirty: false,
+  frame: false, // a redraw is requested for the next animation frame
+  streamTimer: null, // a redraw of the stream's changes is due
+  refreshTimer: null, // a read of the fleet's health is due
   detail: null, // {text} of the shown Get Event response
 };
 
@@ -49,12 +48,13 @@ function newState(id) {
   return {
     id,
     record: null, // as List Connectors returned it
+    health: null, // {health, since, reason, event?, snapshot?}: the server's, or anticipated from an event
     heartbeat: null, // seconds: last_heartbeat, then `a` of live events
     version: null,
-    last: null, // newest event {t, n, k}
-    finish: null, // newest Finish that health counts {t, n, k, outcome}
-    finishKnown: false, // finish is settled (looked up, or seen to be absent)
-    error: null,
+    last: null, // newest event seen since the page opened {t, n, k}
+    touched: 0, // app.revision when the stream last changed its health: an older health answer leaves it be
+    early: null, // events that came before its health was known, to anticipate from once it is
+    search: id.toLowerCase(), // what the text filter looks in
   };
 }
 
@@ -64,88 +64,85 @@ function stateFor(id) {
   return state;
 }
 
+function updateSearch(state) {
+  const device = state.record?.device || {};
+  state.search = [state.id, device.serial_number, device.id, state.record?.notes, state.version]
+    .filter(Boolean)
+    .join("\n")
+    .toLowerCase();
+}
+
+function noteHeartbeat(state, seconds) {
+  if (seconds != null && !(seconds <= state.heartbeat)) state.heartbeat = seconds;
+}
+
 function applyRecord(record) {
   const state = stateFor(record.id);
   state.record = record;
-  const heartbeat = record.last_heartbeat ? Date.parse(record.last_heartbeat) / 1000 : null;
-  if (heartbeat !== null && !(heartbeat <= state.heartbeat)) state.heartbeat = heartbeat;
+  noteHeartbeat(state, record.last_heartbeat ? Date.parse(record.last_heartbeat) / 1000 : null);
   if (!state.version && record.last_seen_version) state.version = record.last_seen_version;
+  updateSearch(state);
   return state;
 }
 
 function applyEvent(state, event) {
   if (!state.last || compareTN(event, state.last) > 0) {
     state.last = { t: event.t, n: event.n, k: event.k };
-    if (event.v) state.version = event.v;
+    if (event.v && event.v !== state.version) {
+      state.version = event.v;
+      updateSearch(state);
+    }
   }
-  if (event.a && !(event.a <= state.heartbeat)) state.heartbeat = event.a;
-  const outcome = healthOutcome(event.k);
-  if (outcome && (!state.finish || compareTN(event, state.finish) > 0)) {
-    state.finish = { t: event.t, n: event.n, k: event.k, outcome };
-  }
+  noteHeartbeat(state, event.a);
 }
 
 const fromItem = (item) => ({ t: item.t, n: item.n, k: item.k ?? item.e.k, a: item.a, v: item.v });
 
-function applyLatest(state, latest) {
-  const items = latest.items; // newest first
-  if (items.length) applyEvent(state, fromItem(items[0]));
-  const finish = items.find((item) => healthOutcome(item.e.k));
-  if (finish) applyEvent(state, fromItem(finish));
-  // Settled when an attempt is among them, or when they are all the events there are.
-  if (finish || items.length < LATEST_SIZE) state.finishKnown = true;
+/** A health, from a Fleet health item or a stream message: {health, since, reason, event?, snapshot?, ...}. */
+function healthOfItem(item) {
+  const { connector_id: _id, last_heartbeat: _heartbeat, previous: _previous, ...health } = item;
+  return health;
 }
 
-/** No attempt among the latest events: ask List Events for each kind that counts. */
-async function lookUpFinish(state) {
-  const newest = state.last ? state.last.t : app.api.now();
-  const from = Math.max(0, Math.floor(newest - LOOKBACK));
-  for (const kind of HEALTH_KINDS) {
-    const { items } = await app.api.listEvents(state.id, from, MAX_T, { kind, maxPages: 5 });
-    if (items.length) applyEvent(state, fromItem(items[items.length - 1]));
+// --- Loading and following ---------------------------------------------------
+
+/**
+ * The fleet's health in one request. A connector the stream changed while it was asked keeps
+ * what the stream said (it is newer); one missing from the answer is gone (deleted).
+ */
+async function loadHealth() {
+  const asked = app.revision;
+  const { items } = await app.api.health();
+  const present = new Set();
+  for (const item of items) {
+    present.add(item.connector_id);
+    const state = stateFor(item.connector_id);
+    noteHeartbeat(state, item.last_heartbeat);
+    if (state.touched <= asked) state.health = healthOfItem(item);
+    for (const event of state.early ?? []) state.health = anticipate(state.health, event, app.api.now()) ?? state.health;
+    state.early = null;
   }
-  state.finishKnown = true;
+  for (const [id, state] of app.connectors) {
+    if (!present.has(id) && state.touched <= asked) app.connectors.delete(id);
+  }
+  app.revision++;
 }
 
-function healthNow(state, now) {
-  return state.error ? "error" : healthOf(state, now, app.silentSeconds);
+/** refreshHealth within a second, once for however many callers. */
+function refreshHealthSoon() {
+  app.refreshTimer ??= setTimeout(() => {
+    app.refreshTimer = null;
+    refreshHealth();
+  }, 1000);
 }
 
-// --- Loading -----------------------------------------------------------------
-
-async function loadFleet(api) {
-  const ids = [...app.connectors.keys()];
-  let done = 0;
-  const guarded = (work) => async (state) => {
-    try {
-      await work(state);
-    } catch (error) {
-      if (error instanceof ApiError && error.status === 404) app.connectors.delete(state.id);
-      else state.error = error.message;
-    }
-    done++;
-    markDirty();
-  };
-  app.progress = `Loading ${ids.length} connectors…`;
-  await pool(
-    ids.map((id) => app.connectors.get(id)),
-    CONCURRENCY,
-    guarded(async (state) => {
-      applyLatest(state, await api.latest(state.id));
-      app.progress = `Latest events: ${done + 1} of ${ids.length} connectors`;
-    }),
-  );
-  const unsettled = [...app.connectors.values()].filter((s) => !s.finishKnown && !s.error);
-  done = 0;
-  await pool(
-    unsettled,
-    CONCURRENCY,
-    guarded(async (state) => {
-      await lookUpFinish(state);
-      app.progress = `Earlier attempts: ${done + 1} of ${unsettled.length} connectors`;
-    }),
-  );
-  app.progress = "";
+async function refreshHealth() {
+  try {
+    await loadHealth();
+    app.progress = "";
+  } catch (error) {
+    app.progress = `Health not refreshed: ${error.message}`;
+  }
   markDirty();
 }
 
@@ -154,13 +151,35 @@ function onLive(message) {
   const state = stateFor(message.connector_id);
   const event = fromItem(message);
   applyEvent(state, event);
+  app.revision++;
+  if (!state.health) {
+    // Not known yet (the fleet is loading, or the connector is new): the server's answer decides.
+    (state.early ??= []).push(event);
+    if (state.early.length > EARLY_EVENTS) state.early.shift();
+  } else {
+    const anticipated = anticipate(state.health, event, app.api.now());
+    if (anticipated) {
+      state.health = anticipated;
+      state.touched = app.revision;
+    }
+  }
   if (!known && app.listed) {
-    // A connector made after the list loaded: all its events come from here on.
-    state.finishKnown = true;
-    app.api.connector(state.id).then(applyRecord, () => {}).then(markDirty);
+    // A connector made after the fleet loaded: its record, and the fleet's health again (it is in it now).
+    app.api.connector(state.id).then(applyRecord, () => {}).then(() => {
+      app.revision++;
+      markDirty();
+    });
+    refreshHealthSoon();
   }
   if (app.view && app.view.id === message.connector_id) app.view.add(event);
-  markDirty();
+  markStreamed();
+}
+
+function onHealth(message) {
+  const state = stateFor(message.connector_id);
+  state.health = healthOfItem(message);
+  state.touched = ++app.revision;
+  markStreamed();
 }
 
 function setLive(status, error) {
@@ -173,6 +192,10 @@ function setLive(status, error) {
   const node = $("#live");
   node.textContent = label;
   node.dataset.state = status;
+  if (status !== "live") return;
+  // Health changes carry no id: the ones made while the stream was down are read again.
+  if (app.wasLive && app.listed) refreshHealth();
+  app.wasLive = true;
 }
 
 // --- Session -----------------------------------------------------------------
@@ -201,31 +224,41 @@ function showSignin(message = "") {
 
 async function open(account, token) {
   const api = new Api(account, token);
-  const stream = new LiveStream(api, api.url("/telemetry/events/stream"), { onEvent: onLive, onStatus: setLive });
-  // The stream first: it carries every event acknowledged after it opened, the
-  // loads below everything before; merging keeps the newest of both.
+  app.api = api;
+  const stream = new LiveStream(api, api.url("/telemetry/events/stream"), {
+    onEvent: onLive,
+    onHealth,
+    onStatus: setLive,
+  });
+  // The stream first: it carries every change after it opened, the two requests below the
+  // fleet as it was; merging keeps the newer of both.
   stream.start();
   await Promise.race([stream.opened, new Promise((resolve) => setTimeout(resolve, 5000))]);
   let records;
   try {
-    records = await api.connectors();
+    [records] = await Promise.all([api.connectors(), loadHealth()]);
   } catch (error) {
     stream.stop();
+    app.api = null;
+    app.connectors.clear();
     sessionStorage.removeItem("conntel.token");
     showSignin(error instanceof ApiError ? `${error.message} (HTTP ${error.status})` : String(error));
     return;
   }
   sessionStorage.setItem("conntel.account", account);
   sessionStorage.setItem("conntel.token", token);
-  Object.assign(app, { api, stream });
+  app.stream = stream;
   $("#signin").hidden = true;
   $("#sign-out").hidden = false;
   $("#account-label").textContent = `account ${account}`;
   records.forEach(applyRecord);
+  app.revision++;
   app.listed = true;
+  // A connector made between the two answers has no health yet: read it again at once.
+  if ([...app.connectors.values()].some((state) => !state.health)) refreshHealthSoon();
+  setInterval(refreshHealth, HEALTH_REFRESH_MS);
   route();
   loadKindNames();
-  await loadFleet(api);
 }
 
 function signOut() {
@@ -236,15 +269,25 @@ function signOut() {
 
 // --- Rendering ---------------------------------------------------------------
 
+/** Redraw at the next animation frame (input, and the clock). */
 function markDirty() {
-  if (app.dirty) return;
-  app.dirty = true;
+  if (app.frame) return;
+  app.frame = true;
   requestAnimationFrame(() => {
-    app.dirty = false;
-    if (!app.api) return;
+    app.frame = false;
+    if (!app.listed) return;
     if (!$("#fleet").hidden) renderFleet();
     if (app.view && !$("#connector").hidden) app.view.render();
   });
+}
+
+/** Redraw what the stream changed, together with whatever else it changes within STREAM_REDRAW_MS. */
+function markStreamed() {
+  if (app.streamTimer) return;
+  app.streamTimer = setTimeout(() => {
+    app.streamTimer = null;
+    markDirty();
+  }, STREAM_REDRAW_MS);
 }
 
 function kindChip(kind, tag = "span", attrs = {}) {
@@ -253,87 +296,126 @@ function kindChip(kind, tag = "span", attrs = {}) {
   return chip;
 }
 
-function healthBadges(state, health, now) {
-  const title =
-    health === "failing"
-      ? `${state.finish.k} at ${formatTime(state.finish.t)}`
-      : health === "silent"
-        ? state.heartbeat
-          ? `no events for ${formatDuration(now - state.heartbeat)}`
-          : "has never pushed events"
-        : health === "error"
-          ? state.error
-          : health === "checking"
-            ? "looking up its latest attempts"
-            : state.finish
-              ? `${state.finish.k} at ${formatTime(state.finish.t)}`
-              : "no upgrade, attestation or rotation yet";
-  const badges = [el("span", { class: `badge health-${health}`, title, text: health })];
-  if (health === "failing" && isSilent(state, now, app.silentSeconds)) {
-    badges.push(el("span", { class: "badge health-silent", title: "no recent events", text: "silent" }));
-  }
-  return badges;
-}
-
-const SORTS = {
-  id: (a, b) => a.id.localeCompare(b.id),
-  health: (a, b) => HEALTH_ORDER[a.health] - HEALTH_ORDER[b.health] || a.id.localeCompare(b.id),
-  last: (a, b) => (b.last ? b.last.t : -1) - (a.last ? a.last.t : -1) || a.id.localeCompare(b.id),
-  version: (a, b) => (a.version || "").localeCompare(b.version || "", undefined, { numeric: true }),
-  heartbeat: (a, b) => (b.heartbeat ?? -1) - (a.heartbeat ?? -1) || a.id.localeCompare(b.id),
+const REASONS = {
+  never_reported: () => "never pushed anything",
+  no_heartbeat: () => "nothing pushed lately",
+  reporting: () => "pushing again",
+  tunnel_down: (health) => (health.tunnel_id ? `tunnel ${health.tunnel_id} down` : "a tunnel down"),
+  tunnels_up: () => "tunnels up again",
+  operation_pending: () => "an operation is pending",
 };
 
-function matchesText(state, text) {
-  if (!text) return true;
-  const device = state.record?.device || {};
-  return [state.id, device.serial_number, device.id, state.record?.notes, state.version].some((value) =>
-    value?.toLowerCase().includes(text),
-  );
+/** Why a connector's health is what it is, in a few words: the reason, or the outcome kind itself. */
+const reasonText = (health) => REASONS[health.reason]?.(health) ?? health.reason;
+
+function healthBadge(state) {
+  const health = state.health;
+  if (!health) return el("span", { class: "badge health-unknown", title: "not known yet", text: "…" });
+  const cause = health.event ? ` (event ${eventKey(health.event)})` : health.snapshot ? ` (snapshot ${health.snapshot.t})` : "";
+  const title = `${reasonText(health)} since ${formatTime(health.since)}${cause}`;
+  return el("span", { class: `badge health-${health.health}`, title, text: health.health });
 }
 
-function renderFleet() {
-  const now = app.api.now();
-  const states = [...app.connectors.values()];
-  const counts = { all: states.length, failing: 0, silent: 0, healthy: 0, checking: 0, error: 0 };
-  for (const state of states) counts[(state.health = healthNow(state, now))]++;
+// Sorting compares numbers only: each state's `rank` among the ids and its version's among the
+// versions are worked out by the collator beforehand (see ranked), which keeps a sort of thousands
+// of rows to a few milliseconds.
+const byId = (a, b) => a.rank - b.rank;
+const SORTS = {
+  id: byId,
+  health: (a, b) => (HEALTH_ORDER[a.health?.health] ?? 3) - (HEALTH_ORDER[b.health?.health] ?? 3) || byId(a, b),
+  last: (a, b) => (b.last ? b.last.t : -1) - (a.last ? a.last.t : -1) || byId(a, b),
+  version: (a, b) => a.versionRank - b.versionRank || byId(a, b),
+  heartbeat: (a, b) => (b.heartbeat ?? -1) - (a.heartbeat ?? -1) || byId(a, b),
+};
+
+/** Give every state its `rank` by id (when connectors came or went) and its version's `versionRank`. */
+function ranked(states) {
+  if (app.rankedSize !== states.length || states.some((state) => state.rank === undefined)) {
+    [...states].sort((a, b) => collator.compare(a.id, b.id)).forEach((state, index) => (state.rank = index));
+    app.rankedSize = states.length;
+  }
+  const versions = [...new Set(states.map((state) => state.version || ""))].sort(collator.compare);
+  const ranks = new Map(versions.map((version, index) => [version, index]));
+  for (const state of states) state.versionRank = ranks.get(state.version || "");
+  return states;
+}
+
+/** The fleet as filtered and sorted, and the count by health: computed again only when one of them changed. */
+function shownStates() {
+  const key = JSON.stringify([app.revision, app.sort, app.healthFilter, app.text]);
+  if (key === app.shownFor) return app.shown;
+  app.shownFor = key;
+  const counts = { all: 0, failing: 0, silent: 0, healthy: 0 };
+  const shown = [];
+  for (const state of ranked([...app.connectors.values()])) {
+    counts.all++;
+    const health = state.health?.health;
+    if (health in counts) counts[health]++;
+    if ((app.healthFilter === "all" || health === app.healthFilter) && state.search.includes(app.text)) {
+      shown.push(state);
+    }
+  }
+  const compare = SORTS[app.sort.key];
+  shown.sort(app.sort.dir > 0 ? compare : (a, b) => compare(b, a));
   for (const button of $("#health-filter").children) {
     const name = button.dataset.health;
     button.textContent = `${name === "all" ? "All" : name} ${counts[name]}`;
+    button.dataset.count = counts[name];
     button.setAttribute("aria-pressed", String(app.healthFilter === name));
   }
-  const shown = states
-    .filter((s) => (app.healthFilter === "all" || s.health === app.healthFilter) && matchesText(s, app.text))
-    .sort((a, b) => app.sort.dir * SORTS[app.sort.key](a, b));
+  for (const th of $("#fleet-table thead tr").children) {
+    const sortKey = th.firstElementChild.dataset.sort;
+    th.setAttribute("aria-sort", sortKey !== app.sort.key ? "none" : app.sort.dir > 0 ? "ascending" : "descending");
+  }
+  $("#fleet-table").setAttribute("aria-rowcount", String(shown.length + 1));
+  return (app.shown = shown);
+}
+
+/**
+ * The fleet table draws only the rows in view (and OVERSCAN more each side): two spacer rows
+ * stand for the others, so the page scrolls over the whole fleet as if every row were there.
+ */
+function renderFleet() {
+  const now = app.api.now();
+  const shown = shownStates();
   const tbody = $("#fleet-table tbody");
-  let cursor = tbody.firstChild;
-  for (const state of shown) {
-    const row = fleetRow(state, now);
+  const [above, below] = tbody.querySelectorAll(":scope > tr.spacer");
+  const height = app.rowHeight;
+  const top = tbody.getBoundingClientRect().top; // of the spacer above: where row 0 would be
+  const first = Math.max(0, Math.min(shown.length, Math.floor(-top / height) - OVERSCAN));
+  const end = Math.max(first, Math.min(shown.length, Math.ceil((innerHeight - top) / height) + OVERSCAN));
+  let cursor = above.nextSibling;
+  for (let index = first; index < end; index++) {
+    const row = fleetRow(shown[index], now);
+    row.setAttribute("aria-rowindex", String(index + 2));
     if (row === cursor) cursor = cursor.nextSibling;
     else tbody.insertBefore(row, cursor);
   }
-  while (cursor) {
+  while (cursor !== below) {
     const next = cursor.nextSibling;
+    app.rows.delete(cursor.dataset.id); // drawn again from its state when it comes back into view
     cursor.remove();
     cursor = next;
   }
+  above.firstChild.style.height = `${first * height}px`;
+  below.firstChild.style.height = `${(shown.length - end) * height}px`;
+  const drawn = above.nextSibling;
+  if (drawn !== below) app.rowHeight = drawn.getBoundingClientRect().height || height;
   $("#fleet-empty").hidden = shown.length > 0 || !app.listed;
   $("#fleet-progress").textContent = app.progress;
-  for (const th of $("#fleet-table thead tr").children) {
-    const key = th.firstElementChild.dataset.sort;
-    th.setAttribute("aria-sort", key !== app.sort.key ? "none" : app.sort.dir > 0 ? "ascending" : "descending");
-  }
 }
 
 function fleetRow(state, now) {
   let row = app.rows.get(state.id);
   const heartbeat = state.heartbeat ? formatAgo(state.heartbeat, now) : "never";
   const lastAgo = state.last ? formatAgo(state.last.t, now) : "";
-  const signature = JSON.stringify([state.health, state.last, state.finish, state.version, heartbeat, lastAgo,
-    state.record?.notes, isSilent(state, now, app.silentSeconds)]); // fmt: skip
+  const sinceAgo = state.health ? formatAgo(state.health.since, now) : "";
+  const signature = JSON.stringify([state.health, state.last, state.version, heartbeat, lastAgo, sinceAgo,
+    state.record?.notes]); // fmt: skip
   if (row && row.signature === signature) return row;
   if (!row) app.rows.set(state.id, (row = el("tr", { "data-id": state.id })));
   row.signature = signature;
-  row.dataset.health = state.health;
+  row.dataset.health = state.health?.health ?? "unknown";
   const device = state.record?.device;
   const sub = [device?.serial_number, device?.type, state.record?.notes].filter(Boolean).join(" · ");
   row.replaceChildren(
@@ -341,9 +423,14 @@ function fleetRow(state, now) {
       "td",
       { class: "connector-cell" },
       el("a", { href: `#/connectors/${encodeURIComponent(state.id)}`, text: state.id }),
-      sub && el("div", { class: "sub", text: sub.length > 90 ? sub.slice(0, 89) + "…" : sub }),
+      el("div", { class: "sub", title: sub || null, text: sub || "\u00a0" }),
     ),
-    el("td", { class: "health-cell" }, healthBadges(state, state.health, now)),
+    el(
+      "td",
+      { class: "health-cell" },
+      healthBadge(state),
+      el("div", { class: "sub", text: state.health ? `${reasonText(state.health)} · ${sinceAgo}` : "\u00a0" }),
+    ),
     el(
       "td",
       { class: "last-cell", title: state.last ? `${formatTime(state.last.t)} (${eventKey(state.last)})` : null },
@@ -413,7 +500,10 @@ class ConnectorView {
     markDirty();
     try {
       const state = this.state();
-      if (!state.last) applyLatest(state, await app.api.latest(this.id));
+      if (!state.last) {
+        const newest = (await app.api.latest(this.id)).items[0];
+        if (newest) applyEvent(state, fromItem(newest));
+      }
       const { from } = this.window();
       const { items, truncated } = await app.api.listEvents(this.id, from, MAX_T);
       if (generation !== this.generation) return;
@@ -429,9 +519,8 @@ class ConnectorView {
   render() {
     const state = this.state();
     const now = app.api.now();
-    const health = healthNow(state, now);
     $("#connector-title").textContent = this.id;
-    $("#connector-health").replaceChildren(...healthBadges(state, health, now));
+    $("#connector-health").replaceChildren(healthBadge(state));
     this.renderMeta(state, now);
     this.renderOperations(now);
 
@@ -744,15 +833,6 @@ function route() {
 }
 
 function wireControls() {
-  const minutes = $("#silent-minutes");
-  minutes.value = app.silentSeconds / 60;
-  minutes.addEventListener("change", () => {
-    const value = Math.max(1, Math.round(Number(minutes.value) || 15));
-    minutes.value = value;
-    app.silentSeconds = value * 60;
-    localStorage.setItem("conntel.silentMinutes", String(value));
-    markDirty();
-  });
   $("#sign-out").addEventListener("click", signOut);
   $("#signin-form").addEventListener("submit", (submit) => {
     submit.preventDefault();
@@ -765,7 +845,7 @@ function wireControls() {
     open(account, token);
   });
   $("#health-filter").replaceChildren(
-    ...["all", "failing", "silent", "healthy", "checking", "error"].map((name) =>
+    ...["all", ...HEALTHS].map((name) =>
       el("button", {
         type: "button",
         "data-health": name,
@@ -827,7 +907,8 @@ function wireControls() {
   });
   addEventListener("hashchange", route);
   addEventListener("resize", markDirty);
-  setInterval(markDirty, 15000); // "5m ago" and silence move with the clock
+  addEventListener("scroll", markDirty, { passive: true }); // the fleet table draws the rows in view
+  setInterval(markDirty, 15000); // "5m ago" moves with the clock
 }
 
 wireControls();

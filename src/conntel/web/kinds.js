@@ -94,10 +94,10 @@ function span(start, finish, outcome, end) {
 }
 
 // --- Health --------------------------------------------------------------
-// failing: the latest Finish among upgrade, attestation, crypt key and PKI
-//          rotation is a Failure;
-// silent:  no heartbeat (events pushed) for longer than the threshold;
-// healthy: otherwise.
+// The server keeps each connector's health (README "Fleet health"): the page reads it for the
+// whole fleet in one request, then follows the `health` messages of the account's live stream.
+// Between an event and the server's message about it, `anticipate` applies the server's rules in
+// brief so that a row never shows a health its own latest event contradicts.
 
 const HEALTH_PAIRS = new Set(["Upgrade", "Attestation", "RotateCryptKey", "RotatePki"]);
 
@@ -107,19 +107,23 @@ export function healthOutcome(kind) {
   return role && role.role === "finish" && HEALTH_PAIRS.has(role.key) ? role.outcome : null;
 }
 
-/** The eight kinds whose newest one decides "failing". */
-export const HEALTH_KINDS = [...HEALTH_PAIRS].flatMap((x) => [`Finish${x}Success`, `Finish${x}Failure`]);
-
 /**
- * A connector's health at `now` (seconds): "failing", "silent", "healthy", or
- * "checking" while its latest attempts are still being looked up.
+ * What a new `event` does to a connector's health `current` ({health, since, reason, event?}, or
+ * null when unknown), until the server says: a Failure among the outcome kinds makes it failing; a
+ * Success clears a failing that such a Failure caused; any event wakes a silent connector. An
+ * outcome older than the one `current` names changes nothing. Returns the new health, or null.
  */
-export function healthOf(state, now, silentSeconds) {
-  if (state.finish && state.finish.outcome === "failure") return "failing";
-  if (!state.finishKnown) return "checking";
-  return isSilent(state, now, silentSeconds) ? "silent" : "healthy";
-}
-
-export function isSilent(state, now, silentSeconds) {
-  return state.heartbeat == null || now - state.heartbeat > silentSeconds;
+export function anticipate(current, event, now) {
+  const outcome = healthOutcome(event.k);
+  const ref = { t: event.t, n: event.n };
+  const byOutcome = current && healthOutcome(current.reason) && current.event;
+  if (outcome && byOutcome && compareTN(event, current.event) <= 0) return null;
+  if (outcome === "failure" && current?.health !== "failing") {
+    return { health: "failing", since: now, reason: event.k, event: ref };
+  }
+  if (outcome === "success" && current?.health === "failing" && byOutcome) {
+    return { health: "healthy", since: now, reason: event.k, event: ref };
+  }
+  if (!current || current.health === "silent") return { health: "healthy", since: now, reason: "reporting", event: ref };
+  return null;
 }
