@@ -62,3 +62,39 @@ def test_the_lane_recovers_when_its_connections_are_killed(tmp_path: Path):
     finally:
         world.server.stop()
         drop_pg_database(world.db)
+
+
+def test_get_events_waiting_together_go_in_few_queries_and_each_gets_its_own(tmp_path: Path):
+    """Lookups that arrive together share queries (store/coalesce.py): each still gets exactly its own event,
+    or None for one that does not exist (another connector's key, a missing `n`, a repeated key)."""
+    from conntel.store.postgres import PostgresStore
+
+    world = _start_small(tmp_path)
+    world.server.stop()
+    keys = [(world.account, world.connector, T0 + i % EVENTS, i % EVENTS) for i in range(150)]
+    keys += [(world.account, world.connector, T0 + i, i + 1) for i in range(20)]  # no such n
+    keys += [(world.account, "0" * 32, T0, 0), ("1" * 32, world.connector, T0, 0)]  # no such connector/account
+    keys += keys[:10]  # the same key twice in one batch
+
+    async def lookups() -> tuple[list, list, int]:
+        store = PostgresStore(world.db, pool_size=4)
+        await store.start()
+        try:
+            together = await asyncio.gather(*(store.get_event(*key) for key in keys))
+            assert store._event_lookups is not None
+            queries = store._event_lookups.queries
+            one_by_one = [await store.get_event(*key) for key in keys]
+            return together, one_by_one, queries
+        finally:
+            await store.close()
+
+    try:
+        together, one_by_one, queries = asyncio.run(lookups())
+        assert together == one_by_one
+        found = [(event.t, event.n) if event is not None else None for event in together]
+        assert found[:150] == [(T0 + i % EVENTS, i % EVENTS) for i in range(150)]
+        assert found[150:172] == [None] * 22
+        assert found[172:] == found[:10]
+        assert queries < len(keys) / 4, queries  # 182 lookups in a handful of queries (32 keys at most each)
+    finally:
+        drop_pg_database(world.db)

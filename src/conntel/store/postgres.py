@@ -8,6 +8,7 @@ here (the API's credential cache is bounded to one second).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 from collections import Counter, deque
@@ -44,6 +45,7 @@ from conntel.store.base import (
     UserRecord,
     fitting,
 )
+from conntel.store.coalesce import Coalescer
 from conntel.store.migrations import migrations, unknown_versions
 from conntel.store.sql import (
     Statements,
@@ -138,7 +140,7 @@ class ReadLane:
 
     def __init__(self, pool: asyncpg.Pool, size: int):
         self._pool = pool
-        self._size = size
+        self.size = size
         self._borrowed = 0
         self._idle: list[Conn] = []
         self._waiters: deque[asyncio.Future[Conn | None]] = deque()
@@ -153,6 +155,16 @@ class ReadLane:
         self._hand_on(conn)
         return row
 
+    async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        conn = await self._take()
+        try:
+            rows = await conn.fetch(sql, *args)
+        except BaseException:
+            await self._give_back_to_pool(conn)
+            raise
+        self._hand_on(conn)
+        return rows
+
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for conn in idle:
@@ -164,7 +176,7 @@ class ReadLane:
             if _alive(conn):
                 return conn
             await self._give_back_to_pool(conn)  # lost while idle (a database restart): the pool replaces it
-        if self._borrowed < self._size:
+        if self._borrowed < self.size:
             self._borrowed += 1
             try:
                 return await self._pool.acquire()
@@ -206,6 +218,22 @@ class ReadLane:
             self._wake_one(None)
 
 
+EventKey = tuple[str, str, int, int]  # (account_id, connector_id, t, n)
+_EVENT_BATCHES = (2, 4, 8, 16, 32)  # keys per Get Event query beyond one (the sizes of its statements)
+
+
+@functools.cache
+def _events_by_keys(size: int) -> str:
+    """Get Event's columns (a, v, e) and each key's place for `size` keys: a join with a VALUES list of exactly
+    that many rows, which PostgreSQL plans as `size` primary-key lookups (and so plans once per connection)."""
+    keys = ", ".join(f"(${4 * i + 1}::text, ${4 * i + 2}::text, ${4 * i + 3}::bigint, ${4 * i + 4}::bigint, {i})"
+                     for i in range(size))  # fmt: skip
+    return (
+        f"SELECT e.a, e.v, e.e, k.i FROM (VALUES {keys}) AS k (account_id, connector_id, t, n, i)"
+        " JOIN events e USING (account_id, connector_id, t, n)"
+    )
+
+
 def _alive(conn: Conn) -> bool:
     try:
         return not conn.is_closed()
@@ -219,6 +247,7 @@ class PostgresStore:
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._reads: ReadLane | None = None
+        self._event_lookups: Coalescer[EventKey, asyncpg.Record | None] | None = None
         self._deleted: Counter[str] = Counter()  # rows pruned per table since this process last VACUUMed it
 
     @property
@@ -235,6 +264,7 @@ class PostgresStore:
             raise StoreUnavailable(f"Cannot open the database {redacted(self.url)}: not a valid URL") from None
         # Half the pool at most, so that writes and other reads always find connections.
         self._reads = ReadLane(self._pool, max(1, self.pool_size // 2))
+        self._event_lookups = Coalescer(self._get_events, slots=self._reads.size, largest=_EVENT_BATCHES[-1])
         try:
             async with self.pool.acquire() as conn:
                 await self._migrate(conn)
@@ -302,6 +332,8 @@ class PostgresStore:
         return isinstance(error, _UNAVAILABLE)
 
     async def close(self) -> None:
+        if self._event_lookups is not None:
+            await self._event_lookups.close()
         if self._reads is not None:
             await self._reads.close()
         if self._pool is not None:
@@ -309,9 +341,21 @@ class PostgresStore:
 
     # -- telemetry events --
     async def get_event(self, account_id: str, connector_id: str, t: int, n: int) -> StoredEvent | None:
-        assert self._reads is not None, "start() the store first"
-        row = await self._reads.fetchrow(SQL.get_event, account_id, connector_id, t, n)
+        assert self._event_lookups is not None, "start() the store first"
+        row = await self._event_lookups.get((account_id, connector_id, t, n))
         return None if row is None else StoredEvent(t, n, row[0], row[1], row[2])
+
+    async def _get_events(self, keys: list[EventKey]) -> list[asyncpg.Record | None]:
+        """Get Event's rows for `keys` (in their order; None where no event), in one query."""
+        assert self._reads is not None, "start() the store first"
+        if len(keys) == 1:
+            return [await self._reads.fetchrow(SQL.get_event, *keys[0])]
+        # A statement per size class, padded with the last key: a few prepared statements serve every batch.
+        size = next(size for size in _EVENT_BATCHES if size >= len(keys))
+        padded = keys + [keys[-1]] * (size - len(keys))
+        rows = await self._reads.fetch(_events_by_keys(size), *[part for key in padded for part in key])
+        found = {row[3]: row for row in rows}
+        return [found.get(i) for i in range(len(keys))]
 
     async def connector_exists(self, account_id: str, connector_id: str) -> bool:
         return await self.pool.fetchrow(SQL.connector_exists, account_id, connector_id) is not None
