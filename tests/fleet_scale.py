@@ -179,11 +179,11 @@ class Feeder:
                 time.sleep(max(0.0, started + tick * FEED_TICK - time.monotonic()))
 
 
-def drive_scale(node: str, config: dict, answers: dict, log: Path, timeout: float = 240) -> dict:
-    """Run scale.mjs, answering its pauses from `answers`; return its report."""
+def run_driver(node: str, script: Path, config: dict, answers: dict, log: Path, timeout: float = 240) -> dict:
+    """Run a browser driver (drive.mjs, scale.mjs), answering its pauses from `answers`; return its report."""
     with open(log, "w+") as stderr:
         proc = subprocess.Popen(
-            [node, str(SCALE_DRIVER)],
+            [node, str(script)],
             cwd=HERE,
             env={**env_without_proxies(), "DASHBOARD_CONFIG": json.dumps(config)},
             stdin=subprocess.PIPE,
@@ -210,5 +210,10 @@ def drive_scale(node: str, config: dict, answers: dict, log: Path, timeout: floa
             if proc.poll() is None:
                 proc.kill()
         stderr.seek(0)
-        assert returncode == 0 and report is not None, f"scale driver failed ({returncode}):\n{stderr.read()}"
+        assert returncode == 0 and report is not None, f"{script.name} failed ({returncode}):\n{stderr.read()}"
     return report
+
+
+def drive_scale(node: str, config: dict, answers: dict, log: Path, timeout: float = 240) -> dict:
+    """Run scale.mjs, answering its pauses from `answers`; return its report."""
+    return run_driver(node, SCALE_DRIVER, config, answers, log, timeout)

@@ -22,12 +22,12 @@ import os
 import random
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from fleet_scale import run_driver
 from helpers import ROOT, World, bearer, build_world, cli, env_without_proxies, post_events
 
 from conntel.client import metrics
@@ -134,36 +134,7 @@ def connector_executes(world: World, connector: str) -> dict:
 
 def drive(node: str, config: dict, answers: dict, tmp_path: Path) -> dict:
     """Run drive.mjs, answering its pauses; return its report."""
-    with open(tmp_path / "driver.stderr", "w+") as stderr:
-        proc = subprocess.Popen(
-            [node, str(DRIVER)],
-            cwd=HERE,
-            env={**env_without_proxies(), "DASHBOARD_CONFIG": json.dumps(config)},
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-        watchdog = threading.Timer(240, proc.kill)
-        watchdog.start()
-        try:
-            report = None
-            for line in proc.stdout:
-                message = json.loads(line)
-                if "pause" not in message:
-                    report = message
-                    break
-                proc.stdin.write(json.dumps(answers[message["pause"]]()) + "\n")
-                proc.stdin.flush()
-            proc.stdin.close()
-            returncode = proc.wait(timeout=60)
-        finally:
-            watchdog.cancel()
-            if proc.poll() is None:
-                proc.kill()
-        stderr.seek(0)
-        assert returncode == 0 and report is not None, f"driver failed ({returncode}):\n{stderr.read()}"
-    return report
+    return run_driver(node, DRIVER, config, answers, tmp_path / "driver.stderr")
 
 
 @pytest.mark.timeout(300)  # a server, a fleet's history, then Chromium: the slowest single test

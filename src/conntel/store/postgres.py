@@ -12,8 +12,8 @@ import functools
 import json
 import secrets
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
@@ -126,6 +126,9 @@ _DIFFERING_SNAPSHOTS = (
 )
 
 
+T = TypeVar("T")
+
+
 class ReadLane:
     """A few of the pool's connections kept aside for one-statement reads on the hot path (Get Event).
 
@@ -146,24 +149,20 @@ class ReadLane:
         self._waiters: deque[asyncio.Future[Conn | None]] = deque()
 
     async def fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
-        conn = await self._take()
-        try:
-            row = await conn.fetchrow(sql, *args)
-        except BaseException:
-            await self._give_back_to_pool(conn)
-            raise
-        self._hand_on(conn)
-        return row
+        return await self._on_a_connection(lambda conn: conn.fetchrow(sql, *args))
 
     async def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        return await self._on_a_connection(lambda conn: conn.fetch(sql, *args))
+
+    async def _on_a_connection(self, statement: Callable[[Conn], Awaitable[T]]) -> T:
         conn = await self._take()
         try:
-            rows = await conn.fetch(sql, *args)
+            result = await statement(conn)
         except BaseException:
             await self._give_back_to_pool(conn)
             raise
         self._hand_on(conn)
-        return rows
+        return result
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
