@@ -35,12 +35,6 @@ _OPEN = re.compile(rb"id: (\d+)\n: stream open")
 _LAST_ID = re.compile(rb"id: (\d+)\nevent: event")
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks (USER_HZ)
-
-
 class Stream:
     """One raw-socket live tail: the position it opened at, and when each new highest id arrived."""
 
@@ -142,22 +136,22 @@ async def _measure(ds: Dataset, args: argparse.Namespace, port: int, server: Ser
     if broken:
         raise BenchError(f"{len(broken)} streams failed to open: {broken[:3]}")
     await asyncio.sleep(2)  # settle
-    cpu_before, wall_before = cpu_seconds(server.pid), time.monotonic()
+    cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
     await asyncio.sleep(args.stream_idle_seconds)
-    idle_share = (cpu_seconds(server.pid) - cpu_before) / (time.monotonic() - wall_before)
+    idle_share = (server.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
     log(f"{len(streams)} idle streams: server CPU {idle_share:.1%} of one core")
 
     sent: list[tuple[int, float]] = []
     failed: list[str] = []
     writer = threading.Thread(target=ingest, args=(ds, port, args.stream_rate, args.stream_seconds, sent, failed))
-    cpu_before, wall_before = cpu_seconds(server.pid), time.monotonic()
+    cpu_before, wall_before = server.cpu_seconds(), time.monotonic()
     writer.start()
     await asyncio.to_thread(writer.join)
     total = sent[-1][0] if sent else 0
     deadline = time.monotonic() + 30
     while any(s.events < total and s.error is None for s in streams) and time.monotonic() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
-    busy_share = (cpu_seconds(server.pid) - cpu_before) / (time.monotonic() - wall_before)
+    busy_share = (server.cpu_seconds() - cpu_before) / (time.monotonic() - wall_before)
     stop.set()
     for task in tasks:
         task.cancel()
