@@ -12,7 +12,8 @@ For each backend, into a fresh store through the real API:
    included) ÷ the bytes of their JSON (target: <= 25 %).
 3. get (SQLite): Get Snapshot on random ingested snapshots vs the bare ASGI app (bench/hello_asgi.py),
    wrk, interleaved in every round; the median ratio (target: >= 0.35).
-4. events (SQLite): Get Event served by the code at `--before` (default: main) and by this tree, both on
+4. events (SQLite): Get Event served by the code at `--before` (default: f6acaae, the last release without
+   snapshots, on its own HTTP server of the time) and by this tree, both on
    one events store, interleaved in every round: the median ratio now/before (the event figures must not
    fall).
 
@@ -42,6 +43,7 @@ from conntel.client.metrics import sample_snapshots
 
 BATCH = 100
 CLIENTS = 4
+BEFORE = "f6acaae"  # the last release without snapshots: Get Event must not have fallen since
 
 
 def setup(backend: Backend, store: str, connectors: int) -> tuple[str, list[str], str, str]:
@@ -140,7 +142,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--backends", default="sqlite,postgres")
-    parser.add_argument("--before", default="main", help="git revision whose Get Event is compared with this tree's")
+    parser.add_argument(
+        "--before",
+        default=BEFORE,
+        help="git revision whose Get Event is compared with this tree's (default: the release before snapshots)",
+    )
     args = parser.parse_args()
     WORK.mkdir(exist_ok=True)
     report: dict = {"snapshots": args.snapshots, "connectors": args.connectors, "backends": {}}
