@@ -290,6 +290,32 @@ def test_clients_that_stop_reading_a_large_page_are_cut_off_and_their_connection
         server.stop()
 
 
+def test_a_client_that_stops_reading_whole_answers_is_cut_off_too(world: World, tmp_path: Path):
+    """Answers built whole (Get Event, on the hot path, each handed to granian in one send that never waits),
+    asked for five at a time on one connection (pipelined) and never read: more than the socket's buffers
+    take, so granian holds the rest, out of conntel's reach; the connection is reset all the same."""
+    connector = world.new_connector()
+    events = big_events(5)
+    post_events(world, events, connector=connector).raise_for_status()
+    server = Server(world.db, log_dir=tmp_path, extra_args=("--send-timeout", SEND_TIMEOUT)).start()
+    path = world.events_url(connector).split(str(world.server.port), 1)[1]
+    try:
+        with socket.socket() as reader:
+            reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            reader.connect(("127.0.0.1", server.port))
+            reader.sendall(b"".join(
+                f"GET {path}/{event['t']}.0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {world.read_token}\r\n\r\n"
+                .encode() for event in events
+            ))  # fmt: skip
+            assert wait_for(lambda: answered(reader), timeout=30)
+            assert wait_for(lambda: scraped(server, "conntel_send_timeouts_total") == 1, timeout=60)
+            received = read_until_cut(reader)
+            assert received.startswith(b"HTTP/1.1 200") and b"content-length:" in received[:300].lower()
+            assert received.count(b"HTTP/1.1 200") < len(events)  # cut off before the last answer
+    finally:
+        server.stop()
+
+
 def test_a_slow_but_steady_reader_gets_the_whole_page_byte_for_byte(world: World, tmp_path: Path):
     connector = world.new_connector()
     post_events(world, big_events(3), connector=connector).raise_for_status()
