@@ -10,8 +10,8 @@ it accepted, from the kernel's side: one with bytes unacknowledged whose client 
 `--send-timeout` seconds is reset (SO_LINGER 0, then shutdown). hyper's next write fails and it drops the
 connection; the request's pending send returns and its task is cancelled (granian reports the disconnect);
 the kernel discards what the socket held. Linux only (/proc/self/fd, TCP_INFO); elsewhere nothing is
-watched. A look costs a few system calls per open file (10-20 ms for 1,000 connections, measured), in a thread of
-its own so that the event loop is never stalled that long. README: "Operating it", slow readers.
+watched. A look costs a few system calls per open file (10-20 ms for 1,000 connections, measured), in a
+thread of its own so that the event loop is never stalled that long. README: "Operating it", slow readers.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ log = logging.getLogger("conntel")
 _STATE, _BYTES_ACKED, _TCP_INFO_BYTES = 0, 120, 128
 _WATCHED_STATES = (1, 8)  # ESTABLISHED, CLOSE_WAIT (the client shut its side but may still read)
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() discards what is unsent and sends RST
-# How often the connections are looked at: a stalled one is reset between `seconds` and this much later.
+# How often the connections are looked at, at most (a quarter of the timeout when that is less): a stalled
+# one is reset within the timeout plus two looks of its client's last read.
 LOOK_SECONDS = 5.0
 
 
