@@ -320,6 +320,8 @@ BAD_SERVE_OPTIONS = [
     ("--body-timeout", "-1"),
     ("--body-timeout", "NaN"),
     ("--body-timeout", "1e9"),
+    ("--send-timeout", "0"),
+    ("--send-timeout", "inf"),
     ("--max-connections", "0"),
     ("--max-connectors-per-account", "0"),
     ("--rate-limit", "0/second"),

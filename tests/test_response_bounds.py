@@ -227,3 +227,139 @@ def dechunked(body: bytes) -> bytes:
             return bytes(out)
         out += body[line_end + 2 : line_end + 2 + size]
         at = line_end + 2 + size + 2
+
+
+# A client that stops reading for good: the server resets its connection after --send-timeout (granian
+# has no write timeout; conntel.server.stalled), so it holds neither memory nor one of --max-connections.
+SEND_TIMEOUT = "2"
+
+
+def scraped(server: Server, name: str) -> float:
+    found = re.search(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", httpx.get(server.origin + "/metrics").text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def read_until_cut(sock: socket.socket) -> bytes:
+    """What a connection delivers until the server closes or resets it (a connection still open after a
+    minute without a byte fails the test: TimeoutError)."""
+    sock.settimeout(60)
+    chunks = []
+    try:
+        while chunk := sock.recv(1 << 20):
+            chunks.append(chunk)
+    except ConnectionResetError:
+        pass
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_clients_that_stop_reading_a_large_page_are_cut_off_and_their_connections_serve_others(
+    world: World, tmp_path: Path, workers: int
+):
+    connector = world.new_connector()
+    events = big_events(10)
+    for half in (events[:5], events[5:]):
+        post_events(world, half, connector=connector).raise_for_status()
+    limits = ("--send-timeout", SEND_TIMEOUT, "--max-connections", "2", "--workers", str(workers))
+    server = Server(world.db, log_dir=tmp_path, extra_args=limits).start()
+    path = f"{world.events_url(connector)}/latest".split(str(world.server.port), 1)[1]
+    readers: list[socket.socket] = []
+    try:
+        readers = [stopped_reader(server, path, world.read_token) for _ in range(2)]
+        assert wait_for(lambda: all(answered(reader) for reader in readers), timeout=30)
+        # Both of a process's connections are held by readers that read nothing (with one worker): a new
+        # request waits until the server gives up on them, then is served.
+        other = httpx.get(f"{server.base_url}/accounts/{world.account}/magic/connectors",
+                          headers=bearer(world.read_token), timeout=120)  # fmt: skip
+        assert other.status_code == 200 and other.json()["success"] is True
+        assert wait_for(lambda: scraped(server, "conntel_send_timeouts_total") == 2, timeout=60)
+        # Each reader, reading at last, finds its page cut off: the connection was reset, not ended cleanly.
+        for reader in readers:
+            received = read_until_cut(reader)
+            assert not received.endswith(b"0\r\n\r\n")
+            assert len(received) < 8 << 20
+        # The requests' tasks ended (each logged its request), and each connection was logged once.
+        assert wait_for(lambda: server.server_log().count('"route":"/accounts/{account_id}/magic/connectors/'
+                                                          '{connector_id}/telemetry/events/latest"') == 2)  # fmt: skip
+        log = server.server_log()
+        assert log.count("its connection was reset (--send-timeout)") == 2
+        assert world.read_token not in log and "Traceback" not in log
+    finally:
+        for reader in readers:
+            reader.close()
+        server.stop()
+
+
+def test_a_client_that_stops_reading_whole_answers_is_cut_off_too(world: World, tmp_path: Path):
+    """Answers built whole (Get Event, on the hot path, each handed to granian in one send that never waits),
+    asked for five at a time on one connection (pipelined) and never read: more than the socket's buffers
+    take, so granian holds the rest, out of conntel's reach; the connection is reset all the same."""
+    connector = world.new_connector()
+    events = big_events(5)
+    post_events(world, events, connector=connector).raise_for_status()
+    server = Server(world.db, log_dir=tmp_path, extra_args=("--send-timeout", SEND_TIMEOUT)).start()
+    path = world.events_url(connector).split(str(world.server.port), 1)[1]
+    try:
+        with socket.socket() as reader:
+            reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            reader.connect(("127.0.0.1", server.port))
+            reader.sendall(b"".join(
+                f"GET {path}/{event['t']}.0 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {world.read_token}\r\n\r\n"
+                .encode() for event in events
+            ))  # fmt: skip
+            assert wait_for(lambda: answered(reader), timeout=30)
+            assert wait_for(lambda: scraped(server, "conntel_send_timeouts_total") == 1, timeout=60)
+            received = read_until_cut(reader)
+            assert received.startswith(b"HTTP/1.1 200") and b"content-length:" in received[:300].lower()
+            assert received.count(b"HTTP/1.1 200") < len(events)  # cut off before the last answer
+    finally:
+        server.stop()
+
+
+def test_a_slow_but_steady_reader_gets_the_whole_page_byte_for_byte(world: World, tmp_path: Path):
+    connector = world.new_connector()
+    post_events(world, big_events(3), connector=connector).raise_for_status()
+    server = Server(world.db, log_dir=tmp_path, extra_args=("--send-timeout", SEND_TIMEOUT)).start()
+    url = f"{world.events_url(connector)}/latest".replace(world.server.origin, server.origin)
+    try:
+        whole = httpx.get(url, headers=bearer(world.read_token), timeout=30)
+        assert whole.status_code == 200 and whole.json()["result"]["count"] == 3
+        reader = stopped_reader(server, url.split(str(server.port), 1)[1], world.read_token)
+        with reader:
+            # Bursts of 256 KiB with pauses of a quarter of the send timeout: slow, but never stopped for long.
+            reader.settimeout(60)
+            chunks: list[bytes] = []
+            burst = 0
+            while chunk := reader.recv(1 << 16):
+                chunks.append(chunk)
+                burst += len(chunk)
+                if burst >= 256 << 10:
+                    burst = 0
+                    time.sleep(float(SEND_TIMEOUT) / 4)
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        assert dechunked(body) == whole.content
+        assert scraped(server, "conntel_send_timeouts_total") == 0
+    finally:
+        server.stop()
+
+
+def test_a_live_tail_that_stops_reading_ends_after_the_send_timeout(world: World, tmp_path: Path):
+    connector = world.new_connector()
+    server = Server(world.db, log_dir=tmp_path, extra_args=("--send-timeout", SEND_TIMEOUT)).start()
+    path = f"{world.events_url(connector)}/stream".split(str(world.server.port), 1)[1]
+    try:
+        with stopped_reader(server, path, world.read_token) as reader:
+            assert wait_for(lambda: answered(reader), timeout=30)
+            assert wait_for(lambda: scraped(server, "conntel_live_streams") == 1, timeout=30)
+            # More than the socket's buffers take, less than the stream's mailbox (8 MiB): only the send
+            # timeout can end this stream.
+            for event in big_events(5):
+                post_events(world, [event], connector=connector).raise_for_status()
+            assert wait_for(lambda: scraped(server, "conntel_send_timeouts_total") == 1, timeout=60)
+            assert wait_for(lambda: scraped(server, "conntel_live_streams") == 0, timeout=60)
+            assert 'reason="fell_behind"' not in httpx.get(server.origin + "/metrics").text
+            received = read_until_cut(reader)  # the server closed the connection
+            assert received.startswith(b"HTTP/1.1 200") and b"event: error" not in received
+    finally:
+        server.stop()

@@ -23,6 +23,9 @@ class Settings:
     header_timeout: float = 10.0  # seconds for a request's headers to arrive
     body_timeout: float = 30.0  # seconds for a request's body to arrive
     max_connections: int = 1024  # open connections per server process
+    # Seconds a connection may go without its client acknowledging any of the bytes waiting for it (a
+    # client that stopped reading); beyond, it is reset (conntel.server.stalled).
+    send_timeout: float = 30.0
     # How long a looked-up credential is trusted before it is read again: the
     # upper bound on how late a revocation or expiry takes effect.
     credential_ttl_seconds: float = 1.0

@@ -34,6 +34,7 @@ from conntel.config import Settings
 from conntel.retention import LEASE, check_interval, policy, prune_pass
 from conntel.server.delivery import Deliverer
 from conntel.server.exclusive import Exclusive
+from conntel.server.stalled import StalledReaders
 from conntel.store.base import Store
 
 
@@ -114,8 +115,11 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         silence.start()
         deliverer = Deliverer(store, metrics)  # webhooks: the outbox, sent by one process at a time
         deliverer.start()
+        stalled = StalledReaders(settings.port, settings.send_timeout, metrics)  # clients that stopped reading
+        stalled.start()
         async with heartbeats.running():
             yield
+        await stalled.stop()
         await deliverer.stop()
         await silence.stop()
         if retention is not None:

@@ -93,6 +93,12 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.send_timeouts = Counter(
+            "conntel_send_timeouts",
+            "Connections reset because their client read nothing of what waited for it for --send-timeout",
+            registry=self.registry,
+        )
+
     def exposition(self) -> bytes:
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # several worker processes: add up everyone's counts
             registry = CollectorRegistry()

@@ -16,7 +16,8 @@ the permission or the account, or a global key changes or its user leaves the
 account, the stream sends one last `event: error` message (the refusal a new
 request would get, with a `reason`) and ends, within a second. So does a
 stream whose client reads too slowly (`reason: fell_behind`; its message
-says the `Last-Event-ID` to resume from).
+says the `Last-Event-ID` to resume from), unless the client, reading nothing
+at all, has its connection reset first (`--send-timeout`: server/stalled.py).
 """
 
 from __future__ import annotations
