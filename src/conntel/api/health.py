@@ -40,6 +40,6 @@ def sweeper(store: Store, default_seconds: int) -> Exclusive:
     """Marks connectors silent as they cross their threshold, in one of the processes sharing the store."""
 
     async def sweep(still_held: Callable[[], Awaitable[bool]]) -> None:
-        await store.sweep_silent(int(time.time()), default_seconds)
+        await store.sweep_health(int(time.time()), default_seconds)
 
     return Exclusive(store, health.LEASE, health.SWEEP_SECONDS, sweep)

@@ -17,6 +17,11 @@ account, the stream sends one last `event: error` message (the refusal a new
 request would get, with a `reason`) and ends, within a second. So does a
 stream whose client reads too slowly (`reason: fell_behind`; its message
 says the `Last-Event-ID` to resume from).
+
+Health changes of the connectors a stream covers come on it too, as
+`event: health` messages with no `id` (ids stay event positions, so resuming is
+unaffected), read by the same poll. A resumed stream does not replay past ones:
+a client reads Fleet health first, then follows the stream.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from conntel.api.params import parse_query
 from conntel.api.routing import account_scope, connector_scope
 from conntel.credentials import READ_ACCEPTS
 from conntel.events import PAYLOAD_DOC
+from conntel.health import HealthChange
 from conntel.store.base import Store, StreamedEvent
 
 KEEP_ALIVE_SECONDS = 15.0
@@ -63,6 +69,10 @@ def sse_message(event: StreamedEvent) -> bytes:
     data = LiveEvent(event.connector_id, event.a, Raw(event.e_json), event.n, event.t,
                      UNSET if event.v is None else event.v)  # fmt: skip
     return b"id: %d\nevent: event\ndata: %s\n\n" % (event.seq, _encode(data))
+
+
+def sse_health(change: HealthChange) -> bytes:
+    return b"event: health\ndata: %s\n\n" % _encode(change)
 
 
 def sse_refusal(refusal: ApiError, reason: str) -> bytes:
@@ -92,7 +102,7 @@ class StreamRoutes:
         self.store = store
         self.auth = auth
         self.metrics = metrics
-        self.hub = LiveHub(store, auth, sse_message, metrics)
+        self.hub = LiveHub(store, auth, sse_message, sse_health, metrics)
 
     async def connector_stream(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)
