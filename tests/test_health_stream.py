@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 from helpers import Server, World, bearer, cli, post_events
-from test_fleet_health import event, fleet
+from test_fleet_health import event, fleet, push_snapshots, snapshot
 from test_stream import SseReader, stream_url
 
 T0 = 1_700_500_000
@@ -105,5 +105,24 @@ def test_a_credential_without_access_never_sees_health_changes(world: World):
         post_events(world, [event(T0, "FinishUpgradeFailure")], connector=connector).raise_for_status()
         assert fleet(world)[connector]["health"] == "failing"
         assert reader.health.empty()
+    finally:
+        reader.close()
+
+
+def test_a_tunnel_down_comes_with_its_snapshot_and_tunnel(world: World):
+    connector = world.new_connector()
+    reader = SseReader(stream_url(world, connector), bearer(world.read_token))
+    try:
+        push_snapshots(world, connector, snapshot(T0, ("t1", "healthy", 1), ("t2", "down", 3)))
+        [change] = reader.take(1, within=10, health=True)
+        assert change == {
+            "connector_id": connector,
+            "health": "failing",
+            "previous": "silent",
+            "since": change["since"],
+            "reason": "tunnel_down",
+            "snapshot": {"t": T0},
+            "tunnel_id": "t2",
+        }
     finally:
         reader.close()
