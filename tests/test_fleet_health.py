@@ -163,6 +163,9 @@ def test_a_tunnel_down_in_the_newest_snapshot_makes_it_failing_until_a_newer_one
     push_snapshots(world, connector, snapshot(T0, ("a", *UP), ("b", *DOWN), ("c", *DOWN)))
     assert why(fleet(world)[connector]) == ("failing", "tunnel_down", {"t": T0}, "b", None)
     since = fleet(world)[connector]["since"]
+    rows = [json.loads(line) for line in run_cli(world, "fleet", "--json").stdout.splitlines()]
+    assert next(row for row in rows if row["connector_id"] == connector)["tunnel_id"] == "b"
+    assert "tunnel_down" in run_cli(world, "fleet").stdout
     # An older snapshot with every tunnel up changes nothing.
     push_snapshots(world, connector, snapshot(T0 - 60, ("a", *UP), ("b", *UP)))
     assert why(fleet(world)[connector]) == ("failing", "tunnel_down", {"t": T0}, "b", None)
