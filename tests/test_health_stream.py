@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import asyncpg
 import httpx
-from helpers import Server, World, bearer, cli, post_events
+import pytest
+from helpers import Server, World, bearer, cli, drop_pg_database, new_store, post_events
 from test_fleet_health import event, fleet, push_snapshots, snapshot
 from test_stream import SseReader, stream_url
+
+from conntel import admin
+from conntel.events import ValidEvent, decode_batch
+from conntel.health import HEALTH_CHANGES_KEPT_SECONDS
+from conntel.store import Store, open_store
+from conntel.store.base import HealthPosition, NotedHealth
 
 T0 = 1_700_500_000
 
@@ -126,3 +139,94 @@ def test_a_tunnel_down_comes_with_its_snapshot_and_tunnel(world: World):
         }
     finally:
         reader.close()
+
+
+# -- the store's record of health changes, read as the feeds read it --
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path):
+    store = new_store(tmp_path, request.param)
+    yield str(store)
+    if request.param == "postgres":
+        drop_pg_database(str(store))
+
+
+async def _store_with_connectors(database: str, count: int) -> tuple[Store, str, list[str]]:
+    store = open_store(database)
+    await store.start()
+    account = (await admin.create_account(store))["id"]
+    connectors = [(await admin.create_connector(store, account))["id"] for _ in range(count)]
+    return store, account, connectors
+
+
+def test_health_changes_are_read_in_order_then_pruned_after_an_hour(database: str):
+    async def run() -> None:
+        store, account, connectors = await _store_with_connectors(database, 2)
+        try:
+            start = await store.health_position(account)
+            now = int(time.time())
+            for i, connector in enumerate(connectors):
+                await store.append_events(account, connector, [_event(T0 + i, "FinishUpgradeFailure")], now)
+            noted = await _read(store, account, start, 2)
+            assert [(n.change.connector_id, n.change.health, n.change.previous) for n in noted] == [
+                (connector, "failing", "silent") for connector in connectors
+            ]
+            assert [n.position for n in noted] == sorted(n.position for n in noted)
+            assert await store.health_changes_after(account, noted[-1].position, 100) == []
+            assert [n.change for n in await store.health_changes_after(account, noted[0].position, 100)] == [
+                noted[1].change
+            ]
+            await store.sweep_health(now + HEALTH_CHANGES_KEPT_SECONDS - 5, 10**6)
+            assert len(await _read(store, account, start, 2)) == 2  # not an hour old yet
+            await store.sweep_health(now + HEALTH_CHANGES_KEPT_SECONDS + 5, 10**6)
+            assert await store.health_changes_after(account, start, 100) == []
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+async def _read(store: Store, account: str, after: HealthPosition, count: int) -> list[NotedHealth]:
+    """The changes after `after` once there are `count`. On PostgreSQL a change is read once every transaction
+    older than it has ended, on the whole server: other tests' transactions may delay it a little."""
+    deadline = time.monotonic() + 20
+    while len(noted := await store.health_changes_after(account, after, 100)) < count:
+        assert time.monotonic() < deadline, f"{len(noted)} of {count} changes"
+        await asyncio.sleep(0.05)
+    return noted
+
+
+def _event(t: int, kind: str) -> ValidEvent:
+    [valid] = decode_batch(json.dumps([event(t, kind)]).encode(), 1)
+    return valid
+
+
+def test_postgres_a_change_committed_late_is_not_skipped(tmp_path: Path):
+    """Two writers: the one that took the lower `seq` commits last. A feed that read in between must still
+    get it (it sees neither until the older transaction ends), and then both in order."""
+    database = new_store(tmp_path, "postgres")
+
+    async def run() -> None:
+        store, account, (first, second) = await _store_with_connectors(str(database), 2)
+        slow, fast = await asyncpg.connect(str(database)), await asyncpg.connect(str(database))
+        try:
+            start = await store.health_position(account)
+            change = "UPDATE connectors SET health = 'failing', health_reason = 'x' WHERE connector_id = $1"
+            slow_tx, fast_tx = slow.transaction(), fast.transaction()
+            await slow_tx.start()
+            await slow.execute(change, first)  # the lower seq, and the older transaction
+            await fast_tx.start()
+            await fast.execute(change, second)
+            await fast_tx.commit()
+            assert await store.health_changes_after(account, start, 100) == []  # not the fast one alone
+            await slow_tx.commit()
+            noted = await _read(store, account, start, 2)
+            assert [n.change.connector_id for n in noted] == [first, second]
+        finally:
+            await slow.close()
+            await fast.close()
+            await store.close()
+            drop_pg_database(str(database))
+
+    asyncio.run(run())
