@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 
 from conntel.connectors import ConnectorRecord, ConnectorSettings
 from conntel.events import ValidEvent, same_content
@@ -409,40 +409,48 @@ class Statements:
 
 
 # -- fleet health --
-def redecided(row: Sequence[Any], now: int, silent_since: int | None, report: Report) -> tuple[Any, ...] | None:
-    """A health_row (store/sql.py) decided anew (health.decide): set_health's parameters, None when unchanged."""
+def _health_parts(row: Sequence[Any]) -> tuple[str, str, HealthState, HealthFacts]:
+    """A health_row (HEALTH_ROW): the key, the kept health and what decides it."""
     state_end = 2 + len(HealthState._fields)
-    current = HealthState(*row[2:state_end])
-    decided = decide(current, HealthFacts(*row[state_end : state_end + len(HealthFacts._fields)]), now,
-                     silent_since, report)  # fmt: skip
-    return None if decided is current else (row[0], row[1], *decided)
+    facts = HealthFacts(*row[state_end : state_end + len(HealthFacts._fields)])
+    return row[0], row[1], HealthState(*row[2:state_end]), facts
+
+
+def redecided(row: Sequence[Any], now: int, silent_since: int | None, report: Report) -> tuple[Any, ...] | None:
+    """A health_row decided anew (health.decide): set_health's parameters, None when unchanged."""
+    account_id, connector_id, current, facts = _health_parts(row)
+    decided = decide(current, facts, now, silent_since, report)
+    return None if decided is current else (account_id, connector_id, *decided)
 
 
 def swept(row: Sequence[Any], now: int) -> tuple[Any, ...] | None:
-    """A sweep_candidates row (a health_row and its threshold) decided anew as time passed."""
-    facts_start = 2 + len(HealthState._fields)
-    last_heartbeat, created_on, threshold = row[facts_start + 6], row[facts_start + 7], row[-1]
-    if last_heartbeat is None:
-        silent_since: int | None = created_on
+    """A sweep_candidates row (a health_row, then its threshold) decided anew as time passed."""
+    facts, threshold = _health_parts(row)[3], row[-1]
+    if facts.last_heartbeat is None:
+        silent_since: int | None = facts.created_on
+    elif facts.last_heartbeat < now - threshold:
+        silent_since = facts.last_heartbeat + threshold
     else:
-        silent_since = last_heartbeat + threshold if last_heartbeat < now - threshold else None
-    return redecided(row[:-1], now, silent_since, Report())
+        silent_since = None
+    return redecided(row, now, silent_since, Report())
+
+
+def _why(
+    event_t: int | None, event_n: int | None, snapshot_t: int | None, tunnel_id: str | None, operation_id: str | None
+) -> tuple[EventRef | UnsetType, SnapshotRef | UnsetType, str | UnsetType, str | UnsetType]:
+    """What made a health so, as the wire has it (absent when NULL)."""
+    return (
+        UNSET if event_t is None else EventRef(event_t, event_n or 0),
+        UNSET if snapshot_t is None else SnapshotRef(snapshot_t),
+        UNSET if tunnel_id is None else tunnel_id,
+        UNSET if operation_id is None else operation_id,
+    )
 
 
 def health_change(row: Sequence[Any]) -> HealthChange:
     """A health_changes row (HEALTH_CHANGE_COLUMNS) as the live stream's message."""
-    connector_id, health, previous, since, reason, event_t, event_n, snapshot_t, tunnel_id, operation_id = row
-    return HealthChange(
-        connector_id,
-        health,
-        previous,
-        since,
-        reason,
-        EventRef(event_t, event_n) if event_t is not None else UNSET,
-        SnapshotRef(snapshot_t) if snapshot_t is not None else UNSET,
-        UNSET if tunnel_id is None else tunnel_id,
-        UNSET if operation_id is None else operation_id,
-    )
+    connector_id, health, previous, since, reason, *why = row
+    return HealthChange(connector_id, health, previous, since, reason, *_why(*why))
 
 
 # -- rows --
@@ -454,18 +462,8 @@ def webhook_record(row: Sequence[Any]) -> WebhookRecord:
 
 def health_item(row: Sequence[Any]) -> ConnectorHealth:
     """A fleet_health row (store/sql.py) as the API's item."""
-    connector_id, health, since, reason, last_heartbeat, t, n, snapshot_t, tunnel_id, operation_id = row
-    return ConnectorHealth(
-        connector_id,
-        health,
-        since,
-        reason,
-        last_heartbeat,
-        EventRef(t, n) if t is not None else UNSET,
-        SnapshotRef(snapshot_t) if snapshot_t is not None else UNSET,
-        UNSET if tunnel_id is None else tunnel_id,
-        UNSET if operation_id is None else operation_id,
-    )
+    connector_id, health, since, reason, last_heartbeat, *why = row
+    return ConnectorHealth(connector_id, health, since, reason, last_heartbeat, *_why(*why))
 
 
 def connector_row(record: ConnectorRecord) -> tuple[Any, ...]:
