@@ -126,10 +126,11 @@ _HEALTH_CHANGES_AFTER = (
     f"SELECT txid, seq, {HEALTH_CHANGE_COLUMNS} FROM health_changes WHERE account_id = $1 AND (txid, seq) > ($2, $3)"
     " AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY txid, seq LIMIT $4"
 )
-# (account_id[], connector_id[]): which of these connectors are silent, as health rows.
+# (account_id[], connector_id[]): which of these connectors are silent, as health rows, in key order (the order
+# their updates then lock them in, as the sweep does).
 _SILENT_AMONG = (
     f"SELECT {HEALTH_ROW} FROM connectors WHERE (account_id, connector_id) IN"
-    " (SELECT * FROM unnest($1::text[], $2::text[])) AND health = 'silent'"
+    " (SELECT * FROM unnest($1::text[], $2::text[])) AND health = 'silent' ORDER BY account_id, connector_id"
 )
 
 # (account_id, connector_id, received_at, t[], size[], body[]): the `t` it inserted.
