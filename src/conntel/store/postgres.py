@@ -467,8 +467,10 @@ class PostgresStore:
             await conn.execute(SQL.mark_overdue, now, default_seconds)
             await conn.execute(SQL.unmark_overdue)
             # Locked in key order, as note_heartbeats locks them: a heartbeat between the read and the write
-            # cannot be missed, and the two cannot deadlock.
-            rows = await conn.fetch(SQL.sweep_candidates + " FOR UPDATE", now, default_seconds)
+            # cannot be missed, and the two cannot deadlock. NO KEY UPDATE, as an UPDATE locks: it does not wait
+            # for ingestion's KEY SHARE on its connector (taken before the account's row: waiting for it could
+            # close a cycle through that row).
+            rows = await conn.fetch(SQL.sweep_candidates + " FOR NO KEY UPDATE", now, default_seconds)
             updates = [update for row in rows if (update := swept(tuple(row), now)) is not None]
             if updates:
                 await conn.executemany(SQL.set_health, updates)
