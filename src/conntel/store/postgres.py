@@ -126,11 +126,15 @@ _HEALTH_CHANGES_AFTER = (
     f"SELECT txid, seq, {HEALTH_CHANGE_COLUMNS} FROM health_changes WHERE account_id = $1 AND (txid, seq) > ($2, $3)"
     " AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY txid, seq LIMIT $4"
 )
-# (account_id[], connector_id[]): which of these connectors are silent, as health rows, in key order (the order
-# their updates then lock them in, as the sweep does).
+# What health is decided from, locked until the decision is written: a concurrent writer of the same connector
+# (events and a snapshot at once) decides after this one, from what it wrote. NO KEY UPDATE, as an UPDATE locks.
+_HEALTH_ROW_LOCKED = SQL.health_row + " FOR NO KEY UPDATE"
+# (account_id[], connector_id[]): which of these connectors are silent, as health rows, locked in key order (as
+# note_checkin and the sweep lock them).
 _SILENT_AMONG = (
     f"SELECT {HEALTH_ROW} FROM connectors WHERE (account_id, connector_id) IN"
     " (SELECT * FROM unnest($1::text[], $2::text[])) AND health = 'silent' ORDER BY account_id, connector_id"
+    " FOR NO KEY UPDATE"
 )
 
 # (account_id, connector_id, received_at, t[], size[], body[]): the `t` it inserted.
@@ -771,7 +775,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 async def _decide_health(conn: Conn, account_id: str, connector_id: str, now: int, report: Report) -> None:
     """Decide anew the health of a connector just heard from (health.decide), in the writing transaction."""
-    row = await conn.fetchrow(SQL.health_row, account_id, connector_id)
+    row = await conn.fetchrow(_HEALTH_ROW_LOCKED, account_id, connector_id)
     update = None if row is None else redecided(tuple(row), now, None, report)
     if update is not None:
         await conn.execute(SQL.set_health, *update)
