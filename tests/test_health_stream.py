@@ -17,6 +17,7 @@ from test_stream import SseReader, stream_url
 from conntel import admin
 from conntel.events import ValidEvent, decode_batch
 from conntel.health import HEALTH_CHANGES_KEPT_SECONDS
+from conntel.snapshots import decode_batch as decode_snapshots
 from conntel.store import Store, open_store
 from conntel.store.base import HealthPosition, NotedHealth
 
@@ -228,5 +229,56 @@ def test_postgres_a_change_committed_late_is_not_skipped(tmp_path: Path):
             await fast.close()
             await store.close()
             drop_pg_database(str(database))
+
+    asyncio.run(run())
+
+
+def test_writers_and_the_sweep_at_once_leave_every_health_as_its_facts_decide(database: str):
+    """Events, snapshots, check-ins, an executed operation and the sweep on the same connectors at once: no
+    deadlock, no lost decision (each connector's kept health is what its final facts decide), and a health
+    change recorded for each change."""
+
+    async def run() -> None:
+        store, account, connectors = await _store_with_connectors(database, 4)
+        try:
+            start = await store.health_position(account)
+            t = int(time.time())
+
+            async def events(connector: str) -> None:
+                for i in range(12):
+                    kind = "FinishUpgradeSuccess" if i % 2 else "FinishUpgradeFailure"  # the last: a Success
+                    await store.append_events(account, connector, [_event(T0 + i, kind)], int(time.time()))
+
+            async def snapshots(connector: str, down_at_last: bool) -> None:
+                for i in range(12):
+                    state = ("down", 3) if i % 3 == 0 or (i == 11 and down_at_last) else ("healthy", 1)
+                    body = json.dumps([snapshot(T0 + i, ("t1", *state))]).encode()
+                    await store.append_snapshots(account, connector, decode_snapshots(body), int(time.time()))
+
+            async def beats() -> None:
+                for _ in range(12):
+                    await store.note_heartbeats([(account, c, int(time.time())) for c in reversed(connectors)])
+
+            async def sweeps() -> None:
+                for i in range(12):
+                    await store.sweep_health(t + i, 1)  # a threshold of 1 s: silence comes and goes
+
+            pushes = [snapshots(c, i < 2) for i, c in enumerate(connectors)]
+            await asyncio.gather(*(events(c) for c in connectors), *pushes, beats(), sweeps())
+            # Every connector reports once more (those the sweeps made silent are heard from again), then a sweep
+            # with a threshold nothing crosses: the rules alone decide.
+            await store.note_heartbeats([(account, c, int(time.time()) + 60) for c in connectors])
+            await store.sweep_health(int(time.time()), 10**6)
+            items = {item.connector_id: item for item in await store.fleet_health(account)}
+            # The newest outcome is a Success everywhere; the newest snapshot has a tunnel down for the first two.
+            assert [(items[c].health, items[c].reason == "tunnel_down") for c in connectors] == [
+                ("failing", True), ("failing", True), ("healthy", False), ("healthy", False)]  # fmt: skip
+            noted = await _read(store, account, start, len(connectors))
+            last = {n.change.connector_id: n.change for n in noted}  # the last change told of each
+            assert {c: (last[c].health, last[c].reason) for c in connectors} == {
+                c: (items[c].health, items[c].reason) for c in connectors
+            }
+        finally:
+            await store.close()
 
     asyncio.run(run())
