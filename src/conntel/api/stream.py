@@ -8,6 +8,11 @@ number of server processes on one database: an event shows up within
 `POLL_SECONDS` of being acknowledged. A stream that resumes from further back
 reads that part itself, then joins the feed.
 
+Health changes of the connectors a stream covers come on it too, as
+`event: health` messages with no `id` (ids stay event positions, so resuming is
+unaffected), read by the same poll. A resumed stream does not replay past ones:
+a client reads Fleet health first, then follows the stream.
+
 A stream is only as good as its credential: before every poll the feed
 authorizes each of its credentials again (api/auth.py `still_allowed`),
 reading it afresh from the store every `RECHECK_SECONDS` and checking expiry
@@ -17,11 +22,6 @@ account, the stream sends one last `event: error` message (the refusal a new
 request would get, with a `reason`) and ends, within a second. So does a
 stream whose client reads too slowly (`reason: fell_behind`; its message
 says the `Last-Event-ID` to resume from).
-
-Health changes of the connectors a stream covers come on it too, as
-`event: health` messages with no `id` (ids stay event positions, so resuming is
-unaffected), read by the same poll. A resumed stream does not replay past ones:
-a client reads Fleet health first, then follows the stream.
 """
 
 from __future__ import annotations
