@@ -109,14 +109,22 @@ def test_fleet_health_takes_read_or_write_on_its_own_account_only(world: World):
 
 
 def test_metrics_count_connectors_by_account_and_health(world: World):
-    items = fleet(world)
-    text = httpx.get(world.server.origin + "/metrics").text
-    for health in ("healthy", "failing", "silent"):
-        expected = sum(item["health"] == health for item in items.values())
-        found = re.search(
-            rf'^conntel_connectors\{{account_id="{world.account}",health="{health}"\}} (\S+)$', text, re.M
-        )
-        assert (float(found.group(1)) if found else 0) == expected
+    def counted() -> dict[str, float]:
+        text = httpx.get(world.server.origin + "/metrics").text
+        found = {
+            health: re.search(
+                rf'^conntel_connectors\{{account_id="{world.account}",health="{health}"\}} (\S+)$', text, re.M
+            )
+            for health in ("healthy", "failing", "silent")
+        }
+        return {health: float(match.group(1)) if match else 0 for health, match in found.items()}
+
+    def agree() -> bool:
+        """The same counts as Fleet health's (read again while an earlier test's last check-in is written)."""
+        items = fleet(world)
+        return counted() == {h: sum(i["health"] == h for i in items.values()) for h in ("healthy", "failing", "silent")}
+
+    wait_for(agree, timeout=10, interval=0.5)
 
 
 def test_conntel_fleet_lists_failing_first(world: World):
@@ -129,3 +137,121 @@ def test_conntel_fleet_lists_failing_first(world: World):
     assert [order[row["health"]] for row in rows] == sorted(order[row["health"]] for row in rows)
     table = run_cli(world, "fleet").stdout
     assert connector in table and "FinishUpgradeFailure" in table and "failing" in table
+
+
+# -- health from snapshots: a tunnel down in the newest one --
+
+
+def snapshot(t: int, *tunnels: tuple[str, str, int]) -> dict:
+    """A snapshot with the required fields and these tunnels (tunnel_id, health_state, health_value)."""
+    return {
+        "count_reclaim_failures": 0, "count_reclaimed_paths": 0, "count_record_failed": 0,
+        "count_transmit_failures": 0, "t": t, "v": "2025.9.1",
+        "tunnels": [
+            {"tunnel_id": tunnel_id, "health_state": state, "health_value": value, "interface_name": f"xfrm{i}"}
+            for i, (tunnel_id, state, value) in enumerate(tunnels)
+        ],
+    }  # fmt: skip
+
+
+UP, DOWN = ("healthy", 1), ("down", 3)
+
+
+def push_snapshots(world: World, connector: str, *snapshots: dict) -> None:
+    url = world.events_url(connector).removesuffix("/events") + "/snapshots"
+    httpx.post(url, json=list(snapshots), headers=bearer(world.write_token), timeout=30).raise_for_status()
+
+
+def why(item: dict) -> tuple:
+    return item["health"], item["reason"], item.get("snapshot"), item.get("tunnel_id"), item.get("event")
+
+
+def test_a_tunnel_down_in_the_newest_snapshot_makes_it_failing_until_a_newer_one_has_none(world: World):
+    connector = world.new_connector()
+    push_snapshots(world, connector, snapshot(T0, ("a", *UP), ("b", *DOWN), ("c", *DOWN)))
+    assert why(fleet(world)[connector]) == ("failing", "tunnel_down", {"t": T0}, "b", None)
+    since = fleet(world)[connector]["since"]
+    rows = [json.loads(line) for line in run_cli(world, "fleet", "--json").stdout.splitlines()]
+    assert next(row for row in rows if row["connector_id"] == connector)["tunnel_id"] == "b"
+    assert "tunnel_down" in run_cli(world, "fleet").stdout
+    # An older snapshot with every tunnel up changes nothing.
+    push_snapshots(world, connector, snapshot(T0 - 60, ("a", *UP), ("b", *UP)))
+    assert why(fleet(world)[connector]) == ("failing", "tunnel_down", {"t": T0}, "b", None)
+    # A newer one with every tunnel up (or degraded) clears it.
+    push_snapshots(world, connector, snapshot(T0 + 60, ("a", *UP), ("b", "degraded", 2)))
+    assert why(fleet(world)[connector]) == ("healthy", "tunnels_up", {"t": T0 + 60}, None, None)
+    # "down" by its state alone is down too; in a batch, its newest snapshot decides.
+    push_snapshots(world, connector, snapshot(T0 + 120, ("a", "down", 2)))
+    assert why(fleet(world)[connector])[:4] == ("failing", "tunnel_down", {"t": T0 + 120}, "a")
+    push_snapshots(world, connector, snapshot(T0 + 240, ("a", *UP)), snapshot(T0 + 180, ("a", *DOWN)))
+    assert why(fleet(world)[connector])[:3] == ("healthy", "tunnels_up", {"t": T0 + 240})
+    # A snapshot without tunnels has none down.
+    push_snapshots(world, connector, snapshot(T0 + 300, ("z", *DOWN)))
+    push_snapshots(world, connector, {k: v for k, v in snapshot(T0 + 360).items() if k != "tunnels"})
+    assert why(fleet(world)[connector])[:2] == ("healthy", "tunnels_up")
+    assert fleet(world)[connector]["since"] >= since
+
+
+def test_an_outcome_failure_outranks_a_tunnel_down_and_the_tunnel_is_then_the_reason(world: World):
+    connector = world.new_connector()
+    post_events(world, [event(T0, "FinishUpgradeFailure")], connector=connector).raise_for_status()
+    push_snapshots(world, connector, snapshot(T0 + 1, ("t1", *DOWN)))
+    failing = fleet(world)[connector]
+    assert why(failing) == ("failing", "FinishUpgradeFailure", None, None, {"t": T0, "n": 0})
+    post_events(world, [event(T0 + 2, "FinishUpgradeSuccess")], connector=connector).raise_for_status()
+    item = fleet(world)[connector]
+    assert why(item) == ("failing", "tunnel_down", {"t": T0 + 1}, "t1", None)
+    assert item["since"] == failing["since"]  # failing all along: since when stays
+
+
+# -- an operation pending for longer than the threshold --
+
+
+def test_an_operation_pending_too_long_makes_a_reporting_connector_failing_and_a_silent_one_stays_silent(
+    world: World,
+):
+    account = cli("accounts", "create", db=world.db)["id"]
+    token = cli("tokens", "create", "--account", account, "--permission", "Magic WAN Write", db=world.db)["value"]
+    reporting, quiet = (cli("connectors", "create", "--account", account, db=world.db)["id"] for _ in range(2))
+    cli("accounts", "silent-after", "--account", account, "3s", db=world.db)
+    base = f"{world.server.base_url}/accounts/{account}/magic/connectors"
+
+    def check_in(connector: str, body: dict | None = None) -> dict:
+        response = httpx.post(f"{base}/{connector}/checkin", json=body, headers=bearer(token))
+        assert response.status_code == 200, response.text
+        return response.json()["result"]
+
+    def items() -> dict[str, dict]:
+        return fleet(world, account, token)
+
+    check_in(reporting)
+    check_in(quiet)  # then nothing more: it goes silent
+    wait_for(lambda: items()[reporting]["health"] == "healthy", timeout=15)
+    operations = {}
+    for connector in (reporting, quiet):
+        made = httpx.post(f"{base}/{connector}/interrupts", json={"reboot": {}}, headers=bearer(token))
+        operations[connector] = made.json()["result"]["id"]
+
+    def pending_too_long() -> bool:
+        check_in(reporting)  # keeps reporting all along
+        return items()[reporting]["reason"] == "operation_pending"
+
+    wait_for(pending_too_long, timeout=30, interval=0.3)
+    item = items()[reporting]
+    assert (item["health"], item["operation_id"]) == ("failing", operations[reporting])
+    assert "event" not in item and "snapshot" not in item
+    quiet_item = items()[quiet]
+    assert (quiet_item["health"], quiet_item["reason"]) == ("silent", "no_heartbeat")  # its silence explains it
+
+    # Executed: the failure is cleared at once.
+    assert check_in(reporting, {"executed": operations[reporting]}) == {}
+    item = items()[reporting]
+    assert (item["health"], item["reason"], item["operation_id"]) == (
+        "healthy",
+        "operation_done",
+        operations[reporting],
+    )
+    # The silent one reports again with its operation still pending (for too long): failing, by it.
+    check_in(quiet)  # (marked pending too long by the sweep within 2 s of crossing the threshold, if not yet)
+    wait_for(lambda: items()[quiet]["reason"] == "operation_pending", timeout=15)
+    assert (items()[quiet]["health"], items()[quiet]["operation_id"]) == ("failing", operations[quiet])

@@ -8,6 +8,7 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,10 +18,11 @@ T0 = 1_700_000_000
 
 
 class SseReader:
-    """Reads a stream in a thread; parsed messages arrive on a queue."""
+    """Reads a stream in a thread; parsed messages arrive on a queue (`event: health` ones on their own)."""
 
     def __init__(self, url: str, headers: dict[str, str]):
         self.messages: queue.Queue[dict] = queue.Queue()
+        self.health: queue.Queue[dict] = queue.Queue()
         self.opened = threading.Event()
         self.status: int | None = None
         self._stop = threading.Event()
@@ -49,24 +51,43 @@ class SseReader:
                 if self._stop.is_set():
                     return
                 if line == "":
-                    if "data" in message:
+                    if message.get("event") == "health":
+                        assert "id" not in message, message  # health changes take no stream position
+                        self.health.put(json.loads(message["data"]))
+                    elif "data" in message:
                         self.messages.put(
-                            {"id": int(message["id"]), "event": message["event"], "data": json.loads(message["data"])}
+                            {
+                                "id": int(message["id"]) if "id" in message else None,  # an error has none
+                                "event": message["event"],
+                                "data": json.loads(message["data"]),
+                            }
                         )
                     message = {}
                 elif not line.startswith(":"):
                     field, _, value = line.partition(": ")
                     message[field] = value
 
-    def take(self, count: int, within: float = 3.0) -> list[dict]:
+    def take(self, count: int, within: float = 3.0, health: bool = False) -> list[dict]:
+        """The next `count` messages (with `health`, health changes), failing after `within` seconds."""
+        source = self.health if health else self.messages
         deadline, taken = time.monotonic() + within, []
         while len(taken) < count:
             remaining = deadline - time.monotonic()
             assert remaining > 0, f"got {len(taken)} of {count} messages in {within}s: {taken}"
             try:
-                taken.append(self.messages.get(timeout=remaining))
+                taken.append(source.get(timeout=remaining))
             except queue.Empty:
                 pass
+        return taken
+
+    def health_until(self, check: Callable[[dict], bool], within: float = 10.0) -> list[dict]:
+        """Health changes up to the first that passes `check` (which ends the list)."""
+        deadline, taken = time.monotonic() + within, []
+        while not taken or not check(taken[-1]):
+            remaining = deadline - time.monotonic()
+            assert remaining > 0, f"no such health change in {within}s: {taken}"
+            with contextlib.suppress(queue.Empty):
+                taken.append(self.health.get(timeout=remaining))
         return taken
 
     def nothing_more(self, wait: float = 1.0) -> bool:
@@ -86,8 +107,8 @@ class SseReader:
         self._thread.join(5)
 
 
-def stream_url(world: World, connector: str | None = None, base: str | None = None) -> str:
-    root = f"{base or world.server.base_url}/accounts/{world.account}/magic/connectors"
+def stream_url(world: World, connector: str | None = None, base: str | None = None, account: str | None = None) -> str:
+    root = f"{base or world.server.base_url}/accounts/{account or world.account}/magic/connectors"
     return f"{root}/{connector}/telemetry/events/stream" if connector else f"{root}/telemetry/events/stream"
 
 

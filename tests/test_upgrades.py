@@ -144,6 +144,26 @@ def test_the_upgraded_store_takes_writes(upgraded):
     assert edited.notes == "upgraded"
 
 
+def test_the_upgraded_store_keeps_health_with_the_new_rules(upgraded):
+    """Migrated health columns: a tunnel down in a new snapshot makes the connector failing (unless an outcome
+    failure already does)."""
+    manifest, server = upgraded
+    token, account = manifest["tokens"]["other_write"]["value"], manifest["other_account"]
+    connector_id = manifest["other_connector"]
+    base = f"{server.base_url}/accounts/{account}/magic/connectors"
+    snapshot = {
+        "count_reclaim_failures": 0, "count_reclaimed_paths": 0, "count_record_failed": 0,
+        "count_transmit_failures": 0, "t": 1_795_000_000, "v": "next",
+        "tunnels": [{"tunnel_id": "up-1", "health_state": "down", "health_value": 3, "interface_name": "xfrm1"}],
+    }  # fmt: skip
+    sent = httpx.post(f"{base}/{connector_id}/telemetry/snapshots", json=[snapshot], headers=bearer(token))
+    assert sent.status_code == 200, sent.text
+    items = httpx.get(f"{base}/telemetry/health", headers=bearer(token)).json()["result"]["items"]
+    item = next(item for item in items if item["connector_id"] == connector_id)
+    assert item["health"] == "failing"
+    assert item["reason"] == "tunnel_down" or item["reason"].endswith("Failure"), item
+
+
 # -- a store from a newer conntel --
 
 

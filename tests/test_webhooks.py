@@ -149,6 +149,27 @@ def test_an_endpoint_gets_only_the_types_it_asked_for(world: World, receiver: Re
     assert [body["type"] for _, body in receiver.messages(hook["secret"])] == ["connector.failing"]
 
 
+def test_a_tunnel_down_names_its_snapshot_and_tunnel(world: World, receiver: Receiver):
+    account, token, [connector] = new_account(world.db)
+    hook = cli("webhooks", "create", "--account", account, "--url", receiver.url, "--event", "connector.failing",
+               db=world.db)  # fmt: skip
+    snapshot = {
+        "count_reclaim_failures": 0, "count_reclaimed_paths": 0, "count_record_failed": 0,
+        "count_transmit_failures": 0, "t": T0 + 5, "v": "2025.9.1",
+        "tunnels": [{"tunnel_id": "tun-7", "health_state": "down", "health_value": 3, "interface_name": "xfrm7"}],
+    }  # fmt: skip
+    url = f"{world.server.base_url}/accounts/{account}/magic/connectors/{connector}/telemetry/snapshots"
+    httpx.post(url, json=[snapshot], headers=bearer(token)).raise_for_status()
+    wait_for(lambda: len(receiver.requests) >= 1, timeout=10)
+    [(_, body)] = receiver.messages(hook["secret"])
+    data = body["data"]
+    assert (data["health"], data["previous"], data["reason"]) == ("failing", "silent", "tunnel_down")
+    assert (data["snapshot"], data["tunnel_id"], data["event"], data["operation_id"]) == (
+        {"t": T0 + 5}, "tun-7", None, None)  # fmt: skip
+    gotten = httpx.get(world.server.origin + data["snapshot_path"], headers=bearer(token))
+    assert gotten.status_code == 200 and gotten.json()["result"]["tunnels"][0]["tunnel_id"] == "tun-7"
+
+
 def test_a_message_committed_before_a_kill_9_is_delivered_after_the_restart(tmp_path: Path, backend: str):
     db = new_store(tmp_path, backend)
     try:

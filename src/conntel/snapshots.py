@@ -26,6 +26,7 @@ from msgspec import UNSET, Meta, Raw, Struct, UnsetType
 
 from conntel import jsontext
 from conntel.events import NO_NUL, BatchTooLarge, InvalidBatch, check_unique_keys, decode_exact, decode_json
+from conntel.health import tunnel_down
 from conntel.ids import MAX_SEQUENCE
 
 _LARGEST = sys.float_info.max  # a bound that refuses infinities (`1e999` decodes to inf)
@@ -502,6 +503,7 @@ class ValidSnapshot(NamedTuple):
 
     t: int
     json: bytes  # byte for byte as posted, minus whitespace outside strings
+    tunnel_down: str | None = None  # a tunnel it reports down (its tunnel_id; conntel/health.py), None: none
 
 
 class SnapshotListItem(Struct):
@@ -549,7 +551,10 @@ def decode_batch(body: bytes, max_snapshots: int = MAX_BATCH_SNAPSHOTS) -> list[
     # twice (most of them): then the generic parse of the duplicate-key check, as slow as the typed one, is spared.
     if not jsontext.members_kept(text, _encode(typed)):
         check_unique_keys(text)
-    snapshots = [ValidSnapshot(snapshot.t, bytes(raw)) for snapshot, raw in zip(typed, raws, strict=True)]
+    snapshots = [
+        ValidSnapshot(snapshot.t, bytes(raw), tunnel_down(snapshot.tunnels))
+        for snapshot, raw in zip(typed, raws, strict=True)
+    ]
     for i, snapshot in enumerate(snapshots):
         if len(snapshot.json) > MAX_SNAPSHOT_BYTES:
             raise InvalidBatch(

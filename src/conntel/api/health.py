@@ -1,7 +1,7 @@
 """Fleet health (CONTRACT §10): every connector of an account with its health, in one request.
 
 The health itself is kept by the store (conntel/health.py); a server process also sweeps for
-connectors that went quiet, one process at a time (`sweeper`).
+connectors that went quiet or whose operation is pending too long, one process at a time (`sweeper`).
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ class HealthRoutes:
 
 
 def sweeper(store: Store, default_seconds: int) -> Exclusive:
-    """Marks connectors silent as they cross their threshold, in one of the processes sharing the store."""
+    """Decides anew the health of connectors as they cross their threshold (silence, an operation pending
+    too long), in one of the processes sharing the store."""
 
     async def sweep(still_held: Callable[[], Awaitable[bool]]) -> None:
-        await store.sweep_silent(int(time.time()), default_seconds)
+        await store.sweep_health(int(time.time()), default_seconds)
 
     return Exclusive(store, health.LEASE, health.SWEEP_SECONDS, sweep)

@@ -1,9 +1,9 @@
 """One store poll per account per process, however many live tails watch that account.
 
-An `AccountFeed` reads the account's new events (in commit order) every `POLL_SECONDS`
-while anyone watches (at once when this process wrote some), encodes each message
-once, and hands every watcher the messages it wants (its connector's, or all) in a
-mailbox bounded by bytes. It also re-authorizes
+An `AccountFeed` reads the account's new events (in commit order) and health changes
+every `POLL_SECONDS` while anyone watches (at once when this process wrote some),
+encodes each message once, and hands every watcher the messages it wants (its
+connector's, or all) in a mailbox bounded by bytes. It also re-authorizes
 each distinct credential among its watchers before every poll, so a revoked or expired
 credential ends every stream it opened within a second, at the cost of one store read
 per credential rather than one per stream.
@@ -28,7 +28,8 @@ from conntel.api.errors import ApiError, internal_error, store_unavailable
 from conntel.api.observability import Metrics
 from conntel.credentials import READ_ACCEPTS
 from conntel.events import MAX_PAYLOAD_BYTES
-from conntel.store.base import Store, StreamedEvent
+from conntel.health import HealthChange
+from conntel.store.base import HealthPosition, NotedHealth, Store, StreamedEvent
 
 POLL_SECONDS = 0.25
 # A write through this process makes its feed look sooner, but no sooner than this after its last look:
@@ -46,6 +47,7 @@ MAILBOX_BYTES = 8 << 20
 log = logging.getLogger("conntel")
 
 Encode = Callable[[StreamedEvent], bytes]
+EncodeHealth = Callable[[HealthChange], bytes]
 Refusal = tuple[ApiError, str]
 
 
@@ -114,10 +116,11 @@ class Watcher:
 
 
 class AccountFeed:
-    def __init__(self, hub: LiveHub, account_id: str, position: int):
+    def __init__(self, hub: LiveHub, account_id: str, position: int, health_position: HealthPosition):
         self.hub = hub
         self.account_id = account_id
         self.position = position
+        self.health_position = health_position
         self.watchers: set[Watcher] = set()
         self.nudged = asyncio.Event()
         self._fresh_at: dict[tuple[tuple[str, str], ...], float] = {}
@@ -132,8 +135,14 @@ class AccountFeed:
                 if events:
                     self.position = events[-1].seq
                     self._deliver(events)
-                    if len(events) == BATCH or sum(len(e.e_json) for e in events) > BATCH_BYTES - MAX_PAYLOAD_BYTES:
-                        continue  # catching up: no pause
+                changes = await self.hub.store.health_changes_after(self.account_id, self.health_position, BATCH)
+                if changes:
+                    self.health_position = changes[-1].position
+                    self._deliver_health(changes)
+                if events and (
+                    len(events) == BATCH or sum(len(e.e_json) for e in events) > BATCH_BYTES - MAX_PAYLOAD_BYTES
+                ):
+                    continue  # catching up: no pause
                 await asyncio.sleep(NUDGED_POLL_SECONDS)
                 if not self.nudged.is_set():
                     with contextlib.suppress(TimeoutError):
@@ -193,6 +202,20 @@ class AccountFeed:
             if watcher.ended:
                 self.watchers.discard(watcher)
 
+    def _deliver_health(self, changes: list[NotedHealth]) -> None:
+        """Health changes carry no position (`id`): each watcher's stays that of its last event."""
+        encoded = [(noted.change.connector_id, self.hub.encode_health(noted.change)) for noted in changes]
+        everything = b"".join(message for _, message in encoded)
+        for watcher in list(self.watchers):
+            if watcher.connector_id is None:
+                mail = everything
+            else:
+                mail = b"".join(message for connector_id, message in encoded if connector_id == watcher.connector_id)
+            if mail:
+                watcher.offer(watcher.position, mail)
+            if watcher.ended:
+                self.watchers.discard(watcher)
+
     def _drop(self, watcher: Watcher, refusal: Refusal | None) -> None:
         watcher.end(refusal)
         self.watchers.discard(watcher)
@@ -210,10 +233,13 @@ def _joined(messages: Iterable[tuple[str, int, bytes]]) -> tuple[int, bytes] | N
 class LiveHub:
     """The process's feeds, one per watched account, started by the first watcher and ended with the last."""
 
-    def __init__(self, store: Store, auth: Authenticator, encode: Encode, metrics: Metrics):
+    def __init__(
+        self, store: Store, auth: Authenticator, encode: Encode, encode_health: EncodeHealth, metrics: Metrics
+    ):
         self.store = store
         self.auth = auth
         self.encode = encode
+        self.encode_health = encode_health
         self.metrics = metrics
         self.feeds: dict[str, AccountFeed] = {}
 
@@ -223,9 +249,10 @@ class LiveHub:
         feed = self.feeds.get(account_id)
         if feed is None:
             position = await self.store.stream_position(account_id)
+            health_position = await self.store.health_position(account_id)
             feed = self.feeds.get(account_id)  # another watcher may have started it meanwhile
             if feed is None:
-                feed = self.feeds[account_id] = AccountFeed(self, account_id, position)
+                feed = self.feeds[account_id] = AccountFeed(self, account_id, position, health_position)
                 self.metrics.live_feeds.inc()
         feed.watchers.add(watcher)
         watcher.position = max(watcher.position, feed.position)

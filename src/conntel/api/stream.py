@@ -8,6 +8,11 @@ number of server processes on one database: an event shows up within
 `POLL_SECONDS` of being acknowledged. A stream that resumes from further back
 reads that part itself, then joins the feed.
 
+Health changes of the connectors a stream covers come on it too, as
+`event: health` messages with no `id` (ids stay event positions, so resuming is
+unaffected), read by the same poll. A resumed stream does not replay past ones:
+a client reads Fleet health first, then follows the stream.
+
 A stream is only as good as its credential: before every poll the feed
 authorizes each of its credentials again (api/auth.py `still_allowed`),
 reading it afresh from the store every `RECHECK_SECONDS` and checking expiry
@@ -43,6 +48,7 @@ from conntel.api.routing import account_scope, connector_scope
 from conntel.api.streaming import SEND_BYTES, streamed
 from conntel.credentials import READ_ACCEPTS
 from conntel.events import PAYLOAD_DOC
+from conntel.health import HealthChange
 from conntel.store.base import Store, StreamedEvent
 
 KEEP_ALIVE_SECONDS = 15.0
@@ -65,6 +71,10 @@ def sse_message(event: StreamedEvent) -> bytes:
     data = LiveEvent(event.connector_id, event.a, Raw(event.e_json), event.n, event.t,
                      UNSET if event.v is None else event.v)  # fmt: skip
     return b"id: %d\nevent: event\ndata: %s\n\n" % (event.seq, _encode(data))
+
+
+def sse_health(change: HealthChange) -> bytes:
+    return b"event: health\ndata: %s\n\n" % _encode(change)
 
 
 def sse_refusal(refusal: ApiError, reason: str) -> bytes:
@@ -94,7 +104,7 @@ class StreamRoutes:
         self.store = store
         self.auth = auth
         self.metrics = metrics
-        self.hub = LiveHub(store, auth, sse_message, metrics)
+        self.hub = LiveHub(store, auth, sse_message, sse_health, metrics)
 
     async def connector_stream(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)

@@ -24,19 +24,32 @@ def ranked(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def show(items: list[dict[str, Any]]) -> None:
     counts = {health: sum(item["health"] == health for item in items) for health in ORDER}
-    table = new_table("connector", "health", "since (UTC)", "reason", "event", "last heartbeat (UTC)")
+    table = new_table("connector", "health", "since (UTC)", "reason", "because of", "last heartbeat (UTC)")
     for item in ranked(items):
-        event = item.get("event")
         table.add_row(
             item["connector_id"],
             f"[{STYLE.get(item['health'], '')}]{item['health']}[/]",
             when(item["since"]),
             item["reason"],
-            f"{event['t']}.{event['n']}" if event else "-",
+            because_of(item),
             when(item.get("last_heartbeat")),
         )
     out().print(table)
     out().print(", ".join(f"{count} {health}" for health, count in counts.items()))
+
+
+def because_of(item: dict[str, Any]) -> str:
+    """What made it so: `event T.N`, `snapshot T, tunnel ID`, `operation ID`, or `-`."""
+    parts = []
+    if event := item.get("event"):
+        parts.append(f"event {event['t']}.{event['n']}")
+    if snapshot := item.get("snapshot"):
+        parts.append(f"snapshot {snapshot['t']}")
+    if "tunnel_id" in item:
+        parts.append(f"tunnel {item['tunnel_id']}")
+    if "operation_id" in item:
+        parts.append(f"operation {item['operation_id']}")
+    return ", ".join(parts) or "-"
 
 
 @click.command("fleet")
@@ -44,10 +57,10 @@ def show(items: list[dict[str, Any]]) -> None:
 @api_options
 def fleet(client: Client, watch: bool, as_json: bool) -> None:
     """Every connector's health (failing, silent, healthy), since when and why, failing first."""
-    shown: list[tuple[str, str, int]] | None = None
+    shown: list[tuple[str, str, int, str]] | None = None
     while True:
         items = client.fleet_health()
-        state = [(item["connector_id"], item["health"], item["since"]) for item in items]
+        state = [(item["connector_id"], item["health"], item["since"], item["reason"]) for item in items]
         if state != shown:
             if as_json:
                 ndjson(ranked(items))

@@ -131,7 +131,7 @@ def _messages(lines: Iterator[str]) -> Iterator[tuple[str, dict[str, Any]]]:
     fields: dict[str, str] = {}
     for line in lines:
         if line == "":
-            if "data" in fields:
+            if "data" in fields and fields.get("event") != "health":  # health changes: Fleet health's business
                 yield fields.get("id", ""), json.loads(fields["data"])
             fields = {}
         elif not line.startswith(":"):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from conntel.connectors import ConnectorRecord
 from conntel.events import AppendResult, ValidEvent
-from conntel.health import ConnectorHealth
+from conntel.health import ConnectorHealth, HealthChange
 from conntel.interrupts import InterruptRecord
 from conntel.webhooks import DueMessage, WebhookRecord
 
@@ -29,9 +29,11 @@ __all__ = [  # ConnectorRecord lives with its resource (conntel.connectors); the
     "EventConflict",
     "EventQuery",
     "EventSummary",
+    "HealthPosition",
     "InterruptPending",
     "InterruptRecord",
     "NotFound",
+    "NotedHealth",
     "SnapshotConflict",
     "SnapshotQuery",
     "SnapshotSummary",
@@ -84,6 +86,18 @@ class StreamedEvent:
     a: int
     v: str | None
     e_json: bytes
+
+
+# Where a live feed stands in its account's health changes: (transaction, sequence) on PostgreSQL,
+# (0, sequence) on SQLite (store/migrations: the health_changes tables).
+HealthPosition = tuple[int, int]
+
+
+class NotedHealth(NamedTuple):
+    """A health change as the store recorded it, and its position."""
+
+    position: HealthPosition
+    change: HealthChange
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,9 +409,22 @@ class Store(Protocol):
         """Every connector of the account with its health, since when and why, by connector id."""
         ...
 
-    async def sweep_silent(self, now: int, default_seconds: int) -> int:
-        """Mark silent every healthy connector quiet for longer than its account's threshold (else
-        `default_seconds`); how many. Each change is made once, whichever processes sweep at once."""
+    async def sweep_health(self, now: int, default_seconds: int) -> int:
+        """Decide anew the health of connectors that time may have changed (health.py): those quiet for
+        longer than their account's threshold (else `default_seconds`), and those with an operation pending
+        for longer than it (or no longer); prune health changes older than HEALTH_CHANGES_KEPT_SECONDS. How
+        many changed. Each change is made once, whichever processes sweep at once."""
+        ...
+
+    async def health_position(self, account_id: str) -> HealthPosition:
+        """Where the account's record of health changes stands now: a new live feed reads what follows."""
+        ...
+
+    async def health_changes_after(self, account_id: str, after: HealthPosition, limit: int) -> list[NotedHealth]:
+        """At most `limit` of the account's health changes past `after`, in the order they are to be told.
+
+        Positions are the adapter's own (compare them only with each other): no change can later appear
+        at or before a position this returned."""
         ...
 
     async def health_counts(self) -> list[tuple[str, str, int]]:

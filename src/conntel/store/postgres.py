@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import asyncpg
 
 from conntel.events import AppendResult, ValidEvent
-from conntel.health import ConnectorHealth
+from conntel.health import HEALTH_CHANGES_KEPT_SECONDS, ConnectorHealth, Report
 from conntel.store import snapshot_codec
 from conntel.store.base import (
     AlreadyExists,
@@ -28,9 +28,11 @@ from conntel.store.base import (
     EventQuery,
     EventSummary,
     ForeignDatabase,
+    HealthPosition,
     InterruptPending,
     InterruptRecord,
     NewerStore,
+    NotedHealth,
     NotFound,
     SnapshotQuery,
     SnapshotSummary,
@@ -48,17 +50,23 @@ from conntel.store.base import (
 from conntel.store.coalesce import Coalescer
 from conntel.store.migrations import migrations, unknown_versions
 from conntel.store.sql import (
+    HEALTH_CHANGE_COLUMNS,
+    HEALTH_ROW,
     Statements,
     check_retry,
     check_snapshot_retry,
     connector_record,
     connector_row,
+    health_change,
     health_item,
     interrupt_record,
     interrupt_row,
+    newest_tunnels,
     numbered,
     permissions_json,
+    redecided,
     snapshot_rows,
+    swept,
     token_record,
     unique_events,
     unique_snapshots,
@@ -110,6 +118,25 @@ _DIFFERING_EVENTS = (
     " FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::bytea[]) WITH ORDINALITY AS b(t, n, v, e, ordinality)"
     " JOIN events s ON s.account_id = $1 AND s.connector_id = $2 AND s.t = b.t AND s.n = b.n"
     " WHERE s.e IS DISTINCT FROM b.e OR s.v IS DISTINCT FROM b.v ORDER BY b.ordinality"
+)
+
+# Health changes for the live feeds. Writers commit in any order, so a feed reads only rows of transactions
+# older than every one still running (its statement's snapshot's xmin), in (txid, seq) order: none can
+# appear later before a position it read (migration 0009).
+_XMIN = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+_HEALTH_CHANGES_AFTER = (
+    f"SELECT txid, seq, {HEALTH_CHANGE_COLUMNS} FROM health_changes WHERE account_id = $1 AND (txid, seq) > ($2, $3)"
+    " AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY txid, seq LIMIT $4"
+)
+# What health is decided from, locked until the decision is written: a concurrent writer of the same connector
+# (events and a snapshot at once) decides after this one, from what it wrote. NO KEY UPDATE, as an UPDATE locks.
+_HEALTH_ROW_LOCKED = SQL.health_row + " FOR NO KEY UPDATE"
+# (account_id[], connector_id[]): which of these connectors are silent, as health rows, locked in key order (as
+# note_checkin and the sweep lock them).
+_SILENT_AMONG = (
+    f"SELECT {HEALTH_ROW} FROM connectors WHERE (account_id, connector_id) IN"
+    " (SELECT * FROM unnest($1::text[], $2::text[])) AND health = 'silent' ORDER BY account_id, connector_id"
+    " FOR NO KEY UPDATE"
 )
 
 # (account_id, connector_id, received_at, t[], size[], body[]): the `t` it inserted.
@@ -400,6 +427,9 @@ class PostgresStore:
                         check_retry(batch[t, n], stored_e, stored_v)
             for sql, params in SQL.activity(account_id, connector_id, unique, received_at):
                 await conn.execute(sql, *params)
+            if unique:
+                last = max(unique, key=lambda ev: (ev.t, ev.n))
+                await _decide_health(conn, account_id, connector_id, received_at, Report(last.t, last.n))
         return Appended(len(inserted), len(events) - len(inserted), Counter(row[2] for row in inserted))
 
     async def list_events(self, account_id: str, connector_id: str, query: EventQuery) -> list[EventSummary]:
@@ -479,9 +509,27 @@ class PostgresStore:
     async def fleet_health(self, account_id: str) -> list[ConnectorHealth]:
         return [health_item(tuple(row)) for row in await self.pool.fetch(SQL.fleet_health, account_id)]
 
-    async def sweep_silent(self, now: int, default_seconds: int) -> int:
-        status = await self.pool.execute(SQL.sweep_silent, now, default_seconds)
-        return int(status.rpartition(" ")[2])
+    async def sweep_health(self, now: int, default_seconds: int) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(SQL.mark_overdue, now, default_seconds)
+            await conn.execute(SQL.unmark_overdue)
+            # Locked in key order, as note_heartbeats locks them: a heartbeat between the read and the write
+            # cannot be missed, and the two cannot deadlock. NO KEY UPDATE, as an UPDATE locks: it does not wait
+            # for ingestion's KEY SHARE on its connector (taken before the account's row: waiting for it could
+            # close a cycle through that row).
+            rows = await conn.fetch(SQL.sweep_candidates + " FOR NO KEY UPDATE", now, default_seconds)
+            updates = [update for row in rows if (update := swept(tuple(row), now)) is not None]
+            if updates:
+                await conn.executemany(SQL.set_health, updates)
+            await conn.execute(SQL.prune_health_changes, now - HEALTH_CHANGES_KEPT_SECONDS)
+        return len(updates)
+
+    async def health_position(self, account_id: str) -> HealthPosition:
+        return await self.pool.fetchval(_XMIN), 0
+
+    async def health_changes_after(self, account_id: str, after: HealthPosition, limit: int) -> list[NotedHealth]:
+        rows = await self.pool.fetch(_HEALTH_CHANGES_AFTER, account_id, *after, limit)
+        return [NotedHealth((row[0], row[1]), health_change(tuple(row)[2:])) for row in rows]
 
     async def health_counts(self) -> list[tuple[str, str, int]]:
         return [(row[0], row[1], row[2]) for row in await self.pool.fetch(SQL.health_counts)]
@@ -572,7 +620,10 @@ class PostgresStore:
                 for t, body in differing:
                     check_snapshot_retry(batch[t], body)
             await conn.execute(SQL.note_checkin, account_id, connector_id, received_at)  # a push is a heartbeat
-            await conn.execute(SQL.note_reporting, account_id, connector_id, received_at)
+            if unique:
+                await conn.execute(SQL.note_tunnels, *newest_tunnels(account_id, connector_id, unique))
+                newest = max(s.t for s in unique)
+                await _decide_health(conn, account_id, connector_id, received_at, Report(snapshot_t=newest))
         return AppendResult(len(inserted), len(snapshots) - len(inserted))
 
     async def get_snapshot(self, account_id: str, connector_id: str, t: int) -> StoredSnapshot | None:
@@ -662,6 +713,8 @@ class PostgresStore:
             status = await conn.execute(SQL.trigger_interrupt, account_id, connector_id, interrupt_id, triggered_at)
             if status == "UPDATE 0":
                 raise UnknownInterrupt(connector_id, interrupt_id)
+            if await conn.execute(SQL.clear_overdue, account_id, connector_id, interrupt_id) != "UPDATE 0":
+                await _decide_health(conn, account_id, connector_id, triggered_at // 1_000_000, Report())
             row = await conn.fetchrow(SQL.pending_interrupt, account_id, connector_id)
         return None if row is None else interrupt_record(row)
 
@@ -669,7 +722,13 @@ class PostgresStore:
         async with self.pool.acquire() as conn, conn.transaction():
             # In key order, so two processes flushing at once take the row locks in the same order.
             await conn.executemany(SQL.note_checkin, sorted(beats))
-            await conn.executemany(SQL.note_reporting, sorted(beats))
+            # Those that were silent report again: found in one statement (usually none).
+            at = {(account_id, connector_id): seconds for account_id, connector_id, seconds in beats}
+            keys = sorted(at)
+            rows = await conn.fetch(_SILENT_AMONG, [k[0] for k in keys], [k[1] for k in keys])
+            updates = [u for row in map(tuple, rows) if (u := redecided(row, at[row[0], row[1]], None, Report()))]
+            if updates:
+                await conn.executemany(SQL.set_health, updates)
 
     async def server_secret(self, name: str) -> bytes:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -754,6 +813,14 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     SET, no LISTEN, no session advisory locks (the migration lock is
     transaction-scoped), and every transaction ends before release.
     """
+
+
+async def _decide_health(conn: Conn, account_id: str, connector_id: str, now: int, report: Report) -> None:
+    """Decide anew the health of a connector just heard from (health.decide), in the writing transaction."""
+    row = await conn.fetchrow(_HEALTH_ROW_LOCKED, account_id, connector_id)
+    update = None if row is None else redecided(tuple(row), now, None, report)
+    if update is not None:
+        await conn.execute(SQL.set_health, *update)
 
 
 async def _require_account(conn: Conn, account_id: str) -> None:

@@ -15,20 +15,24 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from msgspec import UNSET
+from msgspec import UNSET, UnsetType
 
 from conntel.connectors import ConnectorRecord, ConnectorSettings
 from conntel.events import ValidEvent, same_content
 from conntel.health import (
     FAILING,
-    FAILURE_SUFFIX,
     HEALTHY,
-    NO_HEARTBEAT,
+    OPERATION_PENDING,
     OUTCOME_KINDS,
-    REPORTING,
     SILENT,
     ConnectorHealth,
     EventRef,
+    HealthChange,
+    HealthFacts,
+    HealthState,
+    Report,
+    SnapshotRef,
+    decide,
 )
 from conntel.interrupts import InterruptRecord
 from conntel.store import snapshot_codec
@@ -55,10 +59,26 @@ CONNECTOR_COLUMNS = (
     "last_seen_version",
 )
 _COLUMNS = ", ".join(CONNECTOR_COLUMNS)
-# A connector's fleet health, kept by the statements below (conntel/health.py).
+# A connector's fleet health and what it is decided from, kept by the statements below (conntel/health.py).
 HEALTH_COLUMNS = (
     "outcome_t", "outcome_n", "outcome_k", "health", "health_since", "health_reason", "health_t", "health_n",
+    "tunnel_t", "tunnel_down", "operation_overdue", "health_snapshot_t", "health_tunnel", "health_operation",
 )  # fmt: skip
+# The key, the kept health (HealthState) and what decides it (HealthFacts): health_row's columns.
+_STATE_COLUMNS = (
+    "health", "health_since", "health_reason", "health_t", "health_n", "health_snapshot_t", "health_tunnel",
+    "health_operation",
+)  # fmt: skip
+_FACT_COLUMNS = (
+    "outcome_t", "outcome_n", "outcome_k", "tunnel_t", "tunnel_down", "operation_overdue", "last_heartbeat",
+    "created_on",
+)  # fmt: skip
+HEALTH_ROW = ", ".join(("account_id", "connector_id", *_STATE_COLUMNS, *_FACT_COLUMNS))
+assert len(_STATE_COLUMNS) == len(HealthState._fields) and len(_FACT_COLUMNS) == len(HealthFacts._fields)
+# A health change as the live feed reads it (after its position's columns).
+HEALTH_CHANGE_COLUMNS = (
+    "connector_id, health, previous, since, reason, event_t, event_n, snapshot_t, tunnel_id, operation_id"
+)
 _KEY = "account_id = ?1 AND connector_id = ?2"
 # InterruptRecord as table columns, in its field order.
 INTERRUPT_COLUMNS = ("account_id", "connector_id", "interrupt_id", "action", "purge", "submitted_at", "triggered_at")
@@ -148,30 +168,58 @@ class Statements:
             f"UPDATE connectors SET outcome_t = ?3, outcome_n = ?4, outcome_k = ?5 WHERE {_KEY}"
             " AND (coalesce(outcome_t, -1), coalesce(outcome_n, -1)) < (?3, ?4)"
         )
-        # (account_id, connector_id, received_at, t, n of the batch's newest event): a connector that just
-        # pushed is failing (its newest outcome failed) or healthy; when that is a change, since now, and
-        # why: the outcome event, or its newest event when it reports again after a silence.
-        decided = f"CASE WHEN outcome_k LIKE '%{FAILURE_SUFFIX}' THEN '{FAILING}' ELSE '{HEALTHY}' END"
-        by_outcome = f"outcome_k LIKE '%{FAILURE_SUFFIX}' OR health = '{FAILING}'"
-        self.note_health = p(
-            f"UPDATE connectors SET health = {decided}, health_since = ?3,"
-            f" health_reason = CASE WHEN {by_outcome} THEN outcome_k ELSE '{REPORTING}' END,"
-            f" health_t = CASE WHEN {by_outcome} THEN outcome_t ELSE ?4 END,"
-            f" health_n = CASE WHEN {by_outcome} THEN outcome_n ELSE ?5 END"
-            f" WHERE {_KEY} AND health <> {decided}"
+        # (account_id, connector_id, t, tunnel down or None): the batch's newest snapshot, when newer than the one kept.
+        self.note_tunnels = p(
+            f"UPDATE connectors SET tunnel_t = ?3, tunnel_down = ?4 WHERE {_KEY} AND coalesce(tunnel_t, -1) < ?3"
         )
-        # (now, default threshold): healthy connectors quiet for longer than their account's threshold.
-        threshold = (
-            "coalesce((SELECT silent_after FROM accounts WHERE accounts.account_id = connectors.account_id), ?2)"
+        # (account_id, connector_id, interrupt_id): that operation is pending no more.
+        self.clear_overdue = p(
+            f"UPDATE connectors SET operation_overdue = NULL WHERE {_KEY} AND operation_overdue = ?3"
         )
-        self.sweep_silent = p(
-            f"UPDATE connectors SET health = '{SILENT}', health_reason = '{NO_HEARTBEAT}',"
-            f" health_since = last_heartbeat + {threshold}, health_t = NULL, health_n = NULL"
-            f" WHERE health = '{HEALTHY}' AND last_heartbeat < ?1 - {threshold}"
+        # (account_id, connector_id): what decides its health (health.decide), for a writer that just heard from it.
+        self.health_row = p(f"SELECT {HEALTH_ROW} FROM connectors WHERE {_KEY}")
+        self.silent_health_row = p(f"SELECT {HEALTH_ROW} FROM connectors WHERE {_KEY} AND health = '{SILENT}'")
+        # (account_id, connector_id, *HealthState): its health decided anew
+        self.set_health = p(
+            "UPDATE connectors SET health = ?3, health_since = ?4, health_reason = ?5, health_t = ?6, health_n = ?7,"
+            f" health_snapshot_t = ?8, health_tunnel = ?9, health_operation = ?10 WHERE {_KEY}"
         )
+        # -- the sweep: (now, default threshold) --
+        threshold = "coalesce((SELECT silent_after FROM accounts WHERE accounts.account_id = {table}.account_id), ?2)"
+        # Operations pending for longer than their account's threshold, not marked yet...
+        self.mark_overdue = p(
+            "UPDATE connectors SET operation_overdue = (SELECT interrupt_id FROM interrupts i"
+            " WHERE i.account_id = connectors.account_id AND i.connector_id = connectors.connector_id"
+            " AND i.triggered_at IS NULL) WHERE operation_overdue IS NULL AND (account_id, connector_id) IN"
+            " (SELECT account_id, connector_id FROM interrupts WHERE triggered_at IS NULL"
+            f" AND submitted_at < (?1 - {threshold.format(table='interrupts')}) * 1000000)"
+        )
+        # ... and marks of operations no longer pending (executed through a path that did not clear it: none
+        # today; a safety net) (no parameters).
+        self.unmark_overdue = p(
+            "UPDATE connectors SET operation_overdue = NULL WHERE operation_overdue IS NOT NULL AND NOT EXISTS"
+            " (SELECT 1 FROM interrupts i WHERE i.account_id = connectors.account_id"
+            " AND i.connector_id = connectors.connector_id AND i.interrupt_id = connectors.operation_overdue"
+            " AND i.triggered_at IS NULL)"
+        )
+        # Connectors whose health time may have changed: reporting ones gone quiet, and those an operation
+        # pending too long (or no longer) concerns; with their threshold. A connector failing for another
+        # reason outranks silence: left alone.
+        by_operation = f"health_reason = '{OPERATION_PENDING}'"
+        own_threshold = threshold.format(table="connectors")
+        self.sweep_candidates = p(
+            f"SELECT {HEALTH_ROW}, {own_threshold} FROM connectors"
+            f" WHERE ((health = '{HEALTHY}' OR {by_operation}) AND last_heartbeat < ?1 - {own_threshold})"
+            f" OR (health = '{HEALTHY}' AND operation_overdue IS NOT NULL)"
+            f" OR (health = '{FAILING}' AND {by_operation} AND operation_overdue IS NULL)"
+            " ORDER BY account_id, connector_id"
+        )
+        # (before): health changes the live feeds have long read
+        self.prune_health_changes = p("DELETE FROM health_changes WHERE created_on < ?")
         self.fleet_health = p(
             "SELECT connector_id, health, coalesce(health_since, created_on), health_reason, last_heartbeat,"
-            " health_t, health_n FROM connectors WHERE account_id = ? ORDER BY connector_id"
+            " health_t, health_n, health_snapshot_t, health_tunnel, health_operation"
+            " FROM connectors WHERE account_id = ? ORDER BY connector_id"
         )
         self.health_counts = p("SELECT account_id, health, count(*) FROM connectors GROUP BY account_id, health")
         self.set_silent_after = p("UPDATE accounts SET silent_after = ? WHERE account_id = ?")
@@ -312,12 +360,6 @@ class Statements:
             " last_updated = CASE WHEN last_updated < ?3 THEN ?3 ELSE last_updated END"
             f" WHERE {_KEY} AND coalesce(last_heartbeat, -1) < ?3"
         )
-        # (account_id, connector_id, seconds): after a check-in or a snapshot push, a silent connector reports
-        # again (one failing stays failing: only its events decide that).
-        self.note_reporting = p(
-            f"UPDATE connectors SET health = '{HEALTHY}', health_since = ?3, health_reason = '{REPORTING}',"
-            f" health_t = NULL, health_n = NULL WHERE {_KEY} AND health = '{SILENT}'"
-        )
         self.insert_secret = p("INSERT INTO server_secrets VALUES (?, ?) ON CONFLICT DO NOTHING")
         self.server_secret = p("SELECT secret FROM server_secrets WHERE name = ?")
         # -- retention: by `a`, account by account (the index events_by_arrival starts with account_id) --
@@ -355,8 +397,8 @@ class Statements:
     def activity(
         self, account_id: str, connector_id: str, events: Sequence[ValidEvent], received_at: int
     ) -> list[tuple[str, tuple[Any, ...]]]:
-        """The updates that keep a connector's heartbeat, last seen version and health true as its events
-        arrive (run in the ingestion's transaction, in this order)."""
+        """The updates that keep a connector's heartbeat, last seen version and newest outcome true as its
+        events arrive (run in the ingestion's transaction, in this order; its health is decided after them)."""
         updates: list[tuple[str, tuple[Any, ...]]] = [(self.note_heartbeat, (account_id, connector_id, received_at))]
         newest = newest_versioned(events)
         if newest is not None:
@@ -364,10 +406,52 @@ class Statements:
         outcome = max((ev for ev in events if ev.kind in OUTCOME_KINDS), key=lambda ev: (ev.t, ev.n), default=None)
         if outcome is not None:
             updates.append((self.note_outcome, (account_id, connector_id, outcome.t, outcome.n, outcome.kind)))
-        if events:
-            last = max(events, key=lambda ev: (ev.t, ev.n))
-            updates.append((self.note_health, (account_id, connector_id, received_at, last.t, last.n)))
         return updates
+
+
+# -- fleet health --
+def _health_parts(row: Sequence[Any]) -> tuple[str, str, HealthState, HealthFacts]:
+    """A health_row (HEALTH_ROW): the key, the kept health and what decides it."""
+    state_end = 2 + len(HealthState._fields)
+    facts = HealthFacts(*row[state_end : state_end + len(HealthFacts._fields)])
+    return row[0], row[1], HealthState(*row[2:state_end]), facts
+
+
+def redecided(row: Sequence[Any], now: int, silent_since: int | None, report: Report) -> tuple[Any, ...] | None:
+    """A health_row decided anew (health.decide): set_health's parameters, None when unchanged."""
+    account_id, connector_id, current, facts = _health_parts(row)
+    decided = decide(current, facts, now, silent_since, report)
+    return None if decided is current else (account_id, connector_id, *decided)
+
+
+def swept(row: Sequence[Any], now: int) -> tuple[Any, ...] | None:
+    """A sweep_candidates row (a health_row, then its threshold) decided anew as time passed."""
+    facts, threshold = _health_parts(row)[3], row[-1]
+    if facts.last_heartbeat is None:
+        silent_since: int | None = facts.created_on
+    elif facts.last_heartbeat < now - threshold:
+        silent_since = facts.last_heartbeat + threshold
+    else:
+        silent_since = None
+    return redecided(row, now, silent_since, Report())
+
+
+def _why(
+    event_t: int | None, event_n: int | None, snapshot_t: int | None, tunnel_id: str | None, operation_id: str | None
+) -> tuple[EventRef | UnsetType, SnapshotRef | UnsetType, str | UnsetType, str | UnsetType]:
+    """What made a health so, as the wire has it (absent when NULL)."""
+    return (
+        UNSET if event_t is None else EventRef(event_t, event_n or 0),
+        UNSET if snapshot_t is None else SnapshotRef(snapshot_t),
+        UNSET if tunnel_id is None else tunnel_id,
+        UNSET if operation_id is None else operation_id,
+    )
+
+
+def health_change(row: Sequence[Any]) -> HealthChange:
+    """A health_changes row (HEALTH_CHANGE_COLUMNS) as the live stream's message."""
+    connector_id, health, previous, since, reason, *why = row
+    return HealthChange(connector_id, health, previous, since, reason, *_why(*why))
 
 
 # -- rows --
@@ -379,9 +463,8 @@ def webhook_record(row: Sequence[Any]) -> WebhookRecord:
 
 def health_item(row: Sequence[Any]) -> ConnectorHealth:
     """A fleet_health row (store/sql.py) as the API's item."""
-    connector_id, health, since, reason, last_heartbeat, t, n = row
-    event = EventRef(t, n) if t is not None else UNSET
-    return ConnectorHealth(connector_id, health, since, reason, last_heartbeat, event)
+    connector_id, health, since, reason, last_heartbeat, *why = row
+    return ConnectorHealth(connector_id, health, since, reason, last_heartbeat, *_why(*why))
 
 
 def connector_row(record: ConnectorRecord) -> tuple[Any, ...]:
@@ -469,6 +552,12 @@ def snapshot_rows(
     """Rows of the snapshots table: (account_id, connector_id, t, a, size, body), bodies compressed."""
     compress = snapshot_codec.compress
     return [(account_id, connector_id, s.t, received_at, len(s.json), compress(s.json)) for s in snapshots]
+
+
+def newest_tunnels(account_id: str, connector_id: str, snapshots: Sequence[ValidSnapshot]) -> tuple[Any, ...]:
+    """note_tunnels' parameters: the batch's newest snapshot and its tunnel verdict (decided when decoded)."""
+    newest = max(snapshots, key=lambda s: s.t)
+    return (account_id, connector_id, newest.t, newest.tunnel_down)
 
 
 def check_snapshot_retry(snapshot: ValidSnapshot, recorded_body: bytes) -> None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from conntel.events import AppendResult, ValidEvent
-from conntel.health import ConnectorHealth
+from conntel.health import HEALTH_CHANGES_KEPT_SECONDS, ConnectorHealth, Report
 from conntel.store import snapshot_codec
 from conntel.store.base import (
     AlreadyExists,
@@ -36,9 +36,11 @@ from conntel.store.base import (
     EventQuery,
     EventSummary,
     ForeignDatabase,
+    HealthPosition,
     InterruptPending,
     InterruptRecord,
     NewerStore,
+    NotedHealth,
     NotFound,
     SnapshotQuery,
     SnapshotSummary,
@@ -55,16 +57,21 @@ from conntel.store.base import (
 )
 from conntel.store.migrations import migrations, unknown_versions
 from conntel.store.sql import (
+    HEALTH_CHANGE_COLUMNS,
     Statements,
     check_retry,
     check_snapshot_retry,
     connector_record,
     connector_row,
+    health_change,
     health_item,
     interrupt_record,
     interrupt_row,
+    newest_tunnels,
     permissions_json,
+    redecided,
     snapshot_rows,
+    swept,
     token_record,
     unique_events,
     unique_snapshots,
@@ -78,6 +85,11 @@ if TYPE_CHECKING:  # the snapshot types are built where snapshots are decoded (a
 T = TypeVar("T")
 
 SQL = Statements()  # written in SQLite's style
+# Health changes for the live feeds: writes are one at a time, so `seq` follows commit order.
+_HEALTH_POSITION = "SELECT coalesce(max(seq), 0) FROM health_changes WHERE account_id = ?"
+_HEALTH_CHANGES_AFTER = (
+    f"SELECT seq, {HEALTH_CHANGE_COLUMNS} FROM health_changes WHERE account_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+)
 
 _BUSY_TIMEOUT_MS = 10_000
 
@@ -347,6 +359,9 @@ class SqliteStore:
                         check_retry(ev, stored_e, stored_v)
             for sql, params in SQL.activity(account_id, connector_id, unique, received_at):
                 conn.execute(sql, params)
+            if unique:
+                last = max(unique, key=lambda ev: (ev.t, ev.n))
+                _decide_health(conn, account_id, connector_id, received_at, Report(last.t, last.n))
             return Appended(inserted, len(events) - inserted, Counter(ev.kind for ev in new))
 
         return await self._write(work)
@@ -422,8 +437,24 @@ class SqliteStore:
     async def fleet_health(self, account_id: str) -> list[ConnectorHealth]:
         return [health_item(row) for row in self._read().execute(SQL.fleet_health, (account_id,))]
 
-    async def sweep_silent(self, now: int, default_seconds: int) -> int:
-        return await self._write(lambda conn: conn.execute(SQL.sweep_silent, (now, default_seconds)).rowcount)
+    async def sweep_health(self, now: int, default_seconds: int) -> int:
+        def work(conn: sqlite3.Connection) -> int:
+            conn.execute(SQL.mark_overdue, (now, default_seconds))
+            conn.execute(SQL.unmark_overdue)
+            rows = conn.execute(SQL.sweep_candidates, (now, default_seconds)).fetchall()
+            updates = [update for row in rows if (update := swept(row, now)) is not None]
+            conn.executemany(SQL.set_health, updates)
+            conn.execute(SQL.prune_health_changes, (now - HEALTH_CHANGES_KEPT_SECONDS,))
+            return len(updates)
+
+        return await self._write(work)
+
+    async def health_position(self, account_id: str) -> HealthPosition:
+        return 0, self._read().execute(_HEALTH_POSITION, (account_id,)).fetchone()[0]
+
+    async def health_changes_after(self, account_id: str, after: HealthPosition, limit: int) -> list[NotedHealth]:
+        rows = self._read().execute(_HEALTH_CHANGES_AFTER, (account_id, after[1], limit))
+        return [NotedHealth((0, row[0]), health_change(row[1:])) for row in rows]
 
     async def health_counts(self) -> list[tuple[str, str, int]]:
         return [(account, health, count) for account, health, count in self._read().execute(SQL.health_counts)]
@@ -523,7 +554,10 @@ class SqliteStore:
                     if body != row[5]:
                         check_snapshot_retry(snapshot, body)
             conn.execute(SQL.note_checkin, (account_id, connector_id, received_at))  # a push is a heartbeat
-            conn.execute(SQL.note_reporting, (account_id, connector_id, received_at))
+            if unique:
+                conn.execute(SQL.note_tunnels, newest_tunnels(account_id, connector_id, unique))
+                newest = max(s.t for s in unique)
+                _decide_health(conn, account_id, connector_id, received_at, Report(snapshot_t=newest))
             return AppendResult(inserted, len(snapshots) - inserted)
 
         return await self._write(work)
@@ -650,6 +684,8 @@ class SqliteStore:
             cursor = conn.execute(SQL.trigger_interrupt, (account_id, connector_id, interrupt_id, triggered_at))
             if cursor.rowcount == 0:
                 raise UnknownInterrupt(connector_id, interrupt_id)
+            if conn.execute(SQL.clear_overdue, (account_id, connector_id, interrupt_id)).rowcount:
+                _decide_health(conn, account_id, connector_id, triggered_at // 1_000_000, Report())
             row = conn.execute(SQL.pending_interrupt, (account_id, connector_id)).fetchone()
             return None if row is None else interrupt_record(row)
 
@@ -658,7 +694,11 @@ class SqliteStore:
     async def note_heartbeats(self, beats: Sequence[tuple[str, str, int]]) -> None:
         def work(conn: sqlite3.Connection) -> None:
             conn.executemany(SQL.note_checkin, beats)
-            conn.executemany(SQL.note_reporting, beats)
+            for account_id, connector_id, at in beats:  # a silent connector reports again
+                row = conn.execute(SQL.silent_health_row, (account_id, connector_id)).fetchone()
+                update = None if row is None else redecided(row, at, None, Report())
+                if update is not None:
+                    conn.execute(SQL.set_health, update)
 
         await self._write(work)
 
@@ -719,6 +759,14 @@ class SqliteStore:
                 raise NotFound(f"No user {email}")
 
         await self._write(work)
+
+
+def _decide_health(conn: sqlite3.Connection, account_id: str, connector_id: str, now: int, report: Report) -> None:
+    """Decide anew the health of a connector just heard from (health.decide), in the writer's transaction."""
+    row = conn.execute(SQL.health_row, (account_id, connector_id)).fetchone()
+    update = None if row is None else redecided(row, now, None, report)
+    if update is not None:
+        conn.execute(SQL.set_health, update)
 
 
 def _connector_exists(conn: sqlite3.Connection, account_id: str, connector_id: str) -> bool:
