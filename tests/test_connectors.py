@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
 import httpx
 import pytest
 from helpers import World, bearer, global_key, post_events
+
+from conntel import admin, connectors
+from conntel.connectors import ConnectorSettings, DeviceSpec
+from conntel.store import open_store
 
 T0 = 1_700_000_000
 ALL_DAYS = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
@@ -157,6 +162,78 @@ def test_list_and_device_type_filter(world: World):
     assert all(c["device"]["type"] == "MANAGED" for c in only_managed)
     bad = call(world, "GET", params={"device_type": "VIRTUAL"})
     assert bad.status_code == 400 and error_code(bad) == 20010
+
+
+# -- a large list, sent in parts as it is read (README: Connectors) --
+LONG_NOTES = ("Rack 4, shelf 2: été\n" * 200)[:4000]  # multi-byte characters and line breaks
+OK_TAIL = b',"success":true,"errors":[],"messages":[]}'
+
+
+def device_of(index: int) -> DeviceSpec | None:
+    return [DeviceSpec(serial_number=f"SN-{index}"), DeviceSpec(provision_license=True), None][index % 3]
+
+
+def settings_of(index: int, long_every: int) -> ConnectorSettings:
+    if index % long_every == 0:
+        return ConnectorSettings(notes=LONG_NOTES, interrupt_window_embargo_dates=["2030-01-01", "2030-12-25"])
+    return ConnectorSettings(activated=index % 2 == 0)
+
+
+def account_of_connectors(world: World, count: int, long_every: int = 7) -> tuple[str, str]:
+    """A new account with `count` connectors of every device form, one in `long_every` with long notes,
+    made on the store directly (quick): its id and a Read token."""
+
+    async def create() -> str:
+        store = open_store(str(world.db))
+        await store.start()
+        try:
+            account = (await admin.create_account(store))["id"]
+            for index in range(count):
+                await connectors.create(store, account, settings_of(index, long_every), device_of(index))
+            return account
+        finally:
+            await store.close()
+
+    account = asyncio.run(create())
+    return account, world.new_token("Magic WAN Read", account=account)["value"]
+
+
+def whole_list(world: World, account: str, token: str, **params: str) -> httpx.Response:
+    response = httpx.get(url(world, account=account), headers=bearer(token), params=params, timeout=60)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def one_by_one(world: World, account: str, token: str, ids: list[str]) -> bytes:
+    """The body `ok` gives the list of `ids`, made of each connector's own Get answer."""
+    with httpx.Client(headers=bearer(token), timeout=30) as client:
+        results = []
+        for connector in ids:
+            body = client.get(url(world, connector, account)).content
+            assert body.startswith(b'{"result":{') and body.endswith(OK_TAIL), body[:200]
+            results.append(body[len(b'{"result":') : -len(OK_TAIL)])
+    return b'{"result":[' + b",".join(results) + b"]" + OK_TAIL
+
+
+@pytest.mark.parametrize(
+    ("count", "in_parts"),
+    [(0, False), (1, False), (150, False), (200, True), (1100, True)],
+    ids=["empty", "one", "small", "one-page", "several-parts"],
+)
+def test_a_list_of_any_size_is_byte_for_byte_what_ok_gives(world: World, count: int, in_parts: bool):
+    account, read = account_of_connectors(world, count)
+    response = whole_list(world, account, read)
+    ids = [item["id"] for item in response.json()["result"]]
+    assert len(ids) == count and ids == sorted(ids)
+    assert response.content == one_by_one(world, account, read, ids)
+    # A list of PAGE_ROWS (200) connectors or more, or beyond a part (256 KiB), is sent as it is read.
+    assert (response.headers.get("transfer-encoding") == "chunked") is in_parts
+    if count == 1100:
+        assert len(response.content) > 3 * (256 << 10)  # several parts
+        managed = whole_list(world, account, read, device_type="MANAGED")
+        expected = [item for item in response.json()["result"] if item.get("device", {}).get("type") == "MANAGED"]
+        assert managed.json()["result"] == expected and len(expected) == count // 3 + 1
+        assert managed.content == one_by_one(world, account, read, [item["id"] for item in expected])
 
 
 def test_heartbeat_and_last_seen_version_follow_events(world: World):

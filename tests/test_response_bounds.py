@@ -3,6 +3,7 @@ live tail; and what the server holds for a client that reads them slowly."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -12,7 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import Server, World, bearer, post_events, wait_for
+from test_connectors import account_of_connectors, url, whole_list
 from test_snapshots import snapshot
+
+from conntel import connectors
+from conntel.connectors import ConnectorSettings
+from conntel.store import open_store
 
 T0 = 1_700_200_000
 BIG = 900 * 1024  # twelve of these are more than a page may carry
@@ -230,6 +236,74 @@ def dechunked(body: bytes) -> bytes:
             return bytes(out)
         out += body[line_end + 2 : line_end + 2 + size]
         at = line_end + 2 + size + 2
+
+
+# A large connectors list (3,000 connectors with 4,000-character notes: ~13 MiB) is read and sent in parts
+# too. Before, each stopped reader held all of it, built whole.
+@pytest.mark.parametrize("workers", [1, 2])
+def test_stopped_readers_of_a_large_connectors_list_hold_little_of_the_server_s_memory(
+    world: World, tmp_path: Path, workers: int
+):
+    account, read = account_of_connectors(world, 3000, long_every=1)
+    whole = whole_list(world, account, read).content
+    assert len(whole) > 12 << 20
+    path = url(world, account=account).split(str(world.server.port), 1)[1]
+    server = Server(world.db, log_dir=tmp_path, extra_args=("--workers", str(workers))).start()
+    readers: list[socket.socket] = []
+    try:
+        for _ in range(2 * workers):  # at full speed, a few times: every worker has served the list
+            assert httpx.get(server.origin + path, headers=bearer(read), timeout=60).content == whole
+        idle = server_rss_mib(server)
+        readers = [stopped_reader(server, path, read) for _ in range(STOPPED_READERS)]
+        assert wait_for(lambda: all(answered(reader) for reader in readers), timeout=30)
+        held = 0.0
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            held = max(held, server_rss_mib(server) - idle)
+            time.sleep(0.05)
+        assert held <= STOPPED_READERS * HELD_MIB_PER_READER, f"{held:.0f} MiB held for {STOPPED_READERS} readers"
+        for reader in readers:
+            head, _, body = read_to_end(reader).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower()
+            assert dechunked(body) == whole
+    finally:
+        for reader in readers:
+            reader.close()
+        server.stop()
+
+
+def test_connectors_made_or_deleted_while_a_large_list_is_sent_appear_at_most_once(world: World):
+    # ~6.6 MiB, more than the server's socket buffers take for a client that reads nothing yet.
+    account, read = account_of_connectors(world, 1500, long_every=1)
+    before = [item["id"] for item in whole_list(world, account, read).json()["result"]]
+    doomed = set(before[1::50])  # spread over the whole list: some read before they go, some after
+    path = url(world, account=account).split(str(world.server.port), 1)[1]
+    reader = stopped_reader(world.server, path, read)
+    try:
+        assert wait_for(lambda: answered(reader), timeout=30)  # the server is part way through the list
+
+        async def change() -> list[str]:
+            store = open_store(str(world.db))
+            await store.start()
+            try:
+                for connector in doomed:
+                    await store.delete_connector(account, connector)
+                made = [await connectors.create(store, account, ConnectorSettings()) for _ in range(30)]
+                return [provisioned.record.connector_id for provisioned in made]
+            finally:
+                await store.close()
+
+        made = asyncio.run(change())
+        head, _, body = read_to_end(reader).partition(b"\r\n\r\n")
+    finally:
+        reader.close()
+    assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding: chunked" in head.lower()
+    listed = [item["id"] for item in json.loads(dechunked(body))["result"]]
+    assert len(listed) == len(set(listed)) and listed == sorted(listed)  # none twice, in order
+    assert set(before) - doomed <= set(listed)  # none that was there throughout is missing
+    assert set(listed) <= set(before) | set(made)
+    now = [item["id"] for item in whole_list(world, account, read).json()["result"]]
+    assert set(now) == (set(before) - doomed) | set(made) and len(now) == len(set(now))
 
 
 # A client that stops reading for good: the server resets its connection after --send-timeout (granian

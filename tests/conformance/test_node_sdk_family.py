@@ -42,6 +42,7 @@ from family_data import (
     near_now,
 )
 from helpers import World, bearer, cli, env_without_proxies, post_events
+from test_connectors import account_of_connectors, whole_list
 
 HERE = Path(__file__).resolve().parent
 RUNNER = HERE / "sdk_calls.mjs"
@@ -300,6 +301,24 @@ def test_heartbeat_version_and_global_key(node_sdk: str, world: World):
     edited = connector(out["key_edit"], {**DEFAULTS, "notes": "k2"}, {"id": "ts-by-key"}, same_as=out["key_create"])
     assert created["id"] == edited["id"]
     assert out["key_delete"] == {"result": edited}
+
+
+def test_a_large_list_sent_in_parts_is_every_connector_as_the_api_sends_it(node_sdk: str, world: World):
+    account, read = account_of_connectors(world, 1100)  # ~1 MiB: sent in parts as it is read
+    sent = whole_list(world, account, read)
+    assert sent.headers.get("transfer-encoding") == "chunked"
+    at = {"account_id": account}
+    out = run(
+        node_sdk,
+        world,
+        [
+            step("list_large", f"{CONNECTORS}.list", at, token=read, mode="iterate"),
+            step("list_managed", f"{CONNECTORS}.list", {**at, "device_type": "MANAGED"}, token=read, mode="iterate"),
+        ],
+    )
+    assert out["list_large"] == {"result": sent.json()["result"]} and len(sent.json()["result"]) == 1100
+    managed = whole_list(world, account, read, device_type="MANAGED").json()["result"]
+    assert out["list_managed"] == {"result": managed} and len(managed) > 300
 
 
 def test_connector_errors(node_sdk: str, world: World):

@@ -44,6 +44,7 @@ from family_data import (
     near_now,
 )
 from helpers import World, bearer, cli, post_events
+from test_connectors import account_of_connectors, whole_list
 
 # --------------------------------------------------------------------------- the two clients
 
@@ -236,6 +237,18 @@ def test_list_is_every_connector_of_the_account_and_filters_by_device_type(world
 
     reader = sdk(world.new_token("Magic WAN Read", account=account)["value"])
     assert {item.id for item in reader(lambda c: connectors(c).list(account_id=account))} == set(listed)
+
+
+def test_a_large_list_sent_in_parts_is_every_connector_as_the_api_sends_it(world: World, sdk):
+    account, read = account_of_connectors(world, 1100)  # ~1 MiB: sent in parts as it is read
+    sent = whole_list(world, account, read)
+    assert sent.headers.get("transfer-encoding") == "chunked"
+    for device_type in (None, "MANAGED"):
+        query = {"device_type": device_type} if device_type else {}
+        listed = sdk(read)(lambda c, query=query: connectors(c).list(account_id=account, **query))
+        expected = whole_list(world, account, read, **query).json()["result"]
+        assert len(listed) == len(expected) > 300
+        assert [item.to_dict() for item in listed] == expected
 
 
 def test_delete_returns_the_connector_and_removes_it_with_its_events(world: World, sdk):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator, Sequence
 from typing import Any
 
 import msgspec
@@ -11,12 +12,20 @@ from starlette.responses import Response
 from conntel import connectors
 from conntel.api.auth import Authenticator
 from conntel.api.bodies import decode_body
-from conntel.api.envelope import ok
+from conntel.api.envelope import JsonResponse, ok, ok_body, ok_list
 from conntel.api.errors import connector_not_found
 from conntel.api.params import Param, parse_query
 from conntel.api.routing import account_scope, connector_scope
+from conntel.api.streaming import PART_BYTES, in_parts, streamed
 from conntel.config import Settings
-from conntel.connectors import DEVICE_TYPES, ConnectorCreate, ConnectorEdit, ConnectorSettings, ConnectorUpdate
+from conntel.connectors import (
+    DEVICE_TYPES,
+    ConnectorCreate,
+    ConnectorEdit,
+    ConnectorRecord,
+    ConnectorSettings,
+    ConnectorUpdate,
+)
 from conntel.credentials import READ_ACCEPTS, WRITE_ACCEPTS
 from conntel.store.base import Store
 
@@ -24,6 +33,11 @@ _create = msgspec.json.Decoder(ConnectorCreate)
 _update = msgspec.json.Decoder(ConnectorUpdate)
 _edit = msgspec.json.Decoder(ConnectorEdit)
 LIST_QUERY = (Param("device_type", "Only connectors with this type of device", choices=DEVICE_TYPES),)
+# The list is read from the store in keyset pages of at most this many connectors. One page that is the
+# whole list and encodes within a part is answered in one send; a longer list is sent in parts as it is
+# read, so a slow reader holds about one part of it, not the list (README: Connectors).
+PAGE_ROWS = 200
+_encode = msgspec.json.Encoder().encode
 
 
 class ConnectorRoutes:
@@ -49,8 +63,30 @@ class ConnectorRoutes:
         account_id = account_scope(request.path_params, request.url.path)
         await self.auth.authorize(request.headers, account_id, READ_ACCEPTS)
         device_type = parse_query(request.query_params.multi_items(), LIST_QUERY)["device_type"]
-        records = await self.store.list_connectors(account_id, device_type)
-        return ok([connectors.to_wire(record) for record in records])
+        page = await self.store.list_connectors(account_id, device_type, "", PAGE_ROWS)
+        if len(page) < PAGE_ROWS:
+            body = ok_body([connectors.to_wire(record) for record in page])
+            if len(body) <= PART_BYTES:
+                return JsonResponse(body)
+        return streamed(ok_list(self._listed(account_id, device_type, page)), "application/json")
+
+    async def _listed(
+        self, account_id: str, device_type: str | None, page: Sequence[ConnectorRecord]
+    ) -> AsyncGenerator[bytes, None]:
+        """The list's items from `page` (the first) on, read a keyset page at a time, in parts."""
+        rows = PAGE_ROWS
+        while page:
+            after, last = page[-1].connector_id, len(page) < rows
+            encoded = [_encode(connectors.to_wire(record)) for record in page]
+            del page  # while a part waits for a slow reader, only encoded bytes stay
+            # The next read: about a part's worth of connectors as large as this page's largest.
+            rows = max(1, min(PAGE_ROWS, PART_BYTES // max(map(len, encoded))))
+            for part in in_parts(encoded, len):
+                yield b",".join(part)
+            del encoded
+            if last:
+                return
+            page = await self.store.list_connectors(account_id, device_type, after, rows)
 
     async def get(self, request: Request) -> Response:
         account_id, connector_id = connector_scope(request.path_params, request.url.path)

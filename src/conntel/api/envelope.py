@@ -54,10 +54,19 @@ def error_response(error: ApiError) -> Response:
     return JsonResponse(error_body(error), status_code=error.status, headers=error.headers)
 
 
-async def ok_items(count: int, parts: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+def ok_items(count: int, parts: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
     """The body `ok` gives a result of `count` and `items`, the items' JSON arriving in parts (each a
     comma-joined run of items): a page sent as it is read."""
-    yield b'{"result":{"count":%d,"items":[' % count
+    return _ok_around(b'{"result":{"count":%d,"items":[' % count, parts, b"]}")
+
+
+def ok_list(parts: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+    """The body `ok` gives a list result, the items' JSON arriving in parts as for `ok_items`."""
+    return _ok_around(b'{"result":[', parts, b"]")
+
+
+async def _ok_around(head: bytes, parts: AsyncGenerator[bytes, None], end: bytes) -> AsyncGenerator[bytes, None]:
+    yield head
     async with contextlib.aclosing(parts):
         first = True
         async for part in parts:
@@ -65,4 +74,4 @@ async def ok_items(count: int, parts: AsyncGenerator[bytes, None]) -> AsyncGener
                 yield b","  # on its own: no copy of the part
             yield part
             first = False
-    yield b']},"success":true,"errors":[],"messages":[]}'
+    yield end + b',"success":true,"errors":[],"messages":[]}'

@@ -1,4 +1,4 @@
-"""Streamed answers (live tails, large Latest pages), handed to the HTTP server in small sends.
+"""Streamed answers (live tails, large Latest pages and connector lists), handed to the server in small sends.
 
 granian applies backpressure by count, not by bytes: a response's body goes through a channel of a few
 sends (4 in granian 2.8), and `send()` waits once that channel and the socket's buffers are full. So what
@@ -19,8 +19,8 @@ from starlette.responses import StreamingResponse
 from conntel.store.base import fitting
 
 SEND_BYTES = 64 << 10
-# A Latest page with more bytes than this is read from the store in parts of about this size (or one
-# item), each read once the server has taken the last: a slow reader holds one part, not the page.
+# A Latest page (or a connectors list) with more bytes than this is read from the store in parts of about
+# this size (or one item), each read once the server has taken the last: a slow reader holds one part.
 PART_BYTES = 256 << 10
 
 T = TypeVar("T")

@@ -307,7 +307,13 @@ class Store(Protocol):
 
     async def get_connector(self, account_id: str, connector_id: str) -> ConnectorRecord | None: ...
 
-    async def list_connectors(self, account_id: str, device_type: str | None) -> list[ConnectorRecord]: ...
+    async def list_connectors(
+        self, account_id: str, device_type: str | None, after: str, limit: int
+    ) -> list[ConnectorRecord]:
+        """At most `limit` of the account's connectors (of `device_type`, when given) whose ids sort after
+        `after` ('' for the first), in id order: a keyset page, so pages read one after another list each
+        connector once, whatever is created or deleted between them."""
+        ...
 
     async def update_connector(
         self, account_id: str, connector_id: str, change: Callable[[ConnectorRecord], ConnectorRecord]

@@ -662,8 +662,10 @@ class PostgresStore:
         row = await self.pool.fetchrow(SQL.get_connector, account_id, connector_id)
         return None if row is None else connector_record(row)
 
-    async def list_connectors(self, account_id: str, device_type: str | None) -> list[ConnectorRecord]:
-        rows = await self.pool.fetch(SQL.list_connectors, account_id, device_type)
+    async def list_connectors(
+        self, account_id: str, device_type: str | None, after: str, limit: int
+    ) -> list[ConnectorRecord]:
+        rows = await self.pool.fetch(SQL.list_connectors, account_id, device_type, after, limit)
         return [connector_record(row) for row in rows]
 
     async def update_connector(

@@ -300,10 +300,10 @@ class Statements:
         # -- connectors: rows in CONNECTOR_COLUMNS order --
         self.connector_exists = p(f"SELECT 1 FROM connectors WHERE {_KEY}")
         self.get_connector = p(f"SELECT {_COLUMNS} FROM connectors WHERE {_KEY}")
-        # (account_id, device_type or None)
+        # (account_id, device_type or None, after, limit): keyset pages in connector_id order ('' before all)
         self.list_connectors = p(
-            f"SELECT {_COLUMNS} FROM connectors WHERE account_id = ?1"
-            " AND (CAST(?2 AS TEXT) IS NULL OR device_type = ?2) ORDER BY connector_id"
+            f"SELECT {_COLUMNS} FROM connectors WHERE account_id = ?1 AND connector_id > ?3"
+            " AND (CAST(?2 AS TEXT) IS NULL OR device_type = ?2) ORDER BY connector_id LIMIT ?4"
         )
         self.insert_connector = p(
             f"INSERT INTO connectors ({_COLUMNS}) VALUES ({', '.join('?' * len(CONNECTOR_COLUMNS))})"

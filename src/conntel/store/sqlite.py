@@ -629,8 +629,10 @@ class SqliteStore:
     async def get_connector(self, account_id: str, connector_id: str) -> ConnectorRecord | None:
         return _load_connector(self._read(), account_id, connector_id)
 
-    async def list_connectors(self, account_id: str, device_type: str | None) -> list[ConnectorRecord]:
-        rows = self._read().execute(SQL.list_connectors, (account_id, device_type))
+    async def list_connectors(
+        self, account_id: str, device_type: str | None, after: str, limit: int
+    ) -> list[ConnectorRecord]:
+        rows = self._read().execute(SQL.list_connectors, (account_id, device_type, after, limit))
         return [connector_record(row) for row in rows]
 
     async def update_connector(
