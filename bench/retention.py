@@ -210,7 +210,8 @@ async def prepare_pace(backend: str, args: argparse.Namespace) -> dict:
 
 
 def ingest_for(url: str, token: str, bodies: list[bytes], seconds: float) -> float:
-    """Events acknowledged per second by 4 clients posting the pre-encoded `bodies` in turn."""
+    """Events acknowledged per second by 4 clients posting the pre-encoded `bodies` in turn, for `seconds` or
+    until every body is posted."""
 
     async def run() -> int:
         done = 0
@@ -222,7 +223,9 @@ def ingest_for(url: str, token: str, bodies: list[bytes], seconds: float) -> flo
             async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}",
                                                   "Content-Type": "application/json"}, timeout=30) as http:  # fmt: skip
                 while time.monotonic() < stop:
-                    body = next(queue)
+                    body = next(queue, None)
+                    if body is None:  # every body posted before the time was up: the rate is over less time
+                        break
                     response = await http.post(url, content=body)
                     if response.status_code != 200:
                         raise BenchError(f"ingestion answered {response.status_code}: {response.text[:200]}")
@@ -262,7 +265,7 @@ def measure_pace(backend: str, args: argparse.Namespace) -> dict:
                 wrk = run_wrk(origin, args.seconds, threads=2, connections=16,
                               script_args=[prepared["paths"], prepared["token"]])  # fmt: skip
                 bodies = [
-                    json.dumps(list(itertools.islice(events, 100))).encode() for _ in range(int(args.seconds * 200))
+                    json.dumps(list(itertools.islice(events, 100))).encode() for _ in range(int(args.seconds * 400))
                 ]
                 rate = ingest_for(origin + url_events, prepared["token"], bodies, args.seconds)
                 pruned = backlog_before - asyncio.run(_backlog(database))
