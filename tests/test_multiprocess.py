@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from helpers import Server, World, bearer, build_world, cli, create_pg_database, drop_pg_database
+from helpers import Server, World, bearer, build_world, cli, create_pg_database, drop_pg_database, wait_for
 
 T0 = 1_700_000_000
 
@@ -222,3 +223,29 @@ def test_snapshots_posted_at_once_through_every_process_are_each_recorded_once(f
         assert httpx.post(url, json=conflicting, headers=bearer(world.write_token)).status_code == 409
         listed = httpx.get(url, params={"from": T0, "to": T0 + 6000}, headers=bearer(world.read_token))
         assert [item["t"] for item in listed.json()["result"]["items"]] == [T0 + 60 * i for i in range(60)]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_end_when_the_main_process_is_killed_outright(tmp_path: Path, workers: int):
+    """kill -9 (or the OOM killer) on the main process leaves no worker serving the port and writing the store."""
+    server = Server(tmp_path / "conntel.db", log_dir=tmp_path, extra_args=("--workers", str(workers))).start()
+    assert server.proc is not None
+    workers_pids = _children(server.proc.pid)
+    assert len(workers_pids) == workers, workers_pids
+    server.stop(signal.SIGKILL)
+    assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers_pids), timeout=20)
+    with pytest.raises(httpx.TransportError):  # nothing answers on the port any more
+        httpx.get(server.origin + "/client/v4", timeout=2)

@@ -10,8 +10,10 @@ refusals are its own, not v4 envelopes; everything the app answers is.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -31,6 +33,8 @@ from conntel.store import exposure_warning, open_store
 
 # How the settings reach each worker process (granian imports the app factory there).
 SETTINGS_ENV = "CONNTEL_SERVER_SETTINGS"
+MAIN_PID_ENV = "CONNTEL_SERVER_MAIN_PID"  # so that a worker can tell its main process already ended
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 # Live tails never end on their own: requests in flight get this long to finish on shutdown.
 GRACEFUL_SHUTDOWN_SECONDS = 5
 # hyper's smallest read buffer: the header cap cannot go below it.
@@ -39,12 +43,30 @@ MIN_HEADER_BUFFER = 8192
 
 def app_from_environment() -> ASGIApp:
     """granian's app factory in each worker process."""
+    _end_with_the_main_process()
     # Imported here, not in the main process: granian forks its workers from it, and prometheus_client picks
     # its multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by run) when first imported.
     from conntel.api.app import create_app
 
     settings = msgspec.json.decode(os.environ[SETTINGS_ENV], type=Settings)
     return create_app(open_store(settings.database, settings.pool_size), settings)
+
+
+def _end_with_the_main_process() -> None:
+    """Have this worker sent SIGTERM when granian's main process ends, however it ends.
+
+    granian stops its workers when it is stopped, but a main process killed outright (SIGKILL, the OOM
+    killer) cannot, and its workers would go on serving the port and writing the store, orphaned, until
+    killed one by one. Linux's parent-death signal covers that (elsewhere nothing changes). Workers are
+    forked by the main process's main thread, whose end is the signal's trigger.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM) != 0:
+        return  # not allowed here (a seccomp sandbox, say): as before
+    if os.getppid() != int(os.environ.get(MAIN_PID_ENV, os.getppid())):  # the main process ended before that
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def check_store(settings: Settings) -> None:
@@ -97,6 +119,7 @@ def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = No
     """Serve until SIGTERM/SIGINT; `alongside` runs in a thread of the main process while the server runs."""
     check_store(settings)
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
+    os.environ[MAIN_PID_ENV] = str(os.getpid())
     metrics_dir = None
     if settings.workers > 1:
         if "prometheus_client" in sys.modules:  # forked workers would keep its one-process mode (see above)
