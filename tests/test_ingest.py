@@ -180,3 +180,24 @@ def test_collection_time_is_stamped_by_the_server(world: World):
     listed = httpx.get(world.events_url(connector), params={"from": 0, "to": 10}, headers=bearer(world.read_token))
     (item,) = listed.json()["result"]["items"]
     assert before <= item["a"] <= int(time.time()) + 1
+
+
+def test_a_large_batch_overlapping_recorded_events_counts_each_and_a_conflict_anywhere_writes_none(world: World):
+    """Batches are stored many rows to a statement (store/sqlite.py): rows already recorded are counted as
+    duplicates wherever they fall, and a conflicting row in any statement of the batch writes nothing."""
+    connector = world.new_connector()
+    events = [{"t": T0 + i, "n": 0, "e": {"k": "Reconcile"}} for i in range(250)]
+    assert post_events(world, events[60:170], connector=connector).json()["result"] == {
+        "accepted": 110,
+        "duplicates": 0,
+    }
+    assert post_events(world, events, connector=connector).json()["result"] == {"accepted": 140, "duplicates": 110}
+    more = [{"t": T0 + 1000 + i, "n": 0, "e": {"k": "Reconcile"}} for i in range(230)]
+    conflicting = {**events[120], "e": {"k": "Leave"}}  # in the middle statement of the batch
+    response = post_events(world, [*more[:150], conflicting, *more[150:]], connector=connector)
+    assert response.status_code == 409 and error_of(response)["code"] == 20006
+    assert stored(world, connector, T0 + 1000, 0).status_code == 404
+    assert stored(world, connector, T0 + 1229, 0).status_code == 404
+    query = {"from": T0, "to": T0 + 2000, "limit": 1000}
+    listed = httpx.get(world.events_url(connector), params=query, headers=bearer(world.read_token)).json()["result"]
+    assert [item["t"] for item in listed["items"]] == [T0 + i for i in range(250)]  # nothing of the refused batch
