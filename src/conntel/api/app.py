@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Match, Mount, Route
 
 from conntel.api.auth import Authenticator
-from conntel.api.checkin import BareCheckIn, CheckInRoutes, Heartbeats
+from conntel.api.checkin import CheckInRoutes, Heartbeats, bare
 from conntel.api.connectors import ConnectorRoutes
 from conntel.api.envelope import error_response
 from conntel.api.errors import REFUSALS, ApiError, from_refusal, internal_error, method_not_allowed, no_route
@@ -143,9 +143,5 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
     observed = Shortcut(
         Observe(app, recorder), GET_SNAPSHOT, HotEndpoint(snapshots.get_snapshot, store, "GET", recorder)
     )
-    return BareCheckIn(
-        Shortcut(observed, GET_EVENT, HotEndpoint(events.get_event, store, "GET", recorder)),
-        CHECKIN,
-        checkins,
-        recorder,
-    )
+    observed = Shortcut(observed, GET_EVENT, HotEndpoint(events.get_event, store, "GET", recorder))
+    return Shortcut(observed, CHECKIN, HotEndpoint(checkins.check_in, store, "POST", recorder), "POST", when=bare)

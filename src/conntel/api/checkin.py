@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import AsyncIterator, Mapping
 
@@ -23,15 +22,12 @@ import msgspec
 from msgspec import UNSET
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import compile_path
 
 from conntel.api.auth import Authenticator, Principal, RawHeaders
 from conntel.api.bodies import decode_bytes, read_body
 from conntel.api.envelope import JsonResponse, ok_body
 from conntel.api.errors import connector_not_found, invalid_checkin
-from conntel.api.hotpath import HotEndpoint
-from conntel.api.observability import RequestRecorder
-from conntel.api.routing import ASGIApp, Receive, Scope, Send, connector_scope
+from conntel.api.routing import Scope, connector_scope
 from conntel.config import Settings
 from conntel.credentials import WRITE_ACCEPTS
 from conntel.interrupts import CheckIn, CheckInResult, InterruptRecord, now_us, to_operation
@@ -135,29 +131,10 @@ class CheckInRoutes:
         return JsonResponse(answer)
 
 
-def _bare(headers: RawHeaders) -> bool:
-    """No body: no Transfer-Encoding, and no Content-Length or a zero one."""
-    for name, value in headers:
+def bare(scope: Scope) -> bool:
+    """A request without a body: no Transfer-Encoding, and no Content-Length or a zero one (a bare check-in,
+    served ahead of the framework: api/app.py)."""
+    for name, value in scope["headers"]:
         if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
             return False
     return True
-
-
-class BareCheckIn:
-    """ASGI: bare check-ins (POST, no body) on the check-in path straight to `CheckInRoutes.check_in`,
-    timed, counted and logged as Observe does; everything else to `app`."""
-
-    def __init__(self, app: ASGIApp, path: str, routes: CheckInRoutes, recorder: RequestRecorder | None = None):
-        self.app = app
-        self.path = path
-        self.pattern: re.Pattern[str] = compile_path(path)[0]
-        self.endpoint = HotEndpoint(routes.check_in, routes.store, "POST", recorder)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and _bare(scope["headers"]):
-            match = self.pattern.match(scope["path"])
-            if match is not None:
-                scope["path_params"] = match.groupdict()
-                scope["route_path"] = self.path  # for metrics and logs, as Starlette's scope["route"]
-                return await self.endpoint(scope, receive, send)
-        await self.app(scope, receive, send)

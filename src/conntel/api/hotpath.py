@@ -76,16 +76,26 @@ class HotEndpoint:
 
 
 class Shortcut:
-    """Send GETs on one route's path straight to its endpoint; the rest to `app`."""
+    """Send `method` requests on one route's path (those `when` accepts, if given) straight to its endpoint;
+    the rest to `app`."""
 
-    def __init__(self, app: ASGIApp, path: str, endpoint: ASGIApp):
+    def __init__(
+        self,
+        app: ASGIApp,
+        path: str,
+        endpoint: ASGIApp,
+        method: str = "GET",
+        when: Callable[[Scope], bool] | None = None,
+    ):
         self.app = app
         self.path = path
         self.pattern: re.Pattern[str] = compile_path(path)[0]
         self.endpoint = endpoint
+        self.method = method
+        self.when = when
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
+        if scope["type"] == "http" and scope["method"] == self.method and (self.when is None or self.when(scope)):
             match = self.pattern.match(scope["path"])
             if match is not None:
                 scope["path_params"] = match.groupdict()
