@@ -98,6 +98,9 @@ class Server:
     extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen | None = None
     log: Path | None = None
+    # One worker process unless `extra_args` say otherwise: the suite's servers are many, and each test of
+    # several processes says so. False: conntel's own default (tests/test_multiprocess.py).
+    one_worker: bool = True
 
     @property
     def origin(self) -> str:
@@ -115,10 +118,12 @@ class Server:
         folder = self.log_dir or (self.db.parent if isinstance(self.db, Path) else Path(tempfile.gettempdir()))
         self.log = folder / f"conntel.{self.port}.log"
         with open(self.log, "ab") as log:
+            env = {**os.environ, "CONNTEL_WORKERS": "1"} if self.one_worker else None
             self.proc = subprocess.Popen(
                 [*CONNTEL, "serve", *store_args(self.db), "--port", str(self.port), *self.extra_args],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=env,
             )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -249,3 +250,25 @@ def test_workers_end_when_the_main_process_is_killed_outright(tmp_path: Path, wo
     assert wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in workers_pids), timeout=20)
     with pytest.raises(httpx.TransportError):  # nothing answers on the port any more
         httpx.get(server.origin + "/client/v4", timeout=2)
+
+
+CPUS = len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize(
+    ("extra_args", "expected"),
+    [
+        ((), min(2, CPUS)),  # one per CPU, at most two
+        (("--rate-limit", "100/minute"), 1),  # counted in each process's memory: one, so the limit stays exact
+        (("--rate-limit", "100/minute", "--rate-limit-storage", "redis://127.0.0.1:6379/0"), min(2, CPUS)),
+        (("--workers", "3"), 3),  # as given
+    ],
+)
+def test_worker_processes_by_default(tmp_path: Path, extra_args: tuple[str, ...], expected: int):
+    server = Server(tmp_path / "conntel.db", log_dir=tmp_path, extra_args=extra_args, one_worker=False).start()
+    try:
+        assert server.proc is not None
+        assert wait_for(lambda: len(_children(server.proc.pid)) == expected, timeout=20)
+        assert httpx.get(server.origin + "/readyz", timeout=10).status_code == 200
+    finally:
+        server.stop()

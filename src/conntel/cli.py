@@ -397,7 +397,9 @@ SERVE_OPTIONS: list[tuple[str, str, dict[str, Any]]] = [
     ("--host", "host", {}),
     ("--port", "port", {"type": click.IntRange(1, 65_535)}),
     ("--workers", "workers",
-     {"type": click.IntRange(1, 256), "help": "Server processes sharing the port and the database."}),
+     {"type": click.IntRange(1, 256),
+      "help": "Server processes sharing the port and the database. Default: one per CPU, at most 2; 1 with a"
+              " --rate-limit counted in each process's memory (no --rate-limit-storage)."}),
     ("--pool-size", "pool_size",
      {"type": click.IntRange(1, 1_000), "help": "PostgreSQL connections per server process."}),
     ("--max-batch-events", "max_batch_events",

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 DEFAULT_DB = "./conntel.db"
+# Server processes by default, at most (one per CPU up to this). One process leaves half a 2-CPU machine
+# idle: its event loop and granian's threads hand each request over between them, and wait on each other
+# (bench/RESULTS.md, "Two worker processes by default"). More than two cost memory (about 70 MB each at 1M
+# events) and, on SQLite, share one writer; give --workers on a bigger machine.
+DEFAULT_MAX_WORKERS = 2
 
 # Webhook endpoints an account may have (`conntel webhooks create` refuses one more).
 MAX_WEBHOOKS_PER_ACCOUNT = 100
@@ -15,7 +21,8 @@ class Settings:
     database: str = DEFAULT_DB  # an SQLite path or a database URL
     host: str = "127.0.0.1"
     port: int = 8787
-    workers: int = 1  # server processes sharing the port (and the database)
+    # Server processes sharing the port (and the database); None: `worker_count()` decides.
+    workers: int | None = None
     pool_size: int = 10  # PostgreSQL connections per process
     max_batch_events: int = 5_000
     max_body_bytes: int = 8 * 1024 * 1024
@@ -42,3 +49,12 @@ class Settings:
     # Fleet health: a connector that pushed nothing for this many seconds is silent, unless its account
     # has its own threshold (`conntel accounts silent-after`). See conntel.health.
     silent_after: int = 15 * 60
+
+    def worker_count(self) -> int:
+        """`workers` if given; else one per CPU this process may use, at most DEFAULT_MAX_WORKERS; but one
+        while `--rate-limit` counts in each process's own memory, which N processes make N times as generous."""
+        if self.workers is not None:
+            return self.workers
+        if self.rate_limit and not self.rate_limit_storage:
+            return 1
+        return max(1, min(DEFAULT_MAX_WORKERS, len(os.sched_getaffinity(0))))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -73,7 +73,8 @@ def _methods_served(request: Request) -> set[str]:
     return served
 
 
-def create_app(store: Store, settings: Settings) -> ASGIApp:
+def create_app(store: Store, settings: Settings, on_start: Callable[[], None] | None = None) -> ASGIApp:
+    """The app on `store`; `on_start` is called in its event loop once it has started (the server's own watch)."""
     metrics = Metrics()
     access_log = AccessLog() if settings.access_log else None
     limiter = (
@@ -117,6 +118,8 @@ def create_app(store: Store, settings: Settings) -> ASGIApp:
         deliverer.start()
         stalled = StalledReaders(settings.port, settings.send_timeout, metrics)  # clients that stopped reading
         stalled.start()
+        if on_start is not None:
+            on_start()
         async with heartbeats.running():
             yield
         await stalled.stop()

@@ -35,6 +35,7 @@ from conntel.store import exposure_warning, open_store
 SETTINGS_ENV = "CONNTEL_SERVER_SETTINGS"
 MAIN_PID_ENV = "CONNTEL_SERVER_MAIN_PID"  # so that a worker can tell its main process already ended
 _PR_SET_PDEATHSIG = 1  # prctl(2)
+_MAIN_PROCESS_LOOK_SECONDS = 1.0
 # Live tails never end on their own: requests in flight get this long to finish on shutdown.
 GRACEFUL_SHUTDOWN_SECONDS = 5
 # hyper's smallest read buffer: the header cap cannot go below it.
@@ -49,7 +50,7 @@ def app_from_environment() -> ASGIApp:
     from conntel.api.app import create_app
 
     settings = msgspec.json.decode(os.environ[SETTINGS_ENV], type=Settings)
-    return create_app(open_store(settings.database, settings.pool_size), settings)
+    return create_app(open_store(settings.database, settings.pool_size), settings, on_start=_watch_the_main_process)
 
 
 def _end_with_the_main_process() -> None:
@@ -67,6 +68,25 @@ def _end_with_the_main_process() -> None:
         return  # not allowed here (a seccomp sandbox, say): as before
     if os.getppid() != int(os.environ.get(MAIN_PID_ENV, os.getppid())):  # the main process ended before that
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _watch_the_main_process() -> None:
+    """Once the worker serves, look every second whether granian's main process still runs; if not, stop.
+
+    The parent-death signal can arrive while the worker is still starting (the app's lifespan), before
+    granian serves: granian's handler takes it then, and the worker would go on to serve, orphaned
+    (seen under load with --workers 2, in tests/test_multiprocess.py).
+    """
+    loop = asyncio.get_running_loop()
+    main = int(os.environ.get(MAIN_PID_ENV, os.getppid()))
+
+    def look() -> None:
+        if os.getppid() != main:
+            os.kill(os.getpid(), signal.SIGTERM)  # granian's handler, now serving: a graceful stop
+        else:
+            loop.call_later(_MAIN_PROCESS_LOOK_SECONDS, look)
+
+    loop.call_later(_MAIN_PROCESS_LOOK_SECONDS, look)
 
 
 def check_store(settings: Settings) -> None:
@@ -91,7 +111,7 @@ def server_options(settings: Settings) -> dict[str, Any]:
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
-        workers=settings.workers,
+        workers=settings.worker_count(),
         loop=Loops.uvloop,
         http=HTTPModes.http1,
         websockets=False,
@@ -121,7 +141,7 @@ def run(settings: Settings, alongside: Callable[[], Awaitable[None]] | None = No
     os.environ[SETTINGS_ENV] = msgspec.json.encode(settings).decode()
     os.environ[MAIN_PID_ENV] = str(os.getpid())
     metrics_dir = None
-    if settings.workers > 1:
+    if settings.worker_count() > 1:
         if "prometheus_client" in sys.modules:  # forked workers would keep its one-process mode (see above)
             raise RuntimeError("conntel.server.run.run: prometheus_client was imported before the workers forked")
         # Workers count their metrics in files here, so /metrics adds up every process (prometheus_client).
