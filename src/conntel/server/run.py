@@ -74,8 +74,8 @@ def _watch_the_main_process() -> None:
     """Once the worker serves, look every second whether granian's main process still runs; if not, stop.
 
     The parent-death signal can arrive while the worker is still starting (the app's lifespan), before
-    granian serves: granian's handler takes it then, and the worker would go on to serve, orphaned
-    (seen under load with --workers 2, in tests/test_multiprocess.py).
+    granian serves: granian's handler takes it then, and the worker would go on to serve, orphaned (seen
+    once under load, in tests/test_multiprocess.py with --workers 2).
     """
     loop = asyncio.get_running_loop()
     main = int(os.environ.get(MAIN_PID_ENV, os.getppid()))
