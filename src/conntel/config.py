@@ -6,8 +6,8 @@ import os
 from dataclasses import dataclass
 
 DEFAULT_DB = "./conntel.db"
-# Server processes by default, at most (one per CPU up to this). One process leaves half a 2-CPU machine
-# idle: its event loop and granian's threads hand each request over between them, and wait on each other
+# Server processes by default, at most (one per CPU up to this). One process cannot use a 2-CPU machine:
+# its event loop and granian's threads hand each request over between them, and wait on each other
 # (bench/RESULTS.md, "Two worker processes by default"). More than two cost memory (about 70 MB each at 1M
 # events) and, on SQLite, share one writer; give --workers on a bigger machine.
 DEFAULT_MAX_WORKERS = 2
