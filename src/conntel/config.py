@@ -57,4 +57,11 @@ class Settings:
             return self.workers
         if self.rate_limit and not self.rate_limit_storage:
             return 1
-        return max(1, min(DEFAULT_MAX_WORKERS, len(os.sched_getaffinity(0))))
+        return max(1, min(DEFAULT_MAX_WORKERS, usable_cpus()))
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, on Linux; elsewhere the machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
