@@ -208,12 +208,7 @@ def test_stopped_readers_of_the_largest_pages_hold_little_of_the_server_s_memory
         idle = server_rss_mib(server)
         readers = [stopped_reader(server, path, world.read_token) for _ in range(STOPPED_READERS)]
         assert wait_for(lambda: all(answered(reader) for reader in readers), timeout=30)
-        # The server hands each reader what it will at once; the largest RSS over a while is what it holds.
-        held = 0.0
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:
-            held = max(held, server_rss_mib(server) - idle)
-            time.sleep(0.05)
+        held = most_held_mib(server, idle)
         assert held <= STOPPED_READERS * HELD_MIB_PER_READER, f"{held:.0f} MiB held for {STOPPED_READERS} readers"
         # And each page, read at last, is whole.
         for reader in readers:
@@ -225,6 +220,17 @@ def test_stopped_readers_of_the_largest_pages_hold_little_of_the_server_s_memory
         for reader in readers:
             reader.close()
         server.stop()
+
+
+def most_held_mib(server: Server, idle: float, seconds: float = 2.0) -> float:
+    """The server hands each reader what it will at once: the most its RSS grows above `idle` over a while is
+    what it holds."""
+    held = 0.0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        held = max(held, server_rss_mib(server) - idle)
+        time.sleep(0.05)
+    return held
 
 
 def dechunked(body: bytes) -> bytes:
@@ -256,11 +262,7 @@ def test_stopped_readers_of_a_large_connectors_list_hold_little_of_the_server_s_
         idle = server_rss_mib(server)
         readers = [stopped_reader(server, path, read) for _ in range(STOPPED_READERS)]
         assert wait_for(lambda: all(answered(reader) for reader in readers), timeout=30)
-        held = 0.0
-        deadline = time.monotonic() + 2
-        while time.monotonic() < deadline:
-            held = max(held, server_rss_mib(server) - idle)
-            time.sleep(0.05)
+        held = most_held_mib(server, idle)
         assert held <= STOPPED_READERS * HELD_MIB_PER_READER, f"{held:.0f} MiB held for {STOPPED_READERS} readers"
         for reader in readers:
             head, _, body = read_to_end(reader).partition(b"\r\n\r\n")
