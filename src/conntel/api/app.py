@@ -20,7 +20,7 @@ from conntel.api.errors import REFUSALS, ApiError, from_refusal, internal_error,
 from conntel.api.events import EventRoutes
 from conntel.api.failures import AnswerFailures
 from conntel.api.health import HealthRoutes, sweeper
-from conntel.api.hotpath import HotEndpoint, Shortcut
+from conntel.api.hotpath import HotEndpoint, HotRoute, HotRoutes
 from conntel.api.infra import infra_routes
 from conntel.api.interrupts import InterruptRoutes
 from conntel.api.observability import AccessLog, Metrics, Observe, RequestRecorder
@@ -142,9 +142,12 @@ def create_app(store: Store, settings: Settings, on_start: Callable[[], None] | 
     )
     app.router.redirect_slashes = False  # a trailing slash is another (unknown) route, not a redirect
     # GETs of one event or one snapshot, and bare check-ins, skip Observe and Starlette: those endpoints
-    # record themselves.
-    observed = Shortcut(
-        Observe(app, recorder), GET_SNAPSHOT, HotEndpoint(snapshots.get_snapshot, store, "GET", recorder)
+    # record themselves. Get Event, most of the traffic, is looked for first.
+    return HotRoutes(
+        Observe(app, recorder),
+        [
+            HotRoute(GET_EVENT, HotEndpoint(events.get_event, store, "GET", recorder)),
+            HotRoute(GET_SNAPSHOT, HotEndpoint(snapshots.get_snapshot, store, "GET", recorder)),
+            HotRoute(CHECKIN, HotEndpoint(checkins.check_in, store, "POST", recorder), "POST", when=bare),
+        ],
     )
-    observed = Shortcut(observed, GET_EVENT, HotEndpoint(events.get_event, store, "GET", recorder))
-    return Shortcut(observed, CHECKIN, HotEndpoint(checkins.check_in, store, "POST", recorder), "POST", when=bare)

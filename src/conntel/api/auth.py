@@ -126,6 +126,26 @@ def token_is_current(token: TokenRecord, now: float) -> bool:
     return token.expires_on is None or now < token.expires_on
 
 
+def _is_current(principal: Principal, now: float) -> bool:
+    """A connector's own credential has no validity period; a token has its own."""
+    return principal.token is None or token_is_current(principal.token, now)
+
+
+def _bearer_digest(authorization: str) -> bytes:
+    """The hash of a well-formed `Bearer` header's secret, by which its record is looked up; raises otherwise."""
+    scheme, _, secret = authorization.partition(" ")
+    if scheme != "Bearer" or not TOKEN_FORMAT.fullmatch(secret):
+        raise invalid_authorization_header()
+    return secret_hash(secret)
+
+
+def _verified(
+    found: tuple[TokenRecord | DeviceRecord, Principal] | None, digest: bytes
+) -> tuple[TokenRecord | DeviceRecord, Principal] | None:
+    """A record found by its hash, compared with it once more in constant time (as for global keys)."""
+    return found if found is not None and hmac.compare_digest(found[0].secret_hash, digest) else None
+
+
 class Authenticator:
     def __init__(
         self,
@@ -149,15 +169,30 @@ class Authenticator:
         return found[0] if found is not None and isinstance(found[0], TokenRecord) else None
 
     async def _find_token(self, authorization: str) -> tuple[TokenRecord | DeviceRecord, Principal] | None:
-        scheme, _, secret = authorization.partition(" ")
-        if scheme != "Bearer" or not TOKEN_FORMAT.fullmatch(secret):
-            raise invalid_authorization_header()
-        digest = secret_hash(secret)
+        digest = _bearer_digest(authorization)
         found = self._tokens.peek(digest, _MISSING)
         if found is _MISSING:
             found = await self._tokens.get(digest, self._load_token)
-        # Found by its hash; still compare in constant time, as for global keys.
-        return found if found is not None and hmac.compare_digest(found[0].secret_hash, digest) else None
+        return _verified(found, digest)
+
+    def _cached_principal(self, raw: RawHeaders) -> Principal | None:
+        """The caller when the cache alone can tell (no await: the hot path's common case): a request whose
+        one credential header is a well-formed Bearer token, looked up lately and current. None when anything
+        else needs `authenticate` (a miss, a refusal, a global key), which then decides as ever."""
+        authorization = None
+        for name, value in raw:
+            if name in CREDENTIAL_HEADERS:
+                if authorization is not None or name != b"authorization":
+                    return None
+                authorization = value.decode("latin-1")
+        if authorization is None:
+            return None
+        try:
+            digest = _bearer_digest(authorization)
+        except ApiError:
+            return None
+        found = _verified(self._tokens.peek(digest), digest)
+        return found[1] if found is not None and _is_current(found[1], time.time()) else None
 
     async def _load_token(self, digest: bytes) -> tuple[TokenRecord | DeviceRecord, Principal] | None:
         token = await self._store.find_token(digest)
@@ -174,12 +209,9 @@ class Authenticator:
         authorization = headers.get("authorization")
         if authorization is not None:
             found = await self._find_token(authorization)
-            if found is None:
+            if found is None or not _is_current(found[1], time.time()):
                 raise unauthenticated()
-            principal = found[1]
-            if principal.token is not None and not token_is_current(principal.token, time.time()):
-                raise unauthenticated()
-            return principal
+            return found[1]
         email, key = headers.get("x-auth-email"), headers.get("x-auth-key")
         if email is None and key is None:
             raise missing_credentials()
@@ -202,7 +234,9 @@ class Authenticator:
         """The caller, when it holds one of `accepts` on the account or, for an operation a connector
         may do for itself (`connector_id` given), is that connector's own credential; else 403."""
         try:
-            principal = await self.authenticate(headers)
+            principal = self._cached_principal(headers) if isinstance(headers, list) else None
+            if principal is None:
+                principal = await self.authenticate(headers)
             if self._rate_limiter is not None:
                 await self._rate_limiter.check(principal.subject)
             if not principal.may(account_id, accepts, connector_id):

@@ -43,7 +43,10 @@ class AccessLog:
             self.stream.flush()
 
 
-_encode_line = msgspec.json.Encoder().encode
+_encode_json = msgspec.json.Encoder().encode
+# One request's log line: its strings JSON-encoded first (the route and method once per tally), the numbers
+# formatted here (%-formatting a line costs half what encoding a dict of it did, per request).
+_LINE = b'{"time":%.3f,"method":%s,"path":%s,"route":%s,"status":%d,"ms":%.2f}\n'
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -143,10 +146,11 @@ def store_exposition(counts: list[tuple[str, str, int]], outbox: int) -> bytes:
 class _Tally:
     """One route, method and status: its Prometheus children, and what it gathered since the last fold."""
 
-    __slots__ = ("buckets", "count", "label", "latency", "requests", "seconds")
+    __slots__ = ("buckets", "count", "label", "latency", "log_fields", "requests", "seconds")
 
-    def __init__(self, label: str, requests: Any, latency: Any):
+    def __init__(self, label: str, method: str, requests: Any, latency: Any):
         self.label, self.requests, self.latency = label, requests, latency
+        self.log_fields = (_encode_json(method), _encode_json(label))  # as the access log line writes them
         self.count, self.seconds, self.buckets = 0, 0.0, [0] * (len(LATENCY_BUCKETS) + 1)
 
     def fold(self) -> None:
@@ -189,6 +193,7 @@ class RequestRecorder:
             label = route_label(scope)
             tally = self._tallies[key] = _Tally(
                 label,
+                method,
                 self.metrics.requests.labels(label, method, str(status)),
                 self.metrics.latency.labels(label, method),
             )
@@ -196,19 +201,10 @@ class RequestRecorder:
         tally.seconds += seconds
         tally.buckets[bisect_left(LATENCY_BUCKETS, seconds)] += 1  # Prometheus buckets are `le`: bound included
         if self.access_log is not None:
-            self.access_log.write(
-                _encode_line(
-                    {
-                        "time": round(time.time(), 3),
-                        "method": method,
-                        "path": scope["path"],  # ids, never credentials: those travel in headers
-                        "route": tally.label,
-                        "status": status,
-                        "ms": round(seconds * 1000, 2),
-                    }
-                )
-                + b"\n"
-            )
+            method_json, route_json = tally.log_fields
+            # The path: ids, never credentials (those travel in headers).
+            path_json = _encode_json(scope["path"])
+            self.access_log.write(_LINE % (time.time(), method_json, path_json, route_json, status, seconds * 1000))
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
