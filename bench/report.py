@@ -149,7 +149,13 @@ def get_event_lines(report: dict) -> list[str]:
     lines = [
         "### Get Event",
         "",
-        f"`wrk -t{p['threads']} -c{p['connections']} -d{p['duration']:g}s --latency`, warm-up {p['warmup']:g}s"
+        (
+            f"Each server {p['duration']:g} s a round, in {p['slices']} turns of `wrk -t{p['threads']} "
+            f"-c{p['connections']} -d{p['duration'] // p['slices']:g}s --latency` with the round's other "
+            f"servers (all up at once), warm-up {p['warmup']:g}s"
+            if p.get("slices", 1) > 1
+            else f"`wrk -t{p['threads']} -c{p['connections']} -d{p['duration']:g}s --latency`, warm-up {p['warmup']:g}s"
+        )
         + (f", {p['rounds']} rounds; each row is that server's median round" if p["rounds"] > 1 else "")
         + ".",
         "",

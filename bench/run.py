@@ -211,7 +211,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     store.add_argument("--sample", type=int, default=100_000, help="existing events wrk picks from at random")
     store.add_argument("--rebuild", action="store_true", help="reload the stores even if they can be reused")
     get = parser.add_argument_group("get: Get Event")
-    get.add_argument("--duration", type=int, default=15, help="seconds of each measured wrk run")
+    get.add_argument("--duration", type=int, default=16, help="seconds each server is measured for in a round")
+    get.add_argument(
+        "--slices", type=int, default=4, help="wrk runs each server's --duration is cut into, in turns with the others"
+    )
     get.add_argument("--connections", type=int, default=32, help="wrk connections (-c)")
     get.add_argument("--threads", type=int, default=2, help="wrk threads (-t)")
     get.add_argument("--warmup", type=int, default=3, help="seconds of wrk warm-up before each measure (0: none)")
@@ -250,6 +253,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             args.loaders,
             args.sample,
             args.duration,
+            args.slices,
             args.pool_size,
             args.ingest_clients,
             args.page_pairs,
@@ -259,6 +263,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         or args.warmup < 0
     ):
         parser.error("counts and durations must be positive")
+    if args.duration % args.slices:
+        parser.error("--duration must be a multiple of --slices (wrk runs whole seconds)")
     if args.page_depth % args.page_limit or not 1 <= args.page_limit <= 1000:
         parser.error("--page-depth must be a multiple of --page-limit (1..1000)")
     if "pages" in args.measures and args.ingest_events < args.page_depth + args.page_limit:
@@ -291,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                 "events": args.events,
                 "connectors": args.connectors,
                 "duration": args.duration,
+                "slices": args.slices,
                 "connections": args.connections,
                 "threads": args.threads,
                 "warmup": args.warmup,
