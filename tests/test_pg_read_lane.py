@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
-from helpers import Server, bearer, build_world, cut_pg_connections, drop_pg_database, post_events
+from helpers import Server, bearer, build_world, cli, cut_pg_connections, drop_pg_database, post_events
 
 T0 = 1_700_000_000
 EVENTS = 40
@@ -96,5 +96,52 @@ def test_get_events_waiting_together_go_in_few_queries_and_each_gets_its_own(tmp
         assert found[150:172] == [None] * 22
         assert found[172:] == found[:10]
         assert queries < len(keys) / 4, queries  # 182 lookups in a handful of queries (32 keys at most each)
+    finally:
+        drop_pg_database(world.db)
+
+
+def test_pending_operations_asked_together_go_in_few_queries_and_each_gets_its_own(tmp_path: Path):
+    """A bare check-in's question (its connector's pending operation) is coalesced like Get Event: asked
+    together, each connector still gets exactly its own operation, or None (none pending, one already
+    executed, another account's connector, an unknown one, the same connector twice in one batch)."""
+    from conntel.interrupts import InterruptRecord
+    from conntel.store.postgres import PostgresStore
+
+    world = _start_small(tmp_path)
+    world.server.stop()
+    connectors = [world.connector] + [cli("connectors", "create", "--account", world.account, db=world.db)["id"]
+                                      for _ in range(5)]  # fmt: skip
+    pending = {c: InterruptRecord(world.account, c, f"{i + 1:032x}", "reboot", i % 2 == 0, T0 * 10**6 + i)
+               for i, c in enumerate(connectors[:3])}  # fmt: skip
+    executed = InterruptRecord(world.account, connectors[3], "f" * 32, "restart", False, T0 * 10**6, T0 * 10**6 + 9)
+    keys = [(world.account, connectors[i % len(connectors)]) for i in range(120)]
+    keys += [
+        (world.other_account, world.other_connector),
+        (world.account, "0" * 32),
+        (world.other_account, connectors[0]),
+    ]
+    keys += keys[:10]
+
+    async def lookups() -> tuple[list, list, int]:
+        store = PostgresStore(world.db, pool_size=4)
+        await store.start()
+        try:
+            for record in [*pending.values(), executed]:
+                await store.create_interrupt(record)
+            together = await asyncio.gather(*(store.pending_interrupt(*key) for key in keys))
+            assert store._pending_lookups is not None
+            queries = store._pending_lookups.queries
+            one_by_one = [await store.pending_interrupt(*key) for key in keys]
+            return together, one_by_one, queries
+        finally:
+            await store.close()
+
+    try:
+        together, one_by_one, queries = asyncio.run(lookups())
+        assert together == one_by_one
+        expected = [pending.get(connector) if account == world.account else None for account, connector in keys]
+        assert together == expected
+        assert sum(answer is not None for answer in together) == 3 * 20 + 6  # 20 rounds of 6, then the first 10 again
+        assert queries < len(keys) / 4, queries
     finally:
         drop_pg_database(world.db)

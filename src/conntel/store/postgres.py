@@ -52,6 +52,7 @@ from conntel.store.migrations import migrations, unknown_versions
 from conntel.store.sql import (
     HEALTH_CHANGE_COLUMNS,
     HEALTH_ROW,
+    INTERRUPT_COLUMNS,
     Statements,
     check_retry,
     check_snapshot_retry,
@@ -245,7 +246,18 @@ class ReadLane:
 
 
 EventKey = tuple[str, str, int, int]  # (account_id, connector_id, t, n)
-_EVENT_BATCHES = (2, 4, 8, 16, 32)  # keys per Get Event query beyond one (the sizes of its statements)
+ConnectorKey = tuple[str, str]  # (account_id, connector_id)
+K = TypeVar("K")
+# Keys per query beyond one, of the hot path's coalesced lookups (Get Event, a bare check-in's pending
+# operation): the sizes of their statements.
+_BATCH_SIZES = (2, 4, 8, 16, 32)
+
+
+def _padded(keys: list[K]) -> tuple[int, list[K]]:
+    """The smallest statement size that holds `keys`, and the keys padded to it with the last one: a few
+    prepared statements serve every batch."""
+    size = next(size for size in _BATCH_SIZES if size >= len(keys))
+    return size, keys + [keys[-1]] * (size - len(keys))
 
 
 @functools.cache
@@ -257,6 +269,17 @@ def _events_by_keys(size: int) -> str:
     return (
         f"SELECT e.a, e.v, e.e, k.i FROM (VALUES {keys}) AS k (account_id, connector_id, t, n, i)"
         " JOIN events e USING (account_id, connector_id, t, n)"
+    )
+
+
+@functools.cache
+def _pending_by_keys(size: int) -> str:
+    """The pending operation (if any) of each of `size` connectors and the connector's place: a join with a
+    VALUES list, planned as `size` lookups in the unique index of pending operations."""
+    keys = ", ".join(f"(${2 * i + 1}::text, ${2 * i + 2}::text, {i})" for i in range(size))
+    return (
+        f"SELECT {', '.join(INTERRUPT_COLUMNS)}, k.i FROM (VALUES {keys}) AS k (account_id, connector_id, i)"
+        " JOIN interrupts USING (account_id, connector_id) WHERE triggered_at IS NULL"
     )
 
 
@@ -274,6 +297,7 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._reads: ReadLane | None = None
         self._event_lookups: Coalescer[EventKey, asyncpg.Record | None] | None = None
+        self._pending_lookups: Coalescer[ConnectorKey, asyncpg.Record | None] | None = None
         self._deleted: Counter[str] = Counter()  # rows pruned per table since this process last VACUUMed it
 
     @property
@@ -290,7 +314,8 @@ class PostgresStore:
             raise StoreUnavailable(f"Cannot open the database {redacted(self.url)}: not a valid URL") from None
         # Half the pool at most, so that writes and other reads always find connections.
         self._reads = ReadLane(self._pool, max(1, self.pool_size // 2))
-        self._event_lookups = Coalescer(self._get_events, slots=self._reads.size, largest=_EVENT_BATCHES[-1])
+        self._event_lookups = Coalescer(self._get_events, slots=self._reads.size, largest=_BATCH_SIZES[-1])
+        self._pending_lookups = Coalescer(self._get_pending, slots=self._reads.size, largest=_BATCH_SIZES[-1])
         try:
             async with self.pool.acquire() as conn:
                 await self._migrate(conn)
@@ -358,8 +383,9 @@ class PostgresStore:
         return isinstance(error, _UNAVAILABLE)
 
     async def close(self) -> None:
-        if self._event_lookups is not None:
-            await self._event_lookups.close()
+        for lookups in (self._event_lookups, self._pending_lookups):
+            if lookups is not None:
+                await lookups.close()
         if self._reads is not None:
             await self._reads.close()
         if self._pool is not None:
@@ -376,9 +402,7 @@ class PostgresStore:
         assert self._reads is not None, "start() the store first"
         if len(keys) == 1:
             return [await self._reads.fetchrow(SQL.get_event, *keys[0])]
-        # A statement per size class, padded with the last key: a few prepared statements serve every batch.
-        size = next(size for size in _EVENT_BATCHES if size >= len(keys))
-        padded = keys + [keys[-1]] * (size - len(keys))
+        size, padded = _padded(keys)
         rows = await self._reads.fetch(_events_by_keys(size), *[part for key in padded for part in key])
         found = {row[3]: row for row in rows}
         return [found.get(i) for i in range(len(keys))]
@@ -704,9 +728,21 @@ class PostgresStore:
         return [interrupt_record(row) for row in rows]
 
     async def pending_interrupt(self, account_id: str, connector_id: str) -> InterruptRecord | None:
+        """A check-in's question, as frequent as Get Event: coalesced like it (the hot path's lane)."""
+        assert self._pending_lookups is not None, "start() the store first"
+        row = await self._pending_lookups.get((account_id, connector_id))
+        return None if row is None else interrupt_record(row[: len(INTERRUPT_COLUMNS)])
+
+    async def _get_pending(self, keys: list[ConnectorKey]) -> list[asyncpg.Record | None]:
+        """The pending operation's row of each connector of `keys` (in their order; None where none), in one
+        query."""
         assert self._reads is not None, "start() the store first"
-        row = await self._reads.fetchrow(SQL.pending_interrupt, account_id, connector_id)  # the hot path's lane
-        return None if row is None else interrupt_record(row)
+        if len(keys) == 1:
+            return [await self._reads.fetchrow(SQL.pending_interrupt, *keys[0])]
+        size, padded = _padded(keys)
+        rows = await self._reads.fetch(_pending_by_keys(size), *[part for key in padded for part in key])
+        found = {row[-1]: row for row in rows}
+        return [found.get(i) for i in range(len(keys))]
 
     async def report_executed(
         self, account_id: str, connector_id: str, interrupt_id: str, triggered_at: int
