@@ -166,3 +166,32 @@ def test_a_key_twice_in_any_object_of_a_snapshot_is_refused_naming_it(
     with pytest.raises(snapshots.InvalidBatch, match="duplicate field") as refused:
         snapshots.decode_batch(b"[" + first + b"," + twice + b"]")
     assert str(refused.value).endswith(f"at `{where}`"), str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"platform": "a\x00b"}, "$[2].platform"),
+        ({"netdevs": [filled(sdk.Netdev), filled(sdk.Netdev) | {"name": "eth\x00"}]}, "$[2].netdevs[1].name"),
+        (
+            {"interfaces": [filled(sdk.Interface) | {"ip_addresses": [{"interface_name": "e", "ip_address": "\x00"}]}]},
+            "$[2].interfaces[0].ip_addresses[0].ip_address",
+        ),
+    ],
+)
+def test_a_batch_refuses_a_nul_in_any_text_field_at_any_depth(change: dict[str, Any], path: str) -> None:
+    """decode_batch checks NUL only in batches whose JSON may hold one (a cheaper decode otherwise): the
+    NUL is still found, in whichever snapshot and at whatever depth, and named by its path."""
+    batch = [required_only() | {"t": 1}, required_only() | {"t": 2}, required_only() | {"t": 3} | change]
+    with pytest.raises(snapshots.InvalidBatch) as refused:
+        snapshots.decode_batch(msgspec.json.encode(batch))
+    assert str(refused.value).endswith(f"at `{path}`"), str(refused.value)
+
+
+def test_a_backslash_before_u0000_is_text_not_a_nul() -> None:
+    """An escaped backslash followed by `u0000` is seven ordinary characters: accepted, kept as sent."""
+    body = msgspec.json.encode([required_only() | {"platform": "C:\\u0000", "site_id": "\\\\u0000x"}])
+    assert b"\\\\u0000" in body
+    (kept,) = snapshots.decode_batch(body)
+    assert msgspec.json.decode(kept.json)["platform"] == "C:\\u0000"
+    assert kept.json == body[1:-1]

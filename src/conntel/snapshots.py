@@ -35,6 +35,9 @@ COUNT = Annotated[float, Meta(ge=0, le=_LARGEST)]  # a counter, size, duration o
 PERCENT = Annotated[float, Meta(ge=0, le=100)]
 NUMBER = Annotated[float, Meta(ge=-_LARGEST, le=_LARGEST)]  # any finite number (temperatures)
 TEXT = Annotated[str, Meta(max_length=1024, pattern=NO_NUL)]
+# TEXT for a batch whose JSON cannot hold a NUL character (no `\u0000` in it): msgspec checks a pattern by
+# calling `re` on each string, over half the typed decode of a snapshot (decode_batch).
+_TEXT_WITHOUT_NUL = Annotated[str, Meta(max_length=1024)]
 FLAG = bool
 TIME = Annotated[int, Meta(ge=0, le=MAX_SEQUENCE)]  # whole seconds since the epoch
 
@@ -53,18 +56,32 @@ class F(NamedTuple):
     description: str
 
 
-def struct_of(name: str, fields: tuple[F, ...]) -> type[Struct]:
-    """A validating Struct for one object of the tree: required fields first, unknown fields allowed."""
+class Many(NamedTuple):
+    """An array of one nested object type, built with the tree (struct_of)."""
+
+    name: str
+    fields: tuple[F, ...]
+
+
+def struct_of(name: str, fields: tuple[F, ...], text: Any = TEXT) -> type[Struct]:
+    """A validating Struct for one object of the tree: required fields first, unknown fields allowed; its
+    TEXT fields, at any depth, of the type `text`."""
     spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     for field in sorted(fields, key=lambda f: not f.required):
-        typ = Annotated[field.type, Meta(description=field.description)] if field.description else field.type
+        typ = field.type
+        if typ is TEXT:
+            typ = text
+        elif isinstance(typ, Many):
+            typ = list[struct_of(typ.name, typ.fields, text)]  # type: ignore[misc]  # a type built at import time
+        if field.description:
+            typ = Annotated[typ, Meta(description=field.description)]
         spec.append((field.name, typ) if field.required else (field.name, typ | UnsetType, UNSET))
     return msgspec.defstruct(name, spec, kw_only=True, omit_defaults=True)
 
 
-def many(name: str, fields: tuple[F, ...]) -> Any:
+def many(name: str, fields: tuple[F, ...]) -> Many:
     """An array of one nested object type."""
-    return list[struct_of(name, fields)]  # type: ignore[misc]  # a type built at import time
+    return Many(name, fields)
 
 
 INTERFACE_IP_ADDRESS = (
@@ -534,6 +551,17 @@ class LatestSnapshots(Struct):
 _raw_batch = msgspec.json.Decoder(list[Raw])
 _encode = msgspec.json.Encoder().encode
 _typed_batch = msgspec.json.Decoder(list[Snapshot])  # type: ignore[valid-type]  # a type built at import time
+# The same tree without the NUL pattern: for a batch in which no string can hold a NUL (_may_hold_nul).
+_typed_batch_without_nul = msgspec.json.Decoder(
+    list[struct_of("Snapshot", SNAPSHOT, _TEXT_WITHOUT_NUL)]  # type: ignore[misc]  # a type built at import time
+)
+
+
+def _may_hold_nul(text: bytes) -> bool:
+    """Whether a JSON text may hold a NUL character in a string: only as the six characters backslash, `u`,
+    `0000` (JSON has no raw control characters in strings; a raw NUL byte is looked for all the same). An
+    escaped backslash followed by `u0000` also answers yes: the checked decode then decides."""
+    return b"\\u0000" in text or b"\x00" in text
 
 
 def decode_batch(body: bytes, max_snapshots: int = MAX_BATCH_SNAPSHOTS) -> list[ValidSnapshot]:
@@ -546,7 +574,8 @@ def decode_batch(body: bytes, max_snapshots: int = MAX_BATCH_SNAPSHOTS) -> list[
     raws, text = decode_exact(body, _raw_batch)  # each item's exact text
     if len(raws) > max_snapshots:
         raise BatchTooLarge(f"A batch holds at most {max_snapshots} snapshots; this one has {len(raws)}")
-    typed = decode_json(text, _typed_batch, unique_keys=False)  # every known field, at any depth
+    decoder = _typed_batch if _may_hold_nul(text) else _typed_batch_without_nul
+    typed = decode_json(text, decoder, unique_keys=False)  # every known field, at any depth
     # The typed parse, encoded again, keeps every member of a snapshot that has only known fields and no key
     # twice (most of them): then the generic parse of the duplicate-key check, as slow as the typed one, is spared.
     if not jsontext.members_kept(text, _encode(typed)):
