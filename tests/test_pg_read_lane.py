@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from helpers import Server, bearer, build_world, cli, cut_pg_connections, drop_pg_database, post_events
+
+from conntel.store.coalesce import Coalescer
+from conntel.store.postgres import PostgresStore
 
 T0 = 1_700_000_000
 EVENTS = 40
@@ -25,6 +30,34 @@ def _start_small(tmp_path: Path):
     world.server.stop()
     world.server = Server(world.db, log_dir=tmp_path, extra_args=("--pool-size", "2")).start()
     return world
+
+
+def _asked_together_then_one_by_one(
+    db: str,
+    keys: list[tuple],
+    ask: Callable[[PostgresStore], Callable[..., Awaitable[Any]]],
+    coalescer: Callable[[PostgresStore], Coalescer | None],
+    prepare: Callable[[PostgresStore], Awaitable[None]] | None = None,
+) -> tuple[list, list, int]:
+    """Every key asked of a fresh store (pool of 4) all at once, then one at a time: both answers, and the
+    queries the coalescer sent for the first."""
+
+    async def run() -> tuple[list, list, int]:
+        store = PostgresStore(db, pool_size=4)
+        await store.start()
+        try:
+            if prepare is not None:
+                await prepare(store)
+            together = await asyncio.gather(*(ask(store)(*key) for key in keys))
+            lookups = coalescer(store)
+            assert lookups is not None
+            queries = lookups.queries
+            one_by_one = [await ask(store)(*key) for key in keys]
+            return together, one_by_one, queries
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 def test_more_callers_than_lane_connections_all_get_their_event(tmp_path: Path):
@@ -67,8 +100,6 @@ def test_the_lane_recovers_when_its_connections_are_killed(tmp_path: Path):
 def test_get_events_waiting_together_go_in_few_queries_and_each_gets_its_own(tmp_path: Path):
     """Lookups that arrive together share queries (store/coalesce.py): each still gets exactly its own event,
     or None for one that does not exist (another connector's key, a missing `n`, a repeated key)."""
-    from conntel.store.postgres import PostgresStore
-
     world = _start_small(tmp_path)
     world.server.stop()
     keys = [(world.account, world.connector, T0 + i % EVENTS, i % EVENTS) for i in range(150)]
@@ -76,20 +107,10 @@ def test_get_events_waiting_together_go_in_few_queries_and_each_gets_its_own(tmp
     keys += [(world.account, "0" * 32, T0, 0), ("1" * 32, world.connector, T0, 0)]  # no such connector/account
     keys += keys[:10]  # the same key twice in one batch
 
-    async def lookups() -> tuple[list, list, int]:
-        store = PostgresStore(world.db, pool_size=4)
-        await store.start()
-        try:
-            together = await asyncio.gather(*(store.get_event(*key) for key in keys))
-            assert store._event_lookups is not None
-            queries = store._event_lookups.queries
-            one_by_one = [await store.get_event(*key) for key in keys]
-            return together, one_by_one, queries
-        finally:
-            await store.close()
-
     try:
-        together, one_by_one, queries = asyncio.run(lookups())
+        together, one_by_one, queries = _asked_together_then_one_by_one(
+            world.db, keys, lambda store: store.get_event, lambda store: store._event_lookups
+        )
         assert together == one_by_one
         found = [(event.t, event.n) if event is not None else None for event in together]
         assert found[:150] == [(T0 + i % EVENTS, i % EVENTS) for i in range(150)]
@@ -105,7 +126,6 @@ def test_pending_operations_asked_together_go_in_few_queries_and_each_gets_its_o
     together, each connector still gets exactly its own operation, or None (none pending, one already
     executed, another account's connector, an unknown one, the same connector twice in one batch)."""
     from conntel.interrupts import InterruptRecord
-    from conntel.store.postgres import PostgresStore
 
     world = _start_small(tmp_path)
     world.server.stop()
@@ -122,22 +142,14 @@ def test_pending_operations_asked_together_go_in_few_queries_and_each_gets_its_o
     ]
     keys += keys[:10]
 
-    async def lookups() -> tuple[list, list, int]:
-        store = PostgresStore(world.db, pool_size=4)
-        await store.start()
-        try:
-            for record in [*pending.values(), executed]:
-                await store.create_interrupt(record)
-            together = await asyncio.gather(*(store.pending_interrupt(*key) for key in keys))
-            assert store._pending_lookups is not None
-            queries = store._pending_lookups.queries
-            one_by_one = [await store.pending_interrupt(*key) for key in keys]
-            return together, one_by_one, queries
-        finally:
-            await store.close()
+    async def submit(store: PostgresStore) -> None:
+        for record in [*pending.values(), executed]:
+            await store.create_interrupt(record)
 
     try:
-        together, one_by_one, queries = asyncio.run(lookups())
+        together, one_by_one, queries = _asked_together_then_one_by_one(
+            world.db, keys, lambda store: store.pending_interrupt, lambda store: store._pending_lookups, submit
+        )
         assert together == one_by_one
         expected = [pending.get(connector) if account == world.account else None for account, connector in keys]
         assert together == expected
