@@ -121,3 +121,31 @@ def test_the_canonical_form_ignores_key_order_and_whitespace_only(tree: Any, rng
     # Written differently (a number's spelling, an escape): not the same.
     if b"1.50" in text:
         assert jsontext.canonical(text) != jsontext.canonical(text.replace(b"1.50", b"1.5"))
+
+
+NUL_TEXTS = st.text(alphabet=st.sampled_from(["\x00", "\\", "u", "0", "a", '"']), max_size=8)
+NUL_TREES = st.recursive(
+    NUL_TEXTS,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.lists(st.tuples(NUL_TEXTS, children), max_size=3).map(lambda pairs: ("object", pairs)),
+    ),
+    max_leaves=8,
+)
+
+
+def holds_nul(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any("\x00" in key or holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(holds_nul(item) for item in value)
+    return isinstance(value, str) and "\x00" in value
+
+
+@settings(max_examples=400, deadline=None)
+@given(NUL_TREES, st.randoms(use_true_random=False), st.booleans())
+def test_a_text_that_holds_a_nul_anywhere_is_never_said_not_to(tree: Any, rng: random.Random, escape: bool):
+    """may_hold_nul lets a decode skip its NUL checks: it may say yes wrongly, never no."""
+    text = write(tree, rng, escape).encode()
+    if holds_nul(json.loads(text)):
+        assert jsontext.may_hold_nul(text)

@@ -146,6 +146,8 @@ def decode_json(body: bytes, decoder: msgspec.json.Decoder[Any], unique_keys: bo
         # on this error path, tell them apart with an untyped parse.
         try:
             msgspec.json.decode(body)
+        except msgspec.ValidationError:
+            pass  # JSON, with a number beyond what msgspec holds (1e400): the typed error names where
         except msgspec.DecodeError as syntax:
             raise MalformedJson(f"Malformed JSON body: {syntax}") from None
         except (UnicodeDecodeError, RecursionError) as unreadable:
@@ -214,7 +216,7 @@ def decode_batch(body: bytes, max_events: int) -> list[ValidEvent]:
     `e` is kept as the exact text the connector sent (see decode_exact), at most
     MAX_PAYLOAD_BYTES of it per event.
     """
-    decoder: msgspec.json.Decoder[Any] = _batch_decoder if b"\\u0000" in body else _batch_decoder_without_nul
+    decoder: msgspec.json.Decoder[Any] = _batch_decoder if jsontext.may_hold_nul(body) else _batch_decoder_without_nul
     events, text = decode_exact(body, decoder)
     if len(events) > max_events:
         raise BatchTooLarge(f"A batch holds at most {max_events} events; this one has {len(events)}")

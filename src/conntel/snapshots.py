@@ -18,8 +18,10 @@ the epoch, like an event's.
 
 from __future__ import annotations
 
+import math
 import sys
-from typing import Annotated, Any, NamedTuple
+from collections.abc import Callable
+from typing import Annotated, Any, NamedTuple, get_args, get_origin
 
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType
@@ -35,9 +37,6 @@ COUNT = Annotated[float, Meta(ge=0, le=_LARGEST)]  # a counter, size, duration o
 PERCENT = Annotated[float, Meta(ge=0, le=100)]
 NUMBER = Annotated[float, Meta(ge=-_LARGEST, le=_LARGEST)]  # any finite number (temperatures)
 TEXT = Annotated[str, Meta(max_length=1024, pattern=NO_NUL)]
-# TEXT for a batch whose JSON cannot hold a NUL character (no `\u0000` in it): msgspec checks a pattern by
-# calling `re` on each string, over half the typed decode of a snapshot (decode_batch).
-_TEXT_WITHOUT_NUL = Annotated[str, Meta(max_length=1024)]
 FLAG = bool
 TIME = Annotated[int, Meta(ge=0, le=MAX_SEQUENCE)]  # whole seconds since the epoch
 
@@ -63,20 +62,26 @@ class Many(NamedTuple):
     fields: tuple[F, ...]
 
 
-def struct_of(name: str, fields: tuple[F, ...], text: Any = TEXT) -> type[Struct]:
-    """A validating Struct for one object of the tree: required fields first, unknown fields allowed; its
-    TEXT fields, at any depth, of the type `text`."""
+def _as_declared(declared: Any) -> Any:
+    return declared
+
+
+def struct_of(name: str, fields: tuple[F, ...], kind: Callable[[Any], Any] = _as_declared) -> type[Struct]:
+    """A validating Struct for one object of the tree: required fields first, unknown fields allowed; each
+    field's type, at any depth, `kind` of the type declared (a variant of the tree: see _fast_kind)."""
     spec: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     for field in sorted(fields, key=lambda f: not f.required):
         typ = field.type
-        if typ is TEXT:
-            typ = text
-        elif isinstance(typ, Many):
-            typ = list[struct_of(typ.name, typ.fields, text)]  # type: ignore[misc]  # a type built at import time
+        if isinstance(typ, Many):
+            typ = list[struct_of(typ.name, typ.fields, kind)]  # type: ignore[misc]  # a type built at import time
+        else:
+            typ = kind(typ)
         if field.description:
             typ = Annotated[typ, Meta(description=field.description)]
         spec.append((field.name, typ) if field.required else (field.name, typ | UnsetType, UNSET))
-    return msgspec.defstruct(name, spec, kw_only=True, omit_defaults=True)
+    # gc=False: a decoded tree holds no cycle, and thousands of tracked objects a batch set off the collector
+    # (5.5 % of a server's time ingesting snapshots, measured: bench/RESULTS.md).
+    return msgspec.defstruct(name, spec, kw_only=True, omit_defaults=True, gc=False)
 
 
 def many(name: str, fields: tuple[F, ...]) -> Many:
@@ -548,20 +553,32 @@ class LatestSnapshots(Struct):
     items: list[RecordedSnapshot]
 
 
+# The fast variant of the tree, for a batch whose JSON cannot hold a NUL character (jsontext.may_hold_nul):
+# msgspec checks a pattern by calling `re` on every string (over half the typed decode of a snapshot), and makes
+# a float of every number. Its TEXT has no pattern, and its numbers read a JSON integer as an int first (cheaper
+# to make and to encode again), within the float kind's own bounds and int64's (msgspec bounds no int beyond):
+# so whatever it accepts, the declared tree accepts too. What it refuses (a problem, or an integer beyond int64)
+# is decided by the declared tree (decode_batch), with the declared tree's words.
+_INT64_LOW, _INT64_HIGH = -(1 << 63), (1 << 63) - 1
+_TEXT_WITHOUT_NUL = Annotated[str, Meta(max_length=1024)]
+
+
+def _fast_kind(declared: Any) -> Any:
+    if declared is TEXT:
+        return _TEXT_WITHOUT_NUL
+    if get_origin(declared) is Annotated and get_args(declared)[0] is float:  # COUNT, PERCENT, NUMBER, level()
+        bounds = get_args(declared)[1]
+        low, high = max(math.ceil(bounds.ge), _INT64_LOW), min(math.floor(bounds.le), _INT64_HIGH)
+        return Annotated[int, Meta(ge=low, le=high)] | declared
+    return declared
+
+
 _raw_batch = msgspec.json.Decoder(list[Raw])
 _encode = msgspec.json.Encoder().encode
 _typed_batch = msgspec.json.Decoder(list[Snapshot])  # type: ignore[valid-type]  # a type built at import time
-# The same tree without the NUL pattern: for a batch in which no string can hold a NUL (_may_hold_nul).
-_typed_batch_without_nul = msgspec.json.Decoder(
-    list[struct_of("Snapshot", SNAPSHOT, _TEXT_WITHOUT_NUL)]  # type: ignore[misc]  # a type built at import time
+_fast_typed_batch = msgspec.json.Decoder(
+    list[struct_of("Snapshot", SNAPSHOT, _fast_kind)]  # type: ignore[misc]  # a type built at import time
 )
-
-
-def _may_hold_nul(text: bytes) -> bool:
-    """Whether a JSON text may hold a NUL character in a string: only as the six characters backslash, `u`,
-    `0000` (JSON has no raw control characters in strings; a raw NUL byte is looked for all the same). An
-    escaped backslash followed by `u0000` also answers yes: the checked decode then decides."""
-    return b"\\u0000" in text or b"\x00" in text
 
 
 def decode_batch(body: bytes, max_snapshots: int = MAX_BATCH_SNAPSHOTS) -> list[ValidSnapshot]:
@@ -574,8 +591,7 @@ def decode_batch(body: bytes, max_snapshots: int = MAX_BATCH_SNAPSHOTS) -> list[
     raws, text = decode_exact(body, _raw_batch)  # each item's exact text
     if len(raws) > max_snapshots:
         raise BatchTooLarge(f"A batch holds at most {max_snapshots} snapshots; this one has {len(raws)}")
-    decoder = _typed_batch if _may_hold_nul(text) else _typed_batch_without_nul
-    typed = decode_json(text, decoder, unique_keys=False)  # every known field, at any depth
+    typed = _decode_typed(text)  # every known field, at any depth
     # The typed parse, encoded again, keeps every member of a snapshot that has only known fields and no key
     # twice (most of them): then the generic parse of the duplicate-key check, as slow as the typed one, is spared.
     if not jsontext.members_kept(text, _encode(typed)):
@@ -590,6 +606,15 @@ def decode_batch(body: bytes, max_snapshots: int = MAX_BATCH_SNAPSHOTS) -> list[
                 f"A snapshot takes {len(snapshot.json)} bytes, at most {MAX_SNAPSHOT_BYTES} - at `$[{i}]`"
             )
     return snapshots
+
+
+def _decode_typed(text: bytes) -> list[Any]:
+    if not jsontext.may_hold_nul(text):
+        try:
+            return _fast_typed_batch.decode(text)  # type: ignore[no-any-return]
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            pass  # the declared tree decides, and says why
+    return decode_json(text, _typed_batch, unique_keys=False)  # type: ignore[no-any-return]
 
 
 def same_snapshot(recorded: bytes, other: bytes) -> bool:
