@@ -6,7 +6,9 @@
 For each backend, into a fresh store through the real API:
 
 1. ingest: `--snapshots` simulated snapshots (conntel.client.metrics.sample_snapshots, another seed than
-   the dictionary's) posted in batches of 100 by 4 clients: snapshots/s (target on SQLite: >= 3,000).
+   the dictionary's) posted in batches of 100 by 4 clients: snapshots/s (target on SQLite: >= 3,000), the
+   worker processes' CPU per snapshot, and the busiest worker's share of it (the kernel spreads the 4
+   connections over the workers by a hash: 0.5 is even, 1.0 all on one).
 2. bytes: the store's size for them after a checkpoint (SQLite: WAL checkpointed and truncated, then
    VACUUM; PostgreSQL: VACUUM FULL, then the snapshots table's total relation size, TOAST and index
    included) ÷ the bytes of their JSON (target: <= 25 %).
@@ -17,7 +19,7 @@ For each backend, into a fresh store through the real API:
    one events store, interleaved in every round: the median ratio now/before (the event figures must not
    fall).
 
-Prints a Markdown section for bench/RESULTS.md and writes bench/work/snapshots.json.
+Prints the figures as JSON (recorded in bench/RESULTS.md by hand) and writes bench/work/snapshots.json.
 """
 
 from __future__ import annotations
@@ -36,7 +38,20 @@ from pathlib import Path
 
 import httpx
 import msgspec
-from harness import ROOT, WORK, BenchError, Server, cli_json, conntel_argv, free_port, hello_server, log, run_wrk
+from harness import (
+    ROOT,
+    WORK,
+    BenchError,
+    Server,
+    cli_json,
+    conntel_argv,
+    cpu_seconds,
+    ensure_wrk,
+    free_port,
+    hello_server,
+    log,
+    run_wrk,
+)
 from stores import DEFAULT_POSTGRES, Backend, make_backends, pg
 
 from conntel.client.metrics import sample_snapshots
@@ -148,6 +163,7 @@ def main() -> int:
         help="git revision whose Get Event is compared with this tree's (default: the release before snapshots)",
     )
     args = parser.parse_args()
+    ensure_wrk()  # Get Snapshot and Get Event are measured with wrk (installed if missing: a fresh machine)
     WORK.mkdir(exist_ok=True)
     report: dict = {"snapshots": args.snapshots, "connectors": args.connectors, "backends": {}}
     log(f"generating {args.snapshots:,} snapshots of {args.connectors} connectors")
@@ -159,10 +175,24 @@ def main() -> int:
             work = [(connectors[i], body, size) for i, body, size in generated]
             json_bytes = sum(size for _, _, size in work)
             server = serve(backend, store, f"conntel-{backend.name}")
+            workers = [pid for pid in server.pids() if pid != server.pid]
+            cpu_before = [cpu_seconds(pid) for pid in workers]
             seconds = ingest(f"http://127.0.0.1:{server.port}", account, write, work)
             rate = args.snapshots / seconds
+            spent = [cpu_seconds(pid) - before for pid, before in zip(workers, cpu_before, strict=True)]
             log(f"{backend.label}: {rate:,.0f} snapshots/s ({json_bytes / args.snapshots:,.0f} JSON bytes each)")
-            row: dict = {"ingest_per_s": round(rate), "json_bytes_each": round(json_bytes / args.snapshots)}
+            row: dict = {
+                "ingest_per_s": round(rate),
+                "json_bytes_each": round(json_bytes / args.snapshots),
+                # The kernel spreads the 4 connections over the worker processes by a hash (SO_REUSEPORT):
+                # the busiest one's share says how evenly; CPU per snapshot does not depend on it.
+                "worker_cpu_us_per_snapshot": round(sum(spent) / args.snapshots * 1e6),
+                "busiest_worker_share": round(max(spent) / sum(spent), 3),
+            }
+            log(
+                f"{backend.label}: worker CPU {row['worker_cpu_us_per_snapshot']} µs a snapshot, busiest worker "
+                f"{row['busiest_worker_share']:.0%} of it"
+            )
             if backend.name == "sqlite":
                 hello = hello_server(free_port()).start()
                 paths = []
