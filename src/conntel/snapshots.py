@@ -568,7 +568,8 @@ def _fast_kind(declared: Any) -> Any:
         return _TEXT_WITHOUT_NUL
     if get_origin(declared) is Annotated and get_args(declared)[0] is float:  # COUNT, PERCENT, NUMBER, level()
         bounds = get_args(declared)[1]
-        low, high = max(math.ceil(bounds.ge), _INT64_LOW), min(math.floor(bounds.le), _INT64_HIGH)
+        low = _INT64_LOW if bounds.ge is None else max(math.ceil(bounds.ge), _INT64_LOW)
+        high = _INT64_HIGH if bounds.le is None else min(math.floor(bounds.le), _INT64_HIGH)
         return Annotated[int, Meta(ge=low, le=high)] | declared
     return declared
 
