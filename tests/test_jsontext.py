@@ -31,15 +31,19 @@ class _Number(str):
     """A number written as given (json.dumps cannot write 1.50)."""
 
 
-# A document as a tree: objects are lists of (key, value) pairs, so that keys may repeat.
-TREES = st.recursive(
-    SCALARS,
-    lambda children: st.one_of(
-        st.lists(children, max_size=4),
-        st.lists(st.tuples(KEYS, children), max_size=4).map(lambda pairs: ("object", pairs)),
-    ),
-    max_leaves=12,
-)
+def documents(leaves: Any, keys: Any, width: int, max_leaves: int) -> Any:
+    """A document as a tree: objects are lists of (key, value) pairs, so that keys may repeat."""
+    return st.recursive(
+        leaves,
+        lambda children: st.one_of(
+            st.lists(children, max_size=width),
+            st.lists(st.tuples(keys, children), max_size=width).map(lambda pairs: ("object", pairs)),
+        ),
+        max_leaves=max_leaves,
+    )
+
+
+TREES = documents(SCALARS, KEYS, width=4, max_leaves=12)
 
 
 def write(tree: Any, rng: random.Random | None, escape: bool) -> str:
@@ -124,14 +128,7 @@ def test_the_canonical_form_ignores_key_order_and_whitespace_only(tree: Any, rng
 
 
 NUL_TEXTS = st.text(alphabet=st.sampled_from(["\x00", "\\", "u", "0", "a", '"']), max_size=8)
-NUL_TREES = st.recursive(
-    NUL_TEXTS,
-    lambda children: st.one_of(
-        st.lists(children, max_size=3),
-        st.lists(st.tuples(NUL_TEXTS, children), max_size=3).map(lambda pairs: ("object", pairs)),
-    ),
-    max_leaves=8,
-)
+NUL_TREES = documents(NUL_TEXTS, NUL_TEXTS, width=3, max_leaves=8)
 
 
 def holds_nul(value: Any) -> bool:
