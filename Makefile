@@ -68,4 +68,4 @@ bench: $(BENCH_STAMP) $(DASH_STAMP) $(CHROMIUM)
 	$(BIN)/python bench/dashboard.py
 
 clean:
-	rm -rf $(VENV) $(NODE_DIR)/node_modules $(DASH_DIR)/node_modules demo.db demo.db-wal demo.db-shm demo.log
+	rm -rf $(VENV) $(NODE_DIR)/node_modules $(DASH_DIR)/node_modules demo.db demo.db-wal demo.db-shm demo.db-writer demo.log

@@ -78,6 +78,7 @@ from conntel.store.sql import (
     unique_snapshots,
     webhook_record,
 )
+from conntel.store.write_turns import WriteTurns
 from conntel.webhooks import DueMessage, WebhookRecord
 
 if TYPE_CHECKING:  # the snapshot types are built where snapshots are decoded (api), not on a CLI start
@@ -222,6 +223,7 @@ class SqliteStore:
         self._reader_conns: set[sqlite3.Connection] = set()
         self._writer_conn: sqlite3.Connection | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conntel-sqlite-writer")
+        self._turns = WriteTurns(self.path)  # among the processes of a server (store/write_turns.py)
 
     # -- plumbing --
     def _read(self) -> sqlite3.Connection:
@@ -263,17 +265,18 @@ class SqliteStore:
             if self._writer_conn is None:
                 self._writer_conn = _connect(self.path)
             conn = self._writer_conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = work(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                # SQLite may have rolled back by itself (a full disk, an I/O error): a ROLLBACK then fails
-                # and would hide the error that matters; a failed COMMIT may leave the transaction open.
-                if conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
+            with self._turns.turn():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    # SQLite may have rolled back by itself (a full disk, an I/O error): a ROLLBACK then fails
+                    # and would hide the error that matters; a failed COMMIT may leave the transaction open.
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
             return result
 
         return await asyncio.get_running_loop().run_in_executor(self._writer, run)
@@ -315,6 +318,7 @@ class SqliteStore:
         self._writer.shutdown(wait=True)  # pending writes finish first
         if self._writer_conn is not None:
             self._writer_conn.close()
+        self._turns.close()
         for conn in self._reader_conns:
             conn.close()
         self._reader_conns.clear()
