@@ -43,6 +43,10 @@ def py_spy() -> str:
     return found
 
 
+class ProfileFailed(BenchError):
+    """py-spy could not attach, stop or write its samples: the profile is missing, the measure itself is not."""
+
+
 class Recorder:
     """`with recorder(server): ...` samples the server meanwhile; then `recorder.summary` tells where time went."""
 
@@ -74,7 +78,7 @@ class Recorder:
             spy = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         time.sleep(0.5)  # attached
         if spy.poll() is not None:
-            raise BenchError(f"py-spy could not attach to {server.name}:\n{log_path.read_text(errors='replace')}")
+            raise ProfileFailed(f"py-spy could not attach to {server.name}:\n{log_path.read_text(errors='replace')}")
         try:
             yield
         finally:
@@ -83,9 +87,9 @@ class Recorder:
                 spy.wait(60)
             except subprocess.TimeoutExpired:
                 spy.kill()
-                raise BenchError(f"py-spy did not stop; see {log_path}") from None
+                raise ProfileFailed(f"py-spy did not stop; see {log_path}") from None
         if not self.output.exists():
-            raise BenchError(f"py-spy wrote nothing; see {log_path}")
+            raise ProfileFailed(f"py-spy wrote nothing; see {log_path}")
         self.summary = summarize(self.output)
         log(f"profile of {server.name}: {self.summary['samples']:,} samples in {self.output.relative_to(WORK.parent)}")
 
@@ -126,7 +130,7 @@ def summarize(path: Path, top: int = TOP) -> dict:
             if frame.endswith(".py)") and "conntel/" in frame and not frame.startswith(ENTRY_POINTS):
                 inclusive[frame] += count
     if not busy:
-        raise BenchError(f"no busy samples in {path}")
+        raise ProfileFailed(f"no busy samples in {path}")
 
     def share(counter: Counter[str]) -> list[tuple[str, float]]:
         return [(frame, round(100 * n / busy, 1)) for frame, n in counter.most_common(top)]

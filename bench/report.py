@@ -335,6 +335,9 @@ def soak_lines(report: dict) -> list[str]:
 def profile_lines(report: dict) -> list[str]:
     lines = ["### Profiles (py-spy)", ""]
     for prof in report["profiles"]:
+        if "failed" in prof:
+            lines += [f"**{prof['what']}** — not profiled: {prof['failed']}", ""]
+            continue
         summary = prof["summary"]
         lines += [
             f"**{prof['what']}** — {summary['busy']:,} busy samples (all threads; {summary['idle_pct']:.0f}% more "

@@ -78,12 +78,15 @@ def get_event_datasets(backends: list[Backend], args: argparse.Namespace, port: 
 
 
 def profile(datasets: list[Dataset], backends: list[Backend], args: argparse.Namespace, port: int) -> list[dict]:
-    """Get Event and ingestion on each backend, each in an extra run with py-spy attached."""
+    """Get Event and ingestion on each backend, each in an extra run with py-spy attached.
+
+    A profile is a diagnosis, not a figure: one py-spy could not take (it wrote nothing once, at the end of a
+    short ingestion) is recorded as such, and the run's figures are kept."""
     profiling.py_spy()  # fails early when missing
     profiles = []
     url = f"http://127.0.0.1:{port}"
-    for ds in datasets:
-        recorder = profiling.Recorder(f"profile-get-event-{ds.backend.name}")
+
+    def get_event(ds: Dataset, recorder: profiling.Recorder) -> str:
         server = conntel_server(ds, port, f"conntel-{ds.backend.name}-profile").start()
         try:
             with recorder(server):
@@ -96,23 +99,22 @@ def profile(datasets: list[Dataset], backends: list[Backend], args: argparse.Nam
                 )
         finally:
             server.stop()
-        profiles.append(
-            {
-                "what": f"Get Event, {ds.backend.label}",
-                "summary": recorder.summary,
-                "throughput": f"{measured.result.rps:,.0f} req/s",
-            }
-        )
-    for backend in backends:
-        recorder = profiling.Recorder(f"profile-ingest-{backend.name}")
-        figures = ingest.profiled_round(backend, args, port, recorder)
-        profiles.append(
-            {
-                "what": f"ingestion, {backend.label}",
-                "summary": recorder.summary,
-                "throughput": f"{figures['events_per_s']:,} events/s",
-            }
-        )
+        return f"{measured.result.rps:,.0f} req/s"
+
+    def ingestion(backend: Backend, recorder: profiling.Recorder) -> str:
+        return f"{ingest.profiled_round(backend, args, port, recorder)['events_per_s']:,} events/s"
+
+    runs = [(f"Get Event, {ds.backend.label}", f"get-event-{ds.backend.name}", get_event, ds) for ds in datasets]
+    runs += [(f"ingestion, {b.label}", f"ingest-{b.name}", ingestion, b) for b in backends]
+    for what, name, measure, subject in runs:
+        recorder = profiling.Recorder(f"profile-{name}")
+        try:
+            throughput = measure(subject, recorder)  # type: ignore[operator]
+        except profiling.ProfileFailed as exc:
+            log(f"profile of {what} not taken: {exc}")
+            profiles.append({"what": what, "failed": str(exc)})
+            continue
+        profiles.append({"what": what, "summary": recorder.summary, "throughput": throughput})
     return profiles
 
 
