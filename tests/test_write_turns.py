@@ -26,7 +26,7 @@ from conntel.store.write_turns import SUFFIX, WriteTurns
 HOLDER = """
 import sys
 from conntel.store.write_turns import WriteTurns
-with WriteTurns(sys.argv[1]).turn():
+with WriteTurns(sys.argv[1], 0).turn():
     print("holding", flush=True)
     sys.stdin.readline()
 """
@@ -40,9 +40,9 @@ def hold_a_turn(db: Path) -> subprocess.Popen[str]:
     return holder
 
 
-def seconds_to_a_turn(db: Path) -> float:
+def seconds_to_a_turn(db: Path, wait_seconds: float = 30) -> float:
     started = time.monotonic()
-    turns = WriteTurns(str(db))
+    turns = WriteTurns(str(db), wait_seconds)
     try:
         with turns.turn():
             return time.monotonic() - started
@@ -76,6 +76,30 @@ def test_a_process_killed_holding_a_turn_gives_it_back(tmp_path: Path):
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait(10)
     assert seconds_to_a_turn(db) < 5
+
+
+@pytest.mark.timeout(60)
+def test_a_turn_held_too_long_is_not_waited_for(tmp_path: Path):
+    """A process stopped while writing (Ctrl-Z) holds its turn: the others write without one after
+    `wait_seconds`, and SQLite's busy timeout decides as it would without turns."""
+    db = tmp_path / "conntel.db"
+    holder = hold_a_turn(db)
+    turns = WriteTurns(str(db), wait_seconds=0.3)
+    try:
+        os.kill(holder.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        with turns.turn():
+            assert 0.25 < time.monotonic() - started < 5  # went on without the turn
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(10)
+    # The abandoned wait took the turn once the holder died, and gave it back: the next turn is had at once.
+    deadline = time.monotonic() + 5
+    while turns._pending and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with turns.turn():
+        assert seconds_to_a_turn(db, wait_seconds=0.2) >= 0.15  # held by this process now, not by another
+    turns.close()
 
 
 def scene(tmp_path: Path) -> tuple[Path, str, str]:
