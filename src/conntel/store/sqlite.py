@@ -223,7 +223,7 @@ class SqliteStore:
         self._reader_conns: set[sqlite3.Connection] = set()
         self._writer_conn: sqlite3.Connection | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conntel-sqlite-writer")
-        # Among the processes of a server (store/write_turns.py); a turn held past the busy timeout is not waited for.
+        # Turns among conntel's processes writing this file (store/write_turns.py), waited for at most the busy timeout.
         self._turns = WriteTurns(self.path, _BUSY_TIMEOUT_MS / 1000)
 
     # -- plumbing --
